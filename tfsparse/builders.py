@@ -1,0 +1,45 @@
+"""Objects built from config sections (data, model, train section, evaluation subset), shared by pipelines."""
+
+import ml_collections
+
+from tfsparse import data as data_lib
+from tfsparse import models as model_lib
+from tfsparse.compat import keras
+from tfsparse.config import parse_int_list
+from tfsparse.config import xla_flag
+
+
+def load_data(data_cfg, seed=0):
+    """Loads the dataset a config's ``data`` section names (0 = all for the sizes)."""
+    return data_lib.load(
+        data_cfg.name,
+        data_cfg.data_dir or None,
+        num_train=data_cfg.num_train or None,
+        num_test=data_cfg.num_test or None,
+        classes=parse_int_list(data_cfg.classes, "data.classes") or None,
+        seed=seed,
+    )
+
+
+def build_model(model_cfg, dataset, seed):
+    """Builds the zoo model a config names for ``dataset``, with seeded initial weights."""
+    keras.utils.set_random_seed(seed)
+    num_classes = 1 if model_cfg.name == "linear_binary" else dataset.num_classes
+    return model_lib.get(model_cfg.name)(
+        num_classes, dataset.input_shape, dataset.mean, dataset.std, width=model_cfg.width
+    )
+
+
+def train_section(config, **overrides):
+    """The ``train`` section with the run-wide XLA switch resolved, plus overrides."""
+    section = ml_collections.ConfigDict(config.train.to_dict())
+    section.jit_compile = xla_flag(config.xla)
+    for key, value in overrides.items():
+        section[key] = value
+    return section
+
+
+def eval_subset(dataset, num_examples):
+    """The first ``num_examples`` test images (deterministic), as used by every round."""
+    n = min(int(num_examples), len(dataset.x_test))
+    return dataset.x_test[:n], dataset.y_test[:n]

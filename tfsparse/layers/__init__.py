@@ -1,0 +1,5 @@
+"""Custom Keras layers of tfsparse."""
+
+from tfsparse.layers.normalization import Normalize
+
+__all__ = ["Normalize"]

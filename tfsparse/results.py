@@ -1,0 +1,102 @@
+"""Run directories and atomic result files (SPEC §11).
+
+A run directory is never silently overwritten; every file is written to a temporary
+name in the same directory and renamed into place, so a crash never leaves a
+half-written result.
+"""
+
+import csv
+import datetime
+import io
+import json
+import os
+import subprocess
+import tempfile
+
+import tfsparse
+
+
+class RunDirExistsError(FileExistsError):
+    """The requested run directory already holds files."""
+
+
+def make_run_dir(path):
+    """Creates ``path`` (and parents); refuses a directory that already holds files.
+
+    Raises:
+      RunDirExistsError: if ``path`` exists and is not empty.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path) and os.listdir(path):
+        raise RunDirExistsError(f"run directory {path} already exists and is not empty; choose a new --workdir")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirExistsError(f"{path} exists and is a file; choose a new --workdir")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def atomic_write_text(path, text):
+    """Writes ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv(path, records):
+    """Writes a list of flat dicts as CSV (columns = union of keys, in first-seen order)."""
+    columns = []
+    for record in records:
+        columns.extend(key for key in record if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def metadata():
+    """Version, git commit (when run from a checkout) and library versions for results."""
+    import numpy as np
+
+    from tfsparse.compat import tf
+
+    commit = None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=os.path.dirname(os.path.abspath(tfsparse.__file__)),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "tfsparse_version": tfsparse.__version__,
+        "git_commit": commit,
+        "tensorflow_version": tf.__version__,
+        "numpy_version": np.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
