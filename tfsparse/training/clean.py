@@ -69,6 +69,9 @@ def compile_model(model, train_cfg, total_steps):
         metrics=[accuracy_metric(model)],
         jit_compile=use_xla(train_cfg.jit_compile),
     )
+    # Creating the optimizer slots now, not inside the first traced step, saves
+    # tf.function a second trace (it retraces when variables are created on a call).
+    optimizer.build(model.trainable_variables)
 
 
 def train(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=()):

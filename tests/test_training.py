@@ -1,0 +1,81 @@
+"""Clean training recipe: schedules, weight decay, NaN guard, one trace per fit."""
+
+import ml_collections
+import numpy as np
+import pytest
+
+from tfsparse import training
+from tfsparse.compat import keras
+from tfsparse.compat import tf
+from tfsparse.training.clean import add_weight_decay
+
+
+def cfg(**overrides):
+    base = {"batch_size": 16, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0,
+            "lr_schedule": "constant", "steps": 12, "epochs": 0.0, "augment": False, "jit_compile": False}
+    base.update(overrides)
+    return ml_collections.ConfigDict(base)
+
+
+def small_model(outputs=3):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((4, 4, 1))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(8, activation="relu", name="fc1")(x)
+    return keras.Model(inputs, keras.layers.Dense(outputs, name="logits")(x))
+
+
+def data(n=64):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (n, 4, 4, 1)).astype("float32")
+    return x, (x.mean(axis=(1, 2, 3)) > 0.5).astype("int64")
+
+
+def test_caffe_inv_schedule_matches_formula():
+    schedule = training.CaffeInvDecay(0.01)
+    for step in (0, 1000, 50_000):
+        assert float(schedule(step)) == pytest.approx(0.01 * (1 + 1e-4 * step) ** -0.75, rel=1e-6)
+
+
+def test_thirds_schedule_divides_by_ten_at_each_third():
+    schedule = training.make_schedule("thirds", 0.1, 300)
+    assert [float(schedule(s)) for s in (0, 101, 201)] == pytest.approx([0.1, 0.01, 0.001])
+    with pytest.raises(ValueError, match="unknown lr_schedule"):
+        training.make_schedule("nope", 0.1, 10)
+
+
+def test_steps_budget_from_epochs_or_steps():
+    assert training.steps_for(cfg(epochs=2.0), 100) == 14  # ceil(100 / 16) = 7 batches per epoch
+    assert training.steps_for(cfg(steps=500), 100) == 500
+
+
+def test_train_runs_exactly_the_budget_and_traces_once():
+    model = small_model()
+    x, y = data()
+    training.train(model, x, y, cfg(steps=12))  # 4 batches per epoch -> 3 epochs
+    assert int(model.optimizer.iterations.numpy()) == 12
+    assert model.train_tf_function.experimental_get_tracing_count() == 1
+
+
+def test_weight_decay_adds_half_lambda_sum_of_squares_on_kernels_only():
+    model = small_model()
+    add_weight_decay(model, 0.1)
+    kernels = [model.get_layer("fc1").kernel, model.get_layer("logits").kernel]
+    expected = 0.05 * sum(float(tf.reduce_sum(k ** 2)) for k in kernels)
+    assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_binary_single_logit_uses_softplus_loss():
+    model = small_model(outputs=1)
+    loss = training.loss_for(model)
+    z = tf.constant([[0.3], [-1.2]])
+    y = tf.constant([[1.0], [0.0]])
+    # softplus(-s z) with s = 2y - 1, averaged over the batch (Guo §3.1).
+    assert float(loss(y, z)) == pytest.approx(float(tf.reduce_mean(tf.nn.softplus(-(2 * y - 1) * z))), rel=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_error_naming_the_step():
+    model = small_model()
+    x, y = data()
+    with pytest.raises(FloatingPointError, match=r"at step \d+ \(epoch"):
+        training.train(model, x, y, cfg(steps=40, learning_rate=1e30))
