@@ -20,17 +20,26 @@ class RunDirExistsError(FileExistsError):
     """The requested run directory already holds files."""
 
 
-def make_run_dir(path):
-    """Creates ``path`` (and parents); refuses a directory that already holds files.
-
-    Raises:
-      RunDirExistsError: if ``path`` exists and is not empty.
-    """
+def check_run_dir_free(path):
+    """Raises ``RunDirExistsError`` if ``path`` exists and holds files (or is a file)."""
     path = os.path.abspath(path)
     if os.path.isdir(path) and os.listdir(path):
         raise RunDirExistsError(f"run directory {path} already exists and is not empty; choose a new --workdir")
     if os.path.exists(path) and not os.path.isdir(path):
         raise RunDirExistsError(f"{path} exists and is a file; choose a new --workdir")
+    return path
+
+
+def make_run_dir(path):
+    """Creates ``path`` (and parents); refuses a directory that already holds files.
+
+    Pipelines call ``check_run_dir_free`` before loading data and ``make_run_dir`` after,
+    so bad input never leaves a half-made run directory behind.
+
+    Raises:
+      RunDirExistsError: if ``path`` exists and is not empty.
+    """
+    path = check_run_dir_free(path)
     os.makedirs(path, exist_ok=True)
     return path
 

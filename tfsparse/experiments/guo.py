@@ -78,10 +78,11 @@ def run_sweep(config, workdir, log=print):
     Returns:
       The absolute path of the run directory.
     """
+    results.check_run_dir_free(workdir)
+    dataset = load_data(config.data, seed=config.data.seed)
     run_dir = results.make_run_dir(workdir)
     meta = results.metadata()
     results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
-    dataset = load_data(config.data, seed=config.data.seed)
     log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
     records = []
 

@@ -22,10 +22,11 @@ def train_and_evaluate(config, workdir, log=print):
     Returns:
       The results dict written to ``results.json``.
     """
+    results.check_run_dir_free(workdir)
+    dataset = load_data(config.data, seed=config.data.seed)
     run_dir = results.make_run_dir(workdir)
     meta = results.metadata()
     results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
-    dataset = load_data(config.data, seed=config.data.seed)
     log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
     model = build_model(config.model, dataset, config.seed)
     started = time.perf_counter()

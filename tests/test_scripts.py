@@ -1,0 +1,112 @@
+"""The CLI scripts on the real code path with tiny configs, and their exit-code contract."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_SWEEP = [
+    "--config=configs/guo_mnist.py:quick",
+    "--config.train.steps=40",
+    "--config.prune.rounds=2",
+    "--config.prune.retrain_steps=10",
+    "--config.eval.num_examples=40",
+    "--config.eval.deepfool_max_iter=10",
+    "--config.data.num_train=600",
+    "--config.data.num_test=200",
+]
+
+
+def run_script(name, *args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", name), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def error_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]
+
+
+def test_sweep_writes_the_run_directory_and_refuses_to_overwrite_it(tmp_path):
+    workdir = tmp_path / "sweep"
+    result = run_script("sweep.py", *TINY_SWEEP, f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"run directory: {workdir}" in result.stdout
+    for name in ("config.json", "results.json", "results.csv", "results.md", "robustness_vs_sparsity.png"):
+        assert (workdir / name).is_file(), name
+    records = json.loads((workdir / "results.json").read_text())["records"]
+    assert [r["round"] for r in records] == [0, 1, 2]
+    for record in records:
+        for key in ("round", "sparsity", "clean_accuracy", "r_inf", "r2"):
+            assert isinstance(record[key], (int, float)), key
+    sparsities = [r["sparsity"] for r in records]
+    np.testing.assert_allclose(sparsities, [0.0, 1 / 3, 5 / 9], atol=2e-3)
+    assert "| round |" in (workdir / "results.md").read_text()
+
+    before = (workdir / "results.json").read_text()
+    again = run_script("sweep.py", *TINY_SWEEP, f"--workdir={workdir}")
+    assert again.returncode == 2
+    assert "already exists" in error_line(again)
+    assert (workdir / "results.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--config.prune.rate=1.5", "prune.rate"),
+        ("--config.eval.fgs_eps=-0.1", "eval.fgs_eps"),
+        ("--config.model.name=resnet99", "model.name"),
+    ],
+)
+def test_sweep_bad_config_exits_2_before_any_work(tmp_path, override, message):
+    workdir = tmp_path / "bad"
+    result = run_script("sweep.py", *TINY_SWEEP, override, f"--workdir={workdir}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in error_line(result)
+    assert not workdir.exists()
+
+
+def test_unknown_config_key_exits_2(tmp_path):
+    result = run_script("sweep.py", "--config.prune.nope=1", f"--workdir={tmp_path / 'x'}")
+    assert result.returncode == 2
+    assert "nope" in result.stderr
+
+
+def test_train_saves_a_servable_savedmodel(tmp_path):
+    workdir = tmp_path / "train"
+    result = run_script(
+        "train.py", "--model=lenet300_100", "--dataset=mnist", "--num_train=600", "--epochs=1",
+        f"--workdir={workdir}", "--config.verbose=0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "results.json").read_text())
+    assert summary["train_steps"] == 10  # ceil(600 / 64) batches for one epoch
+    assert 0.0 <= summary["clean_accuracy"] <= 1.0
+    import tfsparse  # noqa: F401
+    from tfsparse.compat import tf
+
+    serve = tf.saved_model.load(str(workdir / "saved_model")).signatures["serving_default"]
+    logits = serve(images=tf.zeros([3, 28, 28, 1]))["logits"]
+    assert logits.shape == (3, 10)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model=nope"], "model.name"),
+        (["--data_dir=/nonexistent/dir"], "/nonexistent/dir"),
+        (["--dataset=imagenet"], "data.name"),
+    ],
+)
+def test_train_bad_usage_exits_2(tmp_path, args, message):
+    result = run_script("train.py", *args, f"--workdir={tmp_path / 'w'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in error_line(result)
