@@ -23,8 +23,12 @@ def data(name="mnist", data_dir="", num_train=0, num_test=0, classes=""):
     )
 
 
-def model(name="lenet300_100", width=1.0):
-    return ml_collections.ConfigDict({"name": name, "width": width})
+def model(name="lenet300_100", width=1.0, normalization="dataset", kernel_initializer="he_normal"):
+    """Model section. ``normalization``: "dataset" (per-channel mean/std as the first layer)
+    or "none" (inputs stay in [0, 1], as Caffe's LeNets with scale 1/256 see them)."""
+    return ml_collections.ConfigDict(
+        {"name": name, "width": width, "normalization": normalization, "kernel_initializer": kernel_initializer}
+    )
 
 
 def lenet_training(steps=50_000):

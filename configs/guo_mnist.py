@@ -26,7 +26,9 @@ def get_config(arg=None):
     config.xla = "auto"
     config.verbose = 0
     config.data = common.data("mnist")
-    config.model = common.model("lenet300_100")
+    # Caffe's LeNets (Guo's references): inputs scaled to [0, 1] without mean/std, "xavier"
+    # filler = U(±sqrt(3 / fan_in)) = Keras's lecun_uniform.
+    config.model = common.model("lenet300_100", normalization="none", kernel_initializer="lecun_uniform")
     config.train = common.lenet_training(50_000)
     config.prune = ml_collections.ConfigDict(
         {"rounds": 16, "rate": 1.0 / 3.0, "retrain_steps": 2_000, "retrain_learning_rate": 0.001,

@@ -25,8 +25,10 @@ def build_model(model_cfg, dataset, seed):
     """Builds the zoo model a config names for ``dataset``, with seeded initial weights."""
     keras.utils.set_random_seed(seed)
     num_classes = 1 if model_cfg.name == "linear_binary" else dataset.num_classes
+    mean, std = (dataset.mean, dataset.std) if model_cfg.normalization == "dataset" else (0.0, 1.0)
     return model_lib.get(model_cfg.name)(
-        num_classes, dataset.input_shape, dataset.mean, dataset.std, width=model_cfg.width
+        num_classes, dataset.input_shape, mean, std, width=model_cfg.width,
+        layers=model_lib.Layers(kernel_initializer=model_cfg.kernel_initializer),
     )
 
 

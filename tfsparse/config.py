@@ -7,6 +7,7 @@ one-line message naming the key, the bad value, and what to change.
 
 XLA_CHOICES = ("auto", "on", "off")
 LR_SCHEDULES = ("constant", "caffe_inv", "thirds", "cosine")
+NORMALIZATIONS = ("dataset", "none")
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,7 @@ def validate(config):
         m = config.model
         _require(m.name in model_lib.names(), f"model.name {m.name!r} is unknown; choose from {model_lib.names()}")
         _require(m.width > 0, f"model.width must be > 0, got {m.width}")
+        _require(m.normalization in NORMALIZATIONS, f"model.normalization must be one of {NORMALIZATIONS}, got {m.normalization!r}")
     if "train" in config:
         _validate_train(config.train, "train")
     if "xla" in config:
