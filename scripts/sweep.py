@@ -12,14 +12,13 @@ Exit codes: 0 ok, 1 failure, 2 bad usage (bad flag/config/data, existing workdir
 
 import _bootstrap  # noqa: F401  (sys.path for configs/, quiet TF logs)
 from absl import flags
-from ml_collections import config_flags
 
 import tfsparse  # noqa: F401  (selects tf_keras before TensorFlow loads)
 from tfsparse import cli
 from tfsparse import config as config_lib
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", f"{_bootstrap.REPO_ROOT}/configs/guo_mnist.py:quick", "Experiment config file[:variant].", lock_config=True
+_CONFIG = cli.define_config_file(
+    "config", f"{_bootstrap.REPO_ROOT}/configs/guo_mnist.py:quick", "Experiment config file[:variant]."
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to create (must not already hold files).", required=True)
 

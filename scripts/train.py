@@ -15,15 +15,12 @@ signature: [0, 1] images → logits). Exit codes: 0 ok, 1 failure, 2 bad usage.
 
 import _bootstrap  # noqa: F401
 from absl import flags
-from ml_collections import config_flags
 
 import tfsparse  # noqa: F401
 from tfsparse import cli
 from tfsparse import config as config_lib
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", f"{_bootstrap.REPO_ROOT}/configs/train.py", "Training config file[:variant].", lock_config=True
-)
+_CONFIG = cli.define_config_file("config", f"{_bootstrap.REPO_ROOT}/configs/train.py", "Training config file[:variant].")
 _MODEL = flags.DEFINE_string("model", None, "Zoo model name (overrides config.model.name), e.g. lenet5.")
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset name (overrides config.data.name): mnist, cifar10, ...")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (overrides config.data.data_dir).")

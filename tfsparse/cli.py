@@ -20,12 +20,40 @@ def _usage_errors():
     return (ConfigError, DataError, RunDirExistsError, flags.Error)
 
 
+_BAD_USAGE = (flags.Error, AttributeError, KeyError, ValueError, TypeError)
+
+
+def _usage_exit(error):
+    # Config-file errors arrive with the whole traceback in the message: keep its last line.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    message = (lines[-1] if lines else type(error).__name__).strip('"')
+    if isinstance(error, (AttributeError, KeyError)):
+        message = f"unknown config key {message}; check the key against the config file"
+    sys.stderr.write(f"error: {message}\nTry --help for the list of flags.\n")
+    sys.exit(2)
+
+
+def define_config_file(name, default, help_text):
+    """``config_flags.DEFINE_config_file`` with bad overrides reported as usage errors.
+
+    ml_collections already applies ``--config.*`` overrides from ``sys.argv`` while the
+    flag is defined (at import of the script), so an unknown key must be caught here.
+    """
+    from ml_collections import config_flags
+
+    try:
+        return config_flags.DEFINE_config_file(name, default, help_text, lock_config=True)
+    except _BAD_USAGE as error:
+        _usage_exit(error)
+
+
 def _parse_flags(argv):
+    # ml_collections applies --config.* overrides while parsing: an unknown key raises
+    # AttributeError/KeyError and a bad variant ValueError, all of them bad usage.
     try:
         return flags.FLAGS(argv)
-    except flags.Error as error:
-        sys.stderr.write(f"error: {error}\nTry --help for the list of flags.\n")
-        sys.exit(2)
+    except _BAD_USAGE as error:
+        _usage_exit(error)
 
 
 def run(main):

@@ -31,3 +31,41 @@ def plot_robustness_vs_sparsity(records, path, title=""):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_weight_histograms(model_or_dict, path, log_y=True, bins=50, per_layer=True):
+    """Histograms of the non-zero kernel weights (Wang Fig. 2–4, RSR Fig. 1).
+
+    Args:
+      model_or_dict: a model, or ``{layer_name: ndarray}`` kernels read from results.
+      path: output image path (PNG by extension).
+      log_y: logarithmic count axis (the papers' choice for the heavy centre).
+      bins: bins per histogram.
+      per_layer: one panel per layer plus "all"; False draws only the pooled panel.
+
+    Returns:
+      ``path``.
+    """
+    from tfsparse.sparsity.stats import weight_histogram_data
+
+    if isinstance(model_or_dict, dict):
+        weights = model_or_dict
+    else:
+        from tfsparse.sparsity.oneshot import kernels
+
+        weights = kernels(model_or_dict)
+    panels = ([(name, name) for name in weights] if per_layer else []) + [(None, "all layers")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.0), squeeze=False)
+    for axis, (layer, title) in zip(axes[0], panels):
+        data = weight_histogram_data(weights, layer=layer, bins=bins)
+        axis.stairs(data["counts"], data["edges"], fill=True)
+        if log_y:
+            axis.set_yscale("log")
+        nonzero = data["size"] - data["zeros"]
+        axis.set_title(f"{title}\n{nonzero}/{data['size']} non-zero", fontsize=9)
+        axis.set_xlabel("weight value")
+        axis.set_ylabel("count")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
