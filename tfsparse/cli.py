@@ -60,6 +60,11 @@ def run(main):
     """Runs an absl ``main`` with tfsparse's exit-code contract."""
 
     def guarded(argv):
+        from tfsparse.compat import tf
+
+        # Each pruning round attacks a new model, which TF reports as "retracing"; that is
+        # expected here and would bury the progress lines.
+        tf.get_logger().setLevel("ERROR")
         try:
             return main(argv)
         except _usage_errors() as error:
