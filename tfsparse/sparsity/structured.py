@@ -27,8 +27,10 @@ block's second conv, projection shortcuts): Li et al. 2017 §4.2 prune only the 
 layer of each residual block for this reason, and Wang et al. follow Luo et al. 2017
 ("every two consecutive convolutional layers, skip the shortcuts"). For network
 slimming the prunable BNs are likewise only those on such routes (inside blocks, after
-the first conv). DenseNets, whose every output feeds a concatenation, have none
-(Wang et al.: FP "is not available on DenseNet").
+the first conv). In a DenseNet-BC only the 1×1 bottleneck conv of each dense layer
+qualifies (its output feeds only the 3×3 conv); the 3×3 outputs, concatenated into
+every later input, never do. Wang et al. did not run FP on DenseNet for that reason
+("not available on DenseNet"); pruning the bottlenecks is the caller's choice.
 
 Channel indices follow NHWC through a Flatten: channel ``c`` of an ``(H, W, C)`` map is
 flattened to the positions ``s · C + c`` for every spatial position ``s``, and those
