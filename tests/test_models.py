@@ -27,6 +27,8 @@ EXPECTED_PARAMS = {
     "linear_binary": (785, 785),
     "lenet300_100": (266_610, 266_610),
     "lenet5": (431_080, 431_080),
+    # lenet5_bn: lenet5 minus 570 conv/fc1 biases plus BN gamma/beta 2 * 570 (+ 1,140 moving stats).
+    "lenet5_bn": (431_650, 432_790),
     "vgg_like": (12_626_890, 12_635_338),
     "vgg16": (14_724_042, 14_732_490),
     "resnet20": (269_722, 271_098),
@@ -42,6 +44,7 @@ FEATURE_LAYER = {
     "linear_binary": "flatten",
     "lenet300_100": "fc2_relu",
     "lenet5": "fc1_relu",
+    "lenet5_bn": "fc1_relu",
     "vgg_like": "fc1_relu",
     "vgg16": "flatten",
     "resnet20": "pool",
@@ -78,7 +81,7 @@ def test_registry_covers_spec_and_expected_tables():
 def test_natural_input_defaults(name):
     expected = {
         "linear": (28, 28, 1), "linear_binary": (28, 28, 1), "lenet300_100": (28, 28, 1),
-        "lenet5": (28, 28, 1), "densenet121": (64, 64, 3),
+        "lenet5": (28, 28, 1), "lenet5_bn": (28, 28, 1), "densenet121": (64, 64, 3),
     }.get(name, (32, 32, 3))
     assert natural_input(name) == expected
 

@@ -64,10 +64,19 @@ def validate(config):
         _validate_train(config.train, "train")
     if "xla" in config:
         xla_flag(config.xla)
-    if "prune" in config:
+    if "methods" in config:
+        from tfsparse.experiments.wang import METHODS
+
+        unknown = [m for m in config.methods if m not in METHODS]
+        _require(not unknown, f"methods {unknown} unknown; choose from {METHODS}")
+    if "sparsities" in config:
+        _require(all(0.0 <= p < 1.0 for p in config.sparsities), f"sparsities must be in [0, 1), got {config.sparsities}")
+    if "prune" in config and "rounds" in config.prune:
         p = config.prune
         _require(p.rounds >= 1, f"prune.rounds must be >= 1, got {p.rounds}")
         _require(0.0 < p.rate < 1.0, f"prune.rate (fraction of remaining weights removed per round) must be in (0, 1), got {p.rate}")
+    if "prune" in config:
+        p = config.prune
         _require(p.retrain_steps >= 0, f"prune.retrain_steps must be >= 0, got {p.retrain_steps}")
         _require(p.retrain_learning_rate > 0, f"prune.retrain_learning_rate must be > 0, got {p.retrain_learning_rate}")
     if "eval" in config:

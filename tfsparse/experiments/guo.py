@@ -11,18 +11,15 @@ subset of the test split.
 import os
 import time
 
-from tfsparse import attacks
-from tfsparse import metrics
 from tfsparse import plotting
 from tfsparse import reporting
 from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
-from tfsparse.config import xla_flag
 from tfsparse.builders import build_model
-from tfsparse.builders import eval_subset
 from tfsparse.builders import load_data
 from tfsparse.builders import train_section
+from tfsparse.experiments.measure import robustness_record
 
 TABLE_COLUMNS = [
     ("round", "round", "{:d}"),
@@ -32,35 +29,6 @@ TABLE_COLUMNS = [
     ("r_inf", "r∞ (FGS)", "{:.4f}"),
     ("r2", "r2 (DeepFool)", "{:.4f}"),
 ]
-
-
-def evaluate_round(model, dataset, config):
-    """Clean accuracy, sparsity, r∞ and r2 of one (stripped) model."""
-    jit = xla_flag(config.xla)
-    x_eval, y_eval = eval_subset(dataset, config.eval.num_examples)
-    started = time.perf_counter()
-    clean = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
-    fgs = attacks.FGSM(eps=config.eval.fgs_eps, jit_compile=jit)
-    r_inf = metrics.r_inf(model, x_eval, y_eval, config.eval.fgs_eps, attack=fgs, batch_size=config.eval.batch_size)
-    deepfool = attacks.DeepFool(
-        overshoot=config.eval.deepfool_overshoot,
-        max_iter=config.eval.deepfool_max_iter,
-        box=config.eval.deepfool_box,
-        jit_compile=jit,
-    )
-    r2 = metrics.r2(model, x_eval, y_eval, attack=deepfool, batch_size=config.eval.batch_size)
-    stats = sparsity.weight_sparsity(model)
-    return {
-        "sparsity": stats["overall"],
-        "clean_accuracy": clean,
-        "r_inf": r_inf["r_inf"],
-        "r2": r2["r2"],
-        "r2_mean_attacked": r2["mean_l2_attacked"],
-        "deepfool_failures": r2["failures"],
-        "num_eval": len(x_eval),
-        "eval_seconds": time.perf_counter() - started,
-        "layer_sparsity": {name: v["sparsity"] for name, v in stats["layers"].items()},
-    }
 
 
 def run_sweep(config, workdir, log=print):
@@ -88,7 +56,7 @@ def run_sweep(config, workdir, log=print):
 
     def record(seed, round_index, target, model, seconds):
         entry = {"seed": seed, "round": round_index, "target_sparsity": target, "train_seconds": seconds}
-        entry.update(evaluate_round(model, dataset, config))
+        entry.update(robustness_record(model, dataset, config))
         records.append(entry)
         _write_results(run_dir, config, meta, records)
         log(

@@ -29,6 +29,9 @@ class ActivationL1(keras.layers.Layer):
 
     Input shape: arbitrary. Output shape: same as input (values unchanged).
 
+    The loss is added on every call, in training and evaluation alike (as Keras'
+    ``ActivityRegularization`` does), so evaluated losses include it.
+
     References:
       Guo et al., "Sparse DNNs with Improved Adversarial Robustness", NeurIPS 2018, Table 1.
 
@@ -83,13 +86,14 @@ def insert_activation_l1(model, layer_name, strength):
     new_name = f"{layer_name}_act_l1"
     entry = keras.utils.serialize_keras_object(ActivationL1(strength, name=new_name))
     config = model.get_config()
+    listed = [layer["config"]["name"] for layer in config["layers"]]
     if isinstance(model, keras.Sequential):
-        index = next(i for i, layer in enumerate(config["layers"]) if layer["config"]["name"] == layer_name)
-        config["layers"].insert(index + 1, entry)
+        config["layers"].insert(listed.index(layer_name) + 1, entry)
     else:
         config = _rewire(config, layer_name, new_name)
-        index = next(i for i, layer in enumerate(config["layers"]) if layer["name"] == layer_name)
-        config["layers"].insert(index + 1, {**entry, "name": new_name, "inbound_nodes": [[[layer_name, 0, 0, {}]]]})
+        node = [[[layer_name, 0, 0, {}]]]
+        entry = {**entry, "name": new_name, "inbound_nodes": node}
+        config["layers"].insert(listed.index(layer_name) + 1, entry)
     rebuilt = type(model).from_config(config)
     old = {layer.name: layer for layer in model.layers}
     for layer in rebuilt.layers:
@@ -109,6 +113,8 @@ def _rewire(config, source, target):
         return item
 
     config = dict(config)
-    config["layers"] = [{**layer, "inbound_nodes": redirect(layer["inbound_nodes"])} for layer in config["layers"]]
+    config["layers"] = [
+        {**layer, "inbound_nodes": redirect(layer["inbound_nodes"])} for layer in config["layers"]
+    ]
     config["output_layers"] = redirect(config["output_layers"])
     return config

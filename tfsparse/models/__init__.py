@@ -31,6 +31,7 @@ REGISTRY = {
     "linear_binary": linear.linear_binary,
     "lenet300_100": lenet.lenet300_100,
     "lenet5": lenet.lenet5,
+    "lenet5_bn": lenet.lenet5_bn,
     "vgg_like": vgg.vgg_like,
     "vgg16": vgg.vgg16,
     "resnet20": resnet.resnet20,

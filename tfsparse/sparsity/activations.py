@@ -53,9 +53,8 @@ def activation_tensor(model, layer_name=None):
     for layer in model.layers:
         if layer_name in (layer.name, _inner(layer).name):
             return layer.output
-    raise ValueError(
-        f"activation_sparsity: no layer {layer_name!r}; choose from {[layer.name for layer in model.layers]}"
-    )
+    names = [layer.name for layer in model.layers]
+    raise ValueError(f"activation_sparsity: no layer {layer_name!r}; choose from {names}")
 
 
 def _inner(layer):

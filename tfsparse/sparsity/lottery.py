@@ -8,8 +8,8 @@ surviving weights to θ0. The ticket is θ0 ⊙ MK, to be trained with MK held
 (Table 3: "60 (20×3 iter)"). After K iterations the sparsity is exactly K·p.
 
 Alg. 2 (IWI) fine-tunes the ticket to θ′ ⊙ MK, loads it into the large network with the
-pruned positions re-initialised from θ0 — θ′ ⊙ MK + θ0 ⊙ (M0 − MK) — and trains the large
-dense network to convergence.
+pruned positions re-initialised from θ0, θ′ ⊙ MK + θ0 ⊙ (M0 − MK), and trains the
+large dense network to convergence.
 """
 
 import numpy as np
@@ -27,7 +27,14 @@ from tfsparse.sparsity.prune import strip
 
 
 def lottery_ticket(
-    model, *, iterations, prune_fraction, train, keep_dense=(), layer_types=LAYER_TYPES, on_iteration=None
+    model,
+    *,
+    iterations,
+    prune_fraction,
+    train,
+    keep_dense=(),
+    layer_types=LAYER_TYPES,
+    on_iteration=None,
 ):
     """Finds an (adversarial) lottery ticket by iterative global pruning with rewinding.
 
@@ -78,7 +85,7 @@ def lottery_ticket(
         )
     theta0 = copy_model(model)
     names = select_layers(theta0, keep_dense=keep_dense, layer_types=layer_types)
-    kept = {name: np.ones(kernel.shape, dtype=bool) for name, kernel in kernels(theta0, names).items()}
+    kept = {name: np.ones(k.shape, dtype=bool) for name, k in kernels(theta0, names).items()}
     remove = int(round(float(prune_fraction) * sum(mask.size for mask in kept.values())))
     for k in range(1, int(iterations) + 1):
         wrapped = wrap_with_masks(theta0, kept)
@@ -140,23 +147,32 @@ def inverse_weights_inheritance(large_model_theta0, ticket_trained, masks):
       ValueError: if a layer with weights or a masked layer is missing from the ticket,
         or shapes differ.
     """
-    ticket = strip(copy_model(ticket_trained)) if has_pruning_wrappers(ticket_trained) else ticket_trained
+    ticket = ticket_trained
+    if has_pruning_wrappers(ticket):
+        ticket = strip(copy_model(ticket))
     large = copy_model(large_model_theta0)
     missing = set(masks) - {layer.name for layer in prunable_layers(large)}
     if missing:
-        raise ValueError(f"inverse_weights_inheritance: masks name unknown layers {sorted(missing)}")
+        raise ValueError(
+            f"inverse_weights_inheritance: masks name unknown layers {sorted(missing)}"
+        )
     source = {layer.name: layer for layer in _weighted_layers(ticket)}
     for layer in _weighted_layers(large):
         if layer.name not in source:
             raise ValueError(f"inverse_weights_inheritance: the ticket has no layer {layer.name!r}")
         layer.set_weights(source[layer.name].get_weights())
-    initial = {layer.name: prunable_weights(layer)[0].numpy() for layer in prunable_layers(large_model_theta0)}
+    initial = {
+        layer.name: prunable_weights(layer)[0].numpy()
+        for layer in prunable_layers(large_model_theta0)
+    }
     for layer in prunable_layers(large):
         if layer.name in masks:
             kernel = prunable_weights(layer)[0]
             mask = np.asarray(masks[layer.name], dtype=bool)
             if mask.shape != tuple(kernel.shape):
-                raise ValueError(f"mask of {layer.name!r} has shape {mask.shape}, kernel {tuple(kernel.shape)}")
+                raise ValueError(
+                    f"mask of {layer.name!r} has shape {mask.shape}, kernel {tuple(kernel.shape)}"
+                )
             kernel.assign(np.where(mask, kernel.numpy(), initial[layer.name]))
     return large
 

@@ -14,11 +14,11 @@ schedule never recomputes the mask.
 """
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.sparsity.prune import PruneLowMagnitude
+from tfsparse.sparsity.prune import PruningSchedule
 from tfsparse.sparsity.prune import copy_model
 from tfsparse.sparsity.prune import has_pruning_wrappers
 from tfsparse.sparsity.prune import prunable_layers
@@ -32,7 +32,7 @@ METHODS = ("gup", "lup")
 
 
 @keras.utils.register_keras_serializable(package="tfsparse")
-class HeldMask(tfmot.sparsity.keras.PruningSchedule):
+class HeldMask(PruningSchedule):
     """A tfmot schedule that never recomputes the mask: the mask assigned to the wrapper holds.
 
     ``wrap_with_masks`` assigns the masks; the wrapper then multiplies the kernel by them
@@ -65,7 +65,9 @@ def select_layers(model, *, keep_dense=(), layer_types=LAYER_TYPES):
     """
     unknown = set(layer_types) - set(LAYER_TYPES)
     if unknown or not layer_types:
-        raise ValueError(f"layer_types must be a non-empty subset of {LAYER_TYPES}, got {layer_types!r}")
+        raise ValueError(
+            f"layer_types must be a non-empty subset of {LAYER_TYPES}, got {layer_types!r}"
+        )
     keep = resolve_keep_dense(model, keep_dense)
     names = []
     for layer in prunable_layers(model):
@@ -114,10 +116,13 @@ def global_sparsity_targets(model, sparsity, *, keep_dense=(), layer_types=LAYER
       ValueError: on a bad sparsity or when no layer is selected.
     """
     _check_sparsity(sparsity)
-    selected = kernels(model, _require(select_layers(model, keep_dense=keep_dense, layer_types=layer_types)))
+    selected = _selected_kernels(model, keep_dense, layer_types)
     threshold = _global_threshold([np.abs(k) for k in selected.values()], sparsity)
     # tfmot keeps at least one weight per kernel; saying so here keeps targets in [0, 1).
-    return {name: min(_pruned_count(np.abs(k), threshold), k.size - 1) / k.size for name, k in selected.items()}
+    return {
+        name: min(_pruned_count(np.abs(k), threshold), k.size - 1) / k.size
+        for name, k in selected.items()
+    }
 
 
 def gup(model, sparsity, *, keep_dense=(), layer_types=LAYER_TYPES):
@@ -142,7 +147,9 @@ def gup(model, sparsity, *, keep_dense=(), layer_types=LAYER_TYPES):
     Raises:
       ValueError: on a bad sparsity, layer type or layer name.
     """
-    targets = global_sparsity_targets(model, sparsity, keep_dense=keep_dense, layer_types=layer_types)
+    targets = global_sparsity_targets(
+        model, sparsity, keep_dense=keep_dense, layer_types=layer_types
+    )
     return prune(model, sparsity_by_layer=targets)
 
 
@@ -163,7 +170,7 @@ def lup(model, sparsity, *, keep_dense=(), layer_types=LAYER_TYPES):
       ValueError: on a bad sparsity, layer type or layer name.
     """
     _check_sparsity(sparsity)
-    names = _require(select_layers(model, keep_dense=keep_dense, layer_types=layer_types))
+    names = list(_selected_kernels(model, keep_dense, layer_types))
     return prune(model, sparsity_by_layer={name: float(sparsity) for name in names})
 
 
@@ -212,12 +219,12 @@ def gamma_for_sparsity(model, sparsity, *, keep_dense=(), layer_types=LAYER_TYPE
       ValueError: on a bad sparsity or when no layer is selected.
     """
     _check_sparsity(sparsity)
-    selected = kernels(model, _require(select_layers(model, keep_dense=keep_dense, layer_types=layer_types)))
+    selected = _selected_kernels(model, keep_dense, layer_types)
     return float(_global_threshold([np.abs(k) for k in selected.values()], sparsity))
 
 
 def threshold_masks(model, gamma, *, keep_dense=(), layer_types=LAYER_TYPES):
-    """``{layer_name: bool ndarray}``, True where a weight survives threshold γ (|w| ≥ γ, w ≠ 0).
+    """``{layer_name: bool ndarray}``, True where a weight survives γ (|w| ≥ γ and w ≠ 0).
 
     Raises:
       ValueError: if γ < 0.
@@ -281,7 +288,9 @@ def wrap_with_masks(model, kept):
     names = [_name(layer) for layer in prunable_layers(model)]
     for name, mask in kept.items():
         if name not in names:
-            raise ValueError(f"wrap_with_masks: {name!r} is not a prunable layer; choose from {names}")
+            raise ValueError(
+                f"wrap_with_masks: {name!r} is not a prunable layer; choose from {names}"
+            )
     keep = [name for name in names if name not in kept]
     wrapped = prune(model, schedule=HeldMask(), keep_dense=keep)
     for layer in prunable_layers(wrapped):
@@ -290,11 +299,19 @@ def wrap_with_masks(model, kept):
             value = kept[_name(layer)]
             if tuple(value.shape) != tuple(weight.shape):
                 raise ValueError(
-                    f"wrap_with_masks: mask of {_name(layer)!r} has shape {value.shape}, kernel {weight.shape}"
+                    f"wrap_with_masks: mask of {_name(layer)!r} has shape {value.shape}, "
+                    f"kernel {weight.shape}"
                 )
             mask.assign(value.astype(mask.dtype.as_numpy_dtype))
             weight.assign(weight.numpy() * value.astype(weight.dtype.as_numpy_dtype))
     return wrapped
+
+
+def _selected_kernels(model, keep_dense, layer_types):
+    names = select_layers(model, keep_dense=keep_dense, layer_types=layer_types)
+    if not names:
+        raise ValueError("no prunable layer selected (check keep_dense and layer_types)")
+    return kernels(model, names)
 
 
 def _global_threshold(magnitudes, sparsity):
@@ -309,12 +326,6 @@ def _pruned(magnitude, threshold):
 
 def _pruned_count(magnitude, threshold):
     return int(np.count_nonzero(_pruned(magnitude, threshold)))
-
-
-def _require(names):
-    if not names:
-        raise ValueError("no prunable layer selected (check keep_dense and layer_types)")
-    return names
 
 
 def _name(layer):

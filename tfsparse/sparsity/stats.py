@@ -109,7 +109,9 @@ def weight_histogram_data(model, layer=None, bins=50, nonzero_only=True):
     """
     weights = model if isinstance(model, dict) else kernels(model)
     if layer is not None and layer not in weights:
-        raise ValueError(f"weight_histogram_data: no prunable layer {layer!r}; choose from {list(weights)}")
+        raise ValueError(
+            f"weight_histogram_data: no prunable layer {layer!r}; choose from {list(weights)}"
+        )
     chosen = [weights[layer]] if layer is not None else list(weights.values())
     flat = np.concatenate([np.asarray(k, dtype=np.float64).ravel() for k in chosen])
     zeros = int(np.count_nonzero(flat == 0))

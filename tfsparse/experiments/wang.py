@@ -1,0 +1,118 @@
+"""Wang et al.'s one-shot pruning table (Tables 1–2): GUP / LUP / FP / NS × p, inherited vs re-initialised.
+
+One dense reference is trained (with the network-slimming L1 penalty on BN γ when NS is
+among the methods, Liu et al. 2017). For each method and pruning ratio p the reference is
+pruned once and retrained — with its surviving weights ("inherited") and, as the control
+of Wang Table 2, with the same structure or mask but fresh weights ("reinit": FP-rand /
+scratch). Every resulting model gets the measurements of ``robustness_record`` plus its
+parameter and FLOP reduction. ``p`` is the fraction of weights (GUP, LUP) or of channels
+(FP: filters of each conv; NS: BN channels globally) removed.
+"""
+
+import os
+import time
+
+from tfsparse import reporting
+from tfsparse import results
+from tfsparse import sparsity
+from tfsparse import training
+from tfsparse.builders import build_model
+from tfsparse.builders import load_data
+from tfsparse.builders import train_section
+from tfsparse.experiments.measure import robustness_record
+from tfsparse.sparsity import oneshot
+
+METHODS = ("gup", "lup", "fp", "ns")
+INITS = ("inherited", "reinit")
+TABLE_COLUMNS = [
+    ("method", "method", "{}"),
+    ("p", "p", "{:.2f}"),
+    ("init", "weights", "{}"),
+    ("sparsity", "weight sparsity", "{:.4f}"),
+    ("params_reduction", "params removed", "{:.4f}"),
+    ("clean_accuracy", "clean accuracy", "{:.4f}"),
+    ("r_inf", "r∞ (FGS)", "{:.4f}"),
+    ("r2", "r2 (DeepFool)", "{:.4f}"),
+]
+
+
+def pruned_structure(method, dense, p, config):
+    """The model to retrain for ``method`` at ratio ``p``, with inherited weights.
+
+    GUP/LUP return tfmot-wrapped copies (masks set at the first training step); FP/NS
+    return physically narrower plain models.
+    """
+    keep = tuple(config.prune.keep_dense)
+    layer_types = tuple(config.prune.layer_types)
+    if method == "gup":
+        return oneshot.gup(dense, p, keep_dense=keep, layer_types=layer_types)
+    if method == "lup":
+        return oneshot.lup(dense, p, keep_dense=keep, layer_types=layer_types)
+    if method == "fp":
+        return sparsity.filter_prune(dense, p)
+    return sparsity.network_slim(dense, p, max_per_layer=config.prune.ns_max_per_layer)
+
+
+def run_oneshot_table(config, workdir, log=print):
+    """Runs the table of ``config`` (see ``configs/wang_mnist.py``) into ``workdir``.
+
+    Writes ``config.json``, ``results.json`` (rewritten after every row), ``results.csv``
+    and ``results.md``. Returns the run directory.
+    """
+    results.check_run_dir_free(workdir)
+    dataset = load_data(config.data, seed=config.data.seed)
+    run_dir = results.make_run_dir(workdir)
+    meta = results.metadata()
+    results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
+    seed = config.seeds[0]
+    dense = build_model(config.model, dataset, seed)
+    if "ns" in config.methods and config.prune.ns_l1 > 0:
+        dense.add_loss(sparsity.bn_gamma_l1(dense, config.prune.ns_l1))
+    started = time.perf_counter()
+    training.train(dense, dataset.x_train, dataset.y_train, train_section(config), seed=seed, verbose=config.verbose)
+    log(f"dense reference trained in {time.perf_counter() - started:.1f} s")
+    reference = sparsity.structure_summary(dense)
+    retrain_cfg = train_section(
+        config, learning_rate=config.prune.retrain_learning_rate, lr_schedule=config.prune.retrain_lr_schedule
+    )
+    rows = []
+
+    def retrain(model):
+        training.train(model, dataset.x_train, dataset.y_train, retrain_cfg,
+                       steps=config.prune.retrain_steps, seed=seed, verbose=config.verbose)
+        return sparsity.strip(model) if sparsity.has_pruning_wrappers(model) else model
+
+    def record(method, p, init, model):
+        row = {"method": method, "p": p, "init": init}
+        row.update(robustness_record(model, dataset, config))
+        row["params_reduction"] = sparsity.structure_reduction(dense, model)["params"] if method in ("fp", "ns") else row["sparsity"]
+        row["flops_reduction"] = sparsity.structure_reduction(dense, model)["flops"]
+        rows.append(row)
+        results.write_json(os.path.join(run_dir, "results.json"),
+                           {"experiment": "wang_oneshot", "model": config.model.name, "dataset": config.data.name,
+                            "reference": reference, "rows": rows, "metadata": meta})
+        log(f"{method:>5} p={p:.2f} {init:>9}: sparsity {row['sparsity']:.4f} clean {row['clean_accuracy']:.4f} "
+            f"r_inf {row['r_inf']:.4f} r2 {row['r2']:.4f}")
+
+    record("dense", 0.0, "inherited", dense)
+    for method in config.methods:
+        for p in config.sparsities:
+            inherited = retrain(pruned_structure(method, dense, p, config))
+            record(method, p, "inherited", inherited)
+            if "reinit" not in config.inits:
+                continue
+            if method in ("gup", "lup"):
+                fresh = oneshot.wrap_with_masks(
+                    sparsity.reinitialize(dense, seed=seed + 1, keep_mask=False), sparsity.masks(inherited)
+                )
+            else:
+                fresh = sparsity.reinitialize(inherited, seed=seed + 1, keep_mask=False)
+            record(method, p, "reinit", retrain(fresh))
+
+    flat = [{k: v for k, v in r.items() if k != "layer_sparsity"} for r in rows]
+    results.write_csv(os.path.join(run_dir, "results.csv"), flat)
+    title = (f"{config.model.name} on {config.data.name}: one-shot pruning, {config.prune.retrain_steps} "
+             f"retraining steps; r∞ by FGS ε = {config.eval.fgs_eps}, r2 by DeepFool on {rows[0]['num_eval']} test images")
+    results.atomic_write_text(os.path.join(run_dir, "results.md"),
+                              f"# {title}\n\n" + reporting.markdown_table(rows, TABLE_COLUMNS))
+    return run_dir
