@@ -80,13 +80,19 @@ def test_unknown_config_key_exits_2(tmp_path):
     assert "nope" in result.stderr
 
 
-def test_train_saves_a_servable_savedmodel(tmp_path):
-    workdir = tmp_path / "train"
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("trained") / "train"
     result = run_script(
         "train.py", "--model=lenet300_100", "--dataset=mnist", "--num_train=600", "--epochs=1",
         f"--workdir={workdir}", "--config.verbose=0",
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_train_saves_a_servable_savedmodel(trained_workdir):
+    workdir = trained_workdir
     summary = json.loads((workdir / "results.json").read_text())
     assert summary["train_steps"] == 10  # ceil(600 / 64) batches for one epoch
     assert 0.0 <= summary["clean_accuracy"] <= 1.0
@@ -110,3 +116,46 @@ def test_train_bad_usage_exits_2(tmp_path, args, message):
     result = run_script("train.py", *args, f"--workdir={tmp_path / 'w'}")
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in error_line(result)
+
+
+@pytest.mark.parametrize("method, sparsity", [("gup", 0.6), ("fp", 0.5)])
+def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path, method, sparsity):
+    output = tmp_path / method
+    result = run_script(
+        "prune.py", f"--model={trained_workdir / 'saved_model'}", f"--method={method}", f"--sparsity={sparsity}",
+        "--dataset=mnist", "--retrain_epochs=0.2", f"--output={output}", "--config.data.num_train=600",
+        "--config.verbose=0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((output / "stats.json").read_text())
+    assert (output / "weights_histogram.png").is_file()
+    assert "overall" in result.stdout  # the per-layer table
+    import tfsparse  # noqa: F401
+    from tfsparse import sparsity as sparsity_lib
+    from tfsparse.model_io import load_keras_model
+
+    reloaded = load_keras_model(str(output / "saved_model"))
+    if method == "gup":
+        assert stats["weight_sparsity"]["overall"] == pytest.approx(sparsity, abs=1e-3)
+        assert sparsity_lib.weight_sparsity(reloaded)["overall"] == pytest.approx(sparsity, abs=1e-3)
+    else:
+        assert stats["structure_after"]["params"] < stats["structure_before"]["params"]
+        assert reloaded.get_layer("fc1").units == 150
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method=nope"], "method"),
+        (["--model=/nonexistent/model.h5"], "/nonexistent/model.h5"),
+        (["--sparsity=1.5"], "sparsity"),
+    ],
+)
+def test_prune_bad_usage_exits_2(trained_workdir, tmp_path, args, message):
+    base = {"--model": f"--model={trained_workdir / 'saved_model'}", "--method": "--method=gup", "--sparsity": "--sparsity=0.5"}
+    for arg in args:
+        base[arg.split("=")[0]] = arg
+    result = run_script("prune.py", *base.values(), f"--output={tmp_path / 'out'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -69,13 +69,19 @@ def validate(config):
 
         unknown = [m for m in config.methods if m not in METHODS]
         _require(not unknown, f"methods {unknown} unknown; choose from {METHODS}")
+    if "method" in config:
+        from tfsparse.sparsity.methods import METHODS
+
+        _require(config.method in METHODS, f"method {config.method!r} is unknown; choose from {METHODS}")
+    if "sparsity" in config:
+        _require(0.0 <= config.sparsity < 1.0, f"sparsity must be in [0, 1), got {config.sparsity}")
     if "sparsities" in config:
         _require(all(0.0 <= p < 1.0 for p in config.sparsities), f"sparsities must be in [0, 1), got {config.sparsities}")
     if "prune" in config and "rounds" in config.prune:
         p = config.prune
         _require(p.rounds >= 1, f"prune.rounds must be >= 1, got {p.rounds}")
         _require(0.0 < p.rate < 1.0, f"prune.rate (fraction of remaining weights removed per round) must be in (0, 1), got {p.rate}")
-    if "prune" in config:
+    if "prune" in config and "retrain_steps" in config.prune:
         p = config.prune
         _require(p.retrain_steps >= 0, f"prune.retrain_steps must be >= 0, got {p.retrain_steps}")
         _require(p.retrain_learning_rate > 0, f"prune.retrain_learning_rate must be > 0, got {p.retrain_learning_rate}")

@@ -36,23 +36,6 @@ TABLE_COLUMNS = [
 ]
 
 
-def pruned_structure(method, dense, p, config):
-    """The model to retrain for ``method`` at ratio ``p``, with inherited weights.
-
-    GUP/LUP return tfmot-wrapped copies (masks set at the first training step); FP/NS
-    return physically narrower plain models.
-    """
-    keep = tuple(config.prune.keep_dense)
-    layer_types = tuple(config.prune.layer_types)
-    if method == "gup":
-        return oneshot.gup(dense, p, keep_dense=keep, layer_types=layer_types)
-    if method == "lup":
-        return oneshot.lup(dense, p, keep_dense=keep, layer_types=layer_types)
-    if method == "fp":
-        return sparsity.filter_prune(dense, p)
-    return sparsity.network_slim(dense, p, max_per_layer=config.prune.ns_max_per_layer)
-
-
 def run_oneshot_table(config, workdir, log=print):
     """Runs the table of ``config`` (see ``configs/wang_mnist.py``) into ``workdir``.
 
@@ -97,7 +80,10 @@ def run_oneshot_table(config, workdir, log=print):
     record("dense", 0.0, "inherited", dense)
     for method in config.methods:
         for p in config.sparsities:
-            inherited = retrain(pruned_structure(method, dense, p, config))
+            inherited = retrain(sparsity.prune_with(
+                method, dense, p, keep_dense=tuple(config.prune.keep_dense),
+                layer_types=tuple(config.prune.layer_types), ns_max_per_layer=config.prune.ns_max_per_layer,
+            ))
             record(method, p, "inherited", inherited)
             if "reinit" not in config.inits:
                 continue

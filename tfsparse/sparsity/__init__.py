@@ -41,3 +41,5 @@ from tfsparse.sparsity.oneshot import wrap_with_masks
 from tfsparse.sparsity.stats import norm_products
 from tfsparse.sparsity.stats import weight_histogram_data
 from tfsparse.sparsity.stats import weight_norms
+from tfsparse.sparsity.methods import METHODS
+from tfsparse.sparsity.methods import prune_with

@@ -1,0 +1,29 @@
+"""Default config of scripts/prune.py: one-shot pruning of a saved model, then retraining.
+
+The common choices are flags (--model, --method, --sparsity, --dataset, --data_dir,
+--retrain_epochs, --output); the rest is set here or by --config.* overrides, e.g.
+``--config.prune.keep_dense='("first","last")'`` or ``--config.prune.gamma=0.05``.
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg=None):
+    common.parse_variant(arg, ("default",))
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.xla = "auto"
+    config.verbose = 2
+    config.method = "gup"
+    config.sparsity = 0.5
+    config.data = common.data("mnist")
+    # Retraining: SGD momentum 0.9 at a tenth of the LeNet learning rate, constant.
+    config.train = common.lenet_training(steps=1)
+    config.train.update({"learning_rate": 0.001, "lr_schedule": "constant", "epochs": 1.0})
+    config.prune = ml_collections.ConfigDict(
+        {"keep_dense": (), "layer_types": ("conv", "dense"), "gamma": -1.0, "ns_max_per_layer": 0.9}
+    )
+    config.eval = common.evaluation(num_examples=1000, fgs_eps=0.1)
+    return config
