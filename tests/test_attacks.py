@@ -7,8 +7,15 @@ import pytest
 
 from tfsparse.attacks import ATTACKS
 from tfsparse.attacks import AttackResult
+from tfsparse.attacks import EOTPGD
+from tfsparse.attacks import ZOO
+from tfsparse.attacks import CarliniWagnerL2
+from tfsparse.attacks import TransferAttack
+from tfsparse.attacks import PGD
+from tfsparse.attacks import RFGSM
 from tfsparse.attacks import DeepFool
 from tfsparse.attacks import FGSM
+from tfsparse.attacks import pgd_perturb
 from tfsparse.attacks import lp
 from tfsparse.compat import keras
 from tfsparse.compat import tf
@@ -73,7 +80,17 @@ def trained_mlp():
     return model, x[:200], y[:200].astype(np.int32)
 
 
-ATTACK_CASES = [FGSM(eps=0.1), DeepFool(), DeepFool(overshoot=0.0, max_iter=5, top_k=3, box=False)]
+ATTACK_CASES = [
+    FGSM(eps=0.1),
+    RFGSM(eps=0.1),
+    PGD(eps=0.1, step_size=0.02, steps=10),
+    PGD(eps=1.0, step_size=0.2, steps=5, norm="l2", restarts=2, targeted=True),
+    EOTPGD(eps=0.1, step_size=0.02, steps=3, samples=2),
+    DeepFool(),
+    DeepFool(overshoot=0.0, max_iter=5, top_k=3, box=False),
+    CarliniWagnerL2(binary_search_steps=2, steps=20, initial_const=1.0, learning_rate=0.05),
+    ZOO(coords=4, max_queries=200, learning_rate=0.05),
+]
 
 
 @pytest.mark.parametrize("attack", ATTACK_CASES, ids=repr)
@@ -272,3 +289,217 @@ def test_cached_function_does_not_keep_model_alive():
     del model
     gc.collect()
     assert len(attack._functions) == 0
+
+
+# --- rFGS, PGD, EOT-PGD -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("linf", 0.3), ("l2", 0.5), ("l2", 2.0)])
+def test_pgd_perturb_inside_ball_and_box_eagerly_and_traced(norm, eps, trained_mlp):
+    model, x, y = trained_mlp
+
+    def model_fn(z):
+        return model(z, training=False)
+
+    kwargs = dict(eps=eps, step_size=eps / 4, steps=6, norm=norm, seed=tf.constant([1, 2]))
+    eager = pgd_perturb(model_fn, x, y, **kwargs).numpy()
+    traced = tf.function(lambda a, b: pgd_perturb(model_fn, a, b, **kwargs))(x, y).numpy()
+    np.testing.assert_allclose(traced, eager, atol=1e-5)  # same stateless seed, same iterate
+    assert eager.min() >= 0.0 and eager.max() <= 1.0
+    norms = lp.per_sample_norm(tf.constant(eager - x), norm).numpy()
+    assert norms.max() <= eps * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_random_start_is_inside_the_ball_and_seeded(norm):
+    x = tf.fill((300, 3, 3, 1), 0.5)
+    start = lp.random_start(x, 0.2, norm, tf.constant([3, 4]))
+    norms = lp.per_sample_norm(start - x, norm).numpy()
+    assert norms.max() <= 0.2 * (1 + 1e-6) and norms.min() > 0
+    np.testing.assert_array_equal(start, lp.random_start(x, 0.2, norm, tf.constant([3, 4])))
+    if norm == "l2":  # uniform in the 9-ball: P(r <= 0.9ε) = 0.9⁹ ≈ 0.39
+        assert 0.3 < np.mean(norms <= 0.18) < 0.48
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.1, 0.3])
+@pytest.mark.parametrize("attack_cls", [RFGSM, PGD], ids=lambda c: c.__name__)
+def test_rfgsm_and_pgd_inside_eps_ball_and_box(attack_cls, eps, trained_mlp):
+    model, x, y = trained_mlp
+    kwargs = {"step_size": eps / 4, "steps": 10} if attack_cls is PGD else {}
+    result = attack_cls(eps=eps, **kwargs)(model, x, y, seed=1)
+    assert result.x_adv.min() >= 0.0 and result.x_adv.max() <= 1.0
+    assert result.linf.max() <= eps + 1e-6
+
+
+def test_pgd_eps_zero_and_rfgsm_alpha_zero(trained_mlp):
+    model, x, y = trained_mlp
+    np.testing.assert_array_equal(PGD(eps=0.0, step_size=0.1, steps=3)(model, x, y).x_adv, x)
+    fgsm = FGSM(eps=0.1)(model, x, y).x_adv
+    np.testing.assert_allclose(RFGSM(eps=0.1, alpha=0.0)(model, x, y).x_adv, fgsm, atol=1e-6)
+    assert RFGSM(eps=0.1).alpha == 0.05
+
+
+def test_pgd_at_most_fgsm_accuracy_and_reaches_zero(trained_mlp):
+    model, x, y = trained_mlp
+    eps = 0.05
+    fgsm = FGSM(eps=eps).run(model, x, y).adv_accuracy
+    pgd = PGD(eps=eps, step_size=eps / 4, steps=20).run(model, x, y).adv_accuracy
+    assert pgd <= fgsm
+    assert PGD(eps=0.5, step_size=0.05, steps=20).run(model, x, y).adv_accuracy == 0.0
+    assert PGD(eps=3.0, step_size=0.5, steps=20, norm="l2").run(model, x, y).adv_accuracy == 0.0
+
+
+def test_more_pgd_steps_never_weaker(trained_mlp):
+    model, x, y = trained_mlp
+    accuracies = [
+        PGD(eps=0.05, step_size=0.01, steps=steps).run(model, x, y, seed=7).adv_accuracy
+        for steps in (1, 3, 10, 30)
+    ]
+    assert all(a >= b for a, b in zip(accuracies, accuracies[1:])), accuracies
+    assert accuracies[0] > accuracies[-1]
+
+
+def test_pgd_restarts_keep_the_worst_case_per_sample(trained_mlp):
+    model, x, y = trained_mlp
+    one = PGD(eps=0.04, step_size=0.01, steps=5)(model, x, y, seed=3)
+    three = PGD(eps=0.04, step_size=0.01, steps=5, restarts=3)(model, x, y, seed=3)
+    # Restart 0 uses the same seed as the single run: anything it fooled stays fooled.
+    assert not (one.success & ~three.success).any()
+    assert three.success.sum() >= one.success.sum()
+
+
+def test_targeted_pgd_reaches_its_targets(multiclass_linear):
+    model, _, _, x, y, _ = multiclass_linear
+    targets = (y + 1) % 5
+
+    def model_fn(z):
+        return model(z, training=False)
+
+    x_adv = pgd_perturb(model_fn, x, targets, eps=1.0, step_size=0.05, steps=40, targeted=True)
+    predicted = np.argmax(model.predict(x_adv.numpy(), verbose=0), axis=1)
+    assert np.mean(predicted == targets) > 0.9
+    result = PGD(eps=1.0, step_size=0.05, steps=40, targeted=True)(model, x, y, seed=0)
+    assert result.success_rate > 0.9
+
+
+def test_pgd_rejects_bad_params():
+    for kwargs, match in [
+        ({"step_size": 0.0}, "step_size"),
+        ({"steps": 0}, "steps"),
+        ({"restarts": 0}, "restarts"),
+        ({"norm": "l1"}, "norm"),
+        ({"random_start": 1}, "random_start"),
+        ({"restarts": 2, "random_start": False}, "random_start"),
+        ({"eps": -0.1}, "eps"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            PGD(**{"eps": 0.1, "step_size": 0.01, "steps": 2, **kwargs})
+    with pytest.raises(ValueError, match="samples"):
+        EOTPGD(eps=0.1, step_size=0.01, steps=2, samples=0)
+    with pytest.raises(ValueError, match="alpha"):
+        RFGSM(eps=0.1, alpha=0.2)
+
+
+class LogitNoise(keras.layers.Layer):
+    """Adds N(0, σ²) to its input on every call, in inference too (a stand-in for CNI noise)."""
+
+    inference_noise = True
+
+    def __init__(self, stddev, **kwargs):
+        super().__init__(**kwargs)
+        self.stddev = stddev
+
+    def call(self, inputs, training=None):
+        return inputs + tf.random.normal(tf.shape(inputs), stddev=self.stddev)
+
+
+def test_eot_changes_the_result_only_on_a_noisy_model(multiclass_linear):
+    model, w, b, x, y, _ = multiclass_linear
+    noisy = keras.Sequential([model, LogitNoise(20.0)])
+    params = dict(eps=0.1, step_size=0.02, steps=5, random_start=False)
+    plain, eot = PGD(**params), EOTPGD(**params, samples=8)
+    np.testing.assert_allclose(eot(model, x, y, seed=0).x_adv, plain(model, x, y, seed=0).x_adv)
+    # One noisy gradient points anywhere; the EOT mean follows the true (linear) gradient.
+    true_step = PGD(**params)(model, x, y, seed=0).x_adv
+    tf.random.set_seed(1)
+    noisy_plain = plain(noisy, x, y, seed=0).x_adv
+    noisy_eot = eot(noisy, x, y, seed=0).x_adv
+    assert not np.allclose(noisy_eot, noisy_plain)
+    agree_eot = np.mean(np.sign(noisy_eot - x) == np.sign(true_step - x))
+    agree_plain = np.mean(np.sign(noisy_plain - x) == np.sign(true_step - x))
+    assert agree_eot > agree_plain
+
+
+# --- C&W, ZOO, transfer -----------------------------------------------------------------------
+
+
+def test_carlini_wagner_no_larger_than_deepfool_on_average(trained_mlp):
+    model, x, y = trained_mlp
+    x, y = x[:100], y[:100]
+    deepfool = DeepFool()(model, x, y)
+    cw = CarliniWagnerL2(steps=100, binary_search_steps=6, initial_const=1.0)(model, x, y)
+    assert cw.success_rate == 1.0 and deepfool.success_rate == 1.0
+    assert cw.l2[cw.success].mean() <= deepfool.l2[deepfool.success].mean()
+    assert cw.x_adv.min() >= 0.0 and cw.x_adv.max() <= 1.0
+
+
+def test_carlini_wagner_confidence_and_failures_are_unchanged(multiclass_linear):
+    model, _, _, x, y, _ = multiclass_linear
+    kwargs = dict(binary_search_steps=4, steps=60, initial_const=1.0, learning_rate=0.05)
+    plain = CarliniWagnerL2(**kwargs)(model, x, y)
+    confident = CarliniWagnerL2(confidence=2.0, **kwargs)(model, x, y)
+    both = plain.success & confident.success
+    assert both.sum() > 10 and np.all(confident.l2[both] >= plain.l2[both] - 1e-4)
+    short = CarliniWagnerL2(binary_search_steps=1, steps=1, initial_const=1e-6)(model, x, y)
+    np.testing.assert_array_equal(short.x_adv[~short.success], x[~short.success])
+
+
+def test_zoo_gradient_estimate_matches_the_true_gradient():
+    from tfsparse.attacks.zoo import coordinate_gradients
+
+    rng = np.random.default_rng(8)
+    w1, w2 = rng.normal(size=(16, 8)), rng.normal(size=(8,))
+
+    def smooth(flat):
+        return tf.reduce_sum(tf.tanh(tf.matmul(tf.cast(flat, tf.float64), w1)) * w2, axis=1)
+
+    x = tf.constant(rng.uniform(size=(5, 16)))
+    coords = tf.constant(rng.permuted(np.tile(np.arange(16), (5, 1)), axis=1)[:, :6])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(smooth(x))
+    true = tf.gather(tape.gradient(total, x), coords, batch_dims=1).numpy()
+    estimate = coordinate_gradients(smooth, x, coords, 1e-4).numpy()
+    np.testing.assert_allclose(estimate, true, rtol=1e-5, atol=1e-7)
+
+
+def test_zoo_black_box_flips_and_counts_queries(multiclass_linear):
+    model, _, _, x, y, _ = multiclass_linear
+    attack = ZOO(coords=8, max_queries=2000, learning_rate=0.05)
+    result = attack.run(model, x[:32], y[:32], batch_size=16, seed=0)
+    assert result.success_rate > 0.8
+    assert attack.iterations == (2000 - 2) // 17 and attack.queries_per_sample <= 2000
+    np.testing.assert_array_equal(result.queries, attack.queries_per_sample)
+    assert FGSM(eps=0.1)(model, x, y).queries is None
+    with pytest.raises(ValueError, match="max_queries"):
+        ZOO(coords=8, max_queries=18)
+    with pytest.raises(ValueError, match="coords"):
+        ZOO(coords=32, max_queries=100)(model, x, y)
+
+
+def test_transfer_crafts_on_the_source_and_scores_on_the_target(trained_mlp, multiclass_linear):
+    model, x, y = trained_mlp
+    inner = PGD(eps=0.1, step_size=0.02, steps=5)
+    transfer = TransferAttack(source_model=model, attack=inner)
+    # Source = target: the same examples as the white-box attack.
+    np.testing.assert_allclose(transfer(model, x, y, seed=2).x_adv, inner(model, x, y, seed=2).x_adv)
+    # A constant target ignores the examples: they are still the source model's.
+    constant = keras.Sequential([keras.layers.Input(SHAPE), keras.layers.Flatten(),
+                                 keras.layers.Dense(3, kernel_initializer="zeros")])
+    result = transfer(constant, x, y, seed=2)
+    np.testing.assert_allclose(result.x_adv, inner(model, x, y, seed=2).x_adv)
+    assert result.linf.max() <= 0.1 + 1e-6
+    assert repr(transfer).startswith("TransferAttack(source_model=")
+    assert transfer.params["attack"] == inner.params
+    with pytest.raises(ValueError, match="attack"):
+        TransferAttack(source_model=model, attack="pgd")

@@ -6,7 +6,17 @@ import pytest
 from tfsparse.attacks import DeepFool
 from tfsparse.attacks import FGSM
 from tfsparse.compat import keras
+from tfsparse.compat import tf
+from tfsparse.metrics import check_accuracy_reaches_zero
+from tfsparse.metrics import check_eot_for_stochastic_model
+from tfsparse.metrics import check_multi_step_not_weaker
+from tfsparse.metrics import check_white_box_beats_black_box
 from tfsparse.metrics import clean_accuracy
+from tfsparse.metrics import clever
+from tfsparse.metrics import distortion_lower_bound
+from tfsparse.metrics import has_random_inference
+from tfsparse.metrics import lipschitz_bound
+from tfsparse.metrics import pgd_accuracy
 from tfsparse.metrics import linear_binary_margins
 from tfsparse.metrics import linear_binary_r2
 from tfsparse.metrics import linear_binary_r_inf_bound
@@ -156,3 +166,130 @@ def test_predict_labels_and_clean_accuracy_for_both_output_kinds():
     multi = linear_model(np.stack([np.zeros(16), w, 2 * w], axis=1), [0.0, -0.5, -1.25])
     np.testing.assert_array_equal(predict_labels(multi, x, batch_size=2), [0, 1, 2])
     assert clean_accuracy(multi, x, np.array([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+# --- PGD accuracy, distortion bound, CLEVER, Lipschitz, diagnostics ---------------------------
+
+
+def _multiclass(seed=2, classes=4, scale=1.0):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(16, classes)) * scale
+    b = rng.normal(size=classes) * 0.1
+    model = linear_model(w, b)
+    x = rng.uniform(0.3, 0.7, size=(40,) + SHAPE).astype(np.float32)
+    y = np.argmax(x.reshape(40, -1) @ w + b, axis=1).astype(np.int32)
+    return model, w, b, x, y
+
+
+def test_pgd_accuracy_below_fgs_and_zero_at_large_eps():
+    model, _, _, x, y = _multiclass()
+    pgd = pgd_accuracy(model, x, y, eps=0.05, step_size=0.01, steps=20)
+    assert pgd["pgd_accuracy"] <= r_inf(model, x, y, 0.05)["r_inf"]
+    assert pgd["clean_accuracy"] == 1.0 and pgd["attack"].startswith("PGD(eps=0.05")
+    assert pgd_accuracy(model, x, y, eps=1.0, step_size=0.1, steps=20)["pgd_accuracy"] == 0.0
+
+
+def test_distortion_bound_brackets_the_exact_minimal_linf_budget():
+    # Binary linear model, points near 0.5 with small margins: the box never binds, so the
+    # minimal l∞ perturbation is exactly |wᵀx + b| / ‖w‖₁ and PGD finds it.
+    rng = np.random.default_rng(9)
+    w = rng.normal(size=16)
+    x = np.clip(0.5 + rng.normal(0, 0.05, size=(30, 16)), 0, 1)
+    b = -float(np.median(x @ w))
+    model = linear_model(w, b)
+    x = x.reshape((-1,) + SHAPE).astype(np.float32)
+    score = x.reshape(30, -1).astype(np.float64) @ w + b
+    y = (score > 0).astype(np.int32)
+    exact = np.abs(score) / np.abs(w).sum()
+    bound = distortion_lower_bound(model, x, y, eps_max=0.4, steps=10, bisection_steps=10)
+    found = ~np.isnan(bound["eps_high"])
+    assert bound["found"] == found.sum() >= 28 and bound["misclassified"] <= 1
+    assert np.all(bound["eps_low"][found] <= exact[found] + 1e-5)
+    assert np.all(bound["eps_high"][found] >= exact[found] - 1e-5)
+    assert np.all(bound["eps_high"][found] - bound["eps_low"][found] <= 0.4 / 2**10 + 1e-7)
+    assert bound["mean_eps"] == pytest.approx(exact[found].mean(), abs=1e-3)
+    assert bound["mean_l2"] >= bound["mean_eps"]  # ‖δ‖₂ ≥ ‖δ‖∞
+    assert "pixel units" in bound["units"]
+    with pytest.raises(ValueError, match="eps_max"):
+        distortion_lower_bound(model, x, y, eps_max=0.0)
+
+
+@pytest.mark.parametrize("norm,order", [("l2", 2), ("linf", 1)])
+def test_clever_on_a_linear_model_matches_the_exact_lipschitz_constants(norm, order):
+    model, w, b, x, _ = _multiclass(classes=3)
+    result = clever(model, x[:3], norm=norm, radius=0.5, batches=5, samples=20,
+                    return_lipschitz=True)
+    bound = lipschitz_bound(model, norm)
+    for i, c in enumerate(result["predicted"]):
+        for j in range(3):
+            if j != c:
+                exact = np.linalg.norm(w[:, c] - w[:, j], ord=order)
+                assert result["lipschitz"][i, j] <= bound[c, j] * (1 + 1e-5)
+                assert result["lipschitz"][i, j] == pytest.approx(exact, rel=1e-4)
+    # For a linear model the score is the exact minimal distance to a boundary (capped at R).
+    logits = x[:3].reshape(3, -1).astype(np.float64) @ w + b
+    expected = []
+    for i, c in enumerate(result["predicted"]):
+        expected.append(min(min((logits[i, c] - logits[i, j]) /
+                                np.linalg.norm(w[:, c] - w[:, j], ord=order), 0.5)
+                            for j in range(3) if j != c))
+    np.testing.assert_allclose(result["scores"], expected, rtol=1e-4)
+
+
+def test_clever_on_a_relu_net_is_below_the_global_bound():
+    rng = np.random.default_rng(10)
+    model = keras.Sequential([keras.layers.Input(SHAPE), keras.layers.Flatten(),
+                              keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    model.set_weights([rng.normal(size=(16, 8)), rng.normal(size=8) * 0.1,
+                       rng.normal(size=(8, 3)), np.zeros(3)])
+    x = rng.uniform(size=(3,) + SHAPE).astype(np.float32)
+    result = clever(model, x, norm="l2", radius=1.0, batches=10, samples=50,
+                    return_lipschitz=True)
+    bound = lipschitz_bound(model, "l2")
+    for i, c in enumerate(result["predicted"]):
+        estimates = np.delete(result["lipschitz"][i], c)
+        assert np.all(estimates <= np.delete(bound[c], c) * (1 + 1e-5))
+    assert np.all((result["scores"] > 0) & (result["scores"] <= 1.0))
+    with pytest.raises(ValueError, match="radius"):
+        clever(model, x, radius=0.0)
+
+
+def test_lipschitz_bound_rejects_unsupported_layers():
+    conv = keras.Sequential([keras.layers.Input(SHAPE), keras.layers.Conv2D(2, 3),
+                             keras.layers.Flatten(), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="dense"):
+        lipschitz_bound(conv)
+    with pytest.raises(ValueError, match="norm"):
+        lipschitz_bound(linear_model(np.ones((16, 2)), np.zeros(2)), "l1")
+
+
+def test_gradient_masking_checks():
+    assert check_multi_step_not_weaker(0.3, 0.2) == []
+    assert "masking" in check_multi_step_not_weaker(0.2, 0.3)[0]
+    assert check_white_box_beats_black_box(0.2, 0.5) == []
+    assert "black-box" in check_white_box_beats_black_box(0.5, 0.2)[0]
+    assert check_accuracy_reaches_zero([0.0, 0.1, 1.0], [0.9, 0.5, 0.0]) == []
+    assert len(check_accuracy_reaches_zero([1.0, 0.0, 0.1], [0.1, 0.9, 0.5])) == 1
+    assert len(check_accuracy_reaches_zero([0.0, 0.1, 1.0], [0.5, 0.6, 0.0])) == 1
+
+
+class _Noise(keras.layers.Layer):
+    inference_noise = True
+
+    def call(self, inputs):
+        return inputs + tf.random.normal(tf.shape(inputs))
+
+
+def test_eot_warning_for_models_with_inference_noise():
+    from tfsparse.attacks import EOTPGD
+    from tfsparse.attacks import PGD
+
+    plain = linear_model(np.ones((16, 2)), np.zeros(2))
+    noisy = keras.Sequential([plain, _Noise()])
+    pgd = PGD(eps=0.1, step_size=0.01, steps=2)
+    eot = EOTPGD(eps=0.1, step_size=0.01, steps=2, samples=4)
+    assert not has_random_inference(plain) and has_random_inference(noisy)
+    assert check_eot_for_stochastic_model(plain, [pgd]) == []
+    assert "EOT" in check_eot_for_stochastic_model(noisy, [pgd])[0]
+    assert "EOT" in check_eot_for_stochastic_model(plain, [pgd], stochastic=True)[0]
+    assert check_eot_for_stochastic_model(noisy, [pgd, eot]) == []

@@ -2,9 +2,37 @@
 
 import os
 
+import numpy as np
+
 from tfsparse.compat import keras
+from tfsparse.compat import tf
 from tfsparse.config import ConfigError
 from tfsparse.sparsity import scope
+
+_KERAS_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError)
+
+
+class _SignatureModel:
+    """A plain TF SavedModel's ``serving_default`` signature as a ``model(x, training=...)``."""
+
+    def __init__(self, loaded):
+        self._loaded = loaded  # keeps the signature's variables alive
+        self._fn = loaded.signatures["serving_default"]
+        inputs = self._fn.structured_input_signature[1]
+        outputs = self._fn.structured_outputs
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError("serving_default must take one input and return one output (logits)")
+        self._input = next(iter(inputs))
+        self._output = next(iter(outputs))
+        self.name = "serving_default"
+
+    def __call__(self, x, training=False):
+        return self._fn(**{self._input: x})[self._output]
+
+    def predict(self, x, batch_size=500, verbose=0):
+        return np.concatenate(
+            [self(x[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)]
+        )
 
 
 def load_keras_model(path):
@@ -22,6 +50,27 @@ def load_keras_model(path):
     try:
         with scope():
             return keras.models.load_model(path, compile=False)
-    except (OSError, ValueError, ImportError, KeyError) as error:
+    except _KERAS_LOAD_ERRORS as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"could not load a Keras model from {path}: {first}") from None
+
+
+def load_model(path):
+    """Loads a Keras model, or else wraps a plain TF SavedModel's ``serving_default``.
+
+    Evaluation needs only ``model(x, training=False)`` → logits, so any SavedModel whose
+    ``serving_default`` signature takes one input ([0, 1] images) and returns one output
+    (logits) can be attacked, whether or not it was made by Keras.
+
+    Raises:
+      ConfigError: if the path does not exist or holds no loadable model.
+    """
+    try:
+        return load_keras_model(path)
+    except ConfigError:
+        if not os.path.isdir(path):
+            raise
+    try:
+        return _SignatureModel(tf.saved_model.load(path))
+    except (ValueError, OSError, KeyError) as error:
+        raise ConfigError(f"{path}: neither a Keras model nor a serving SavedModel ({error})") from None

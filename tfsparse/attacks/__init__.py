@@ -2,6 +2,10 @@
 
 ``ATTACKS`` maps each attack's ``name`` to its class, so ``ATTACKS[p.pop("name")](**p)`` rebuilds
 an attack from a results record's ``params``.
+
+White-box: FGSM, RFGSM (l∞, one step); PGD and EOTPGD (l∞ / l2, iterative, EOT for random
+models); DeepFool and CarliniWagnerL2 (minimal l2). Black-box: ZOO (queries counted) and
+TransferAttack (crafted on a source model).
 """
 
 from tfsparse.attacks import lp
@@ -10,19 +14,38 @@ from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import FixedEpsilonAttack
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.attacks.base import loss_per_sample
+from tfsparse.attacks.carlini_wagner import CarliniWagnerL2
 from tfsparse.attacks.deepfool import DeepFool
+from tfsparse.attacks.eot import EOTPGD
 from tfsparse.attacks.fgsm import FGSM
+from tfsparse.attacks.fgsm import fgsm_step
+from tfsparse.attacks.fgsm import loss_gradient
+from tfsparse.attacks.pgd import PGD
+from tfsparse.attacks.pgd import pgd_perturb
+from tfsparse.attacks.rfgsm import RFGSM
+from tfsparse.attacks.transfer import TransferAttack
+from tfsparse.attacks.zoo import ZOO
 
-ATTACKS = {cls.name: cls for cls in (FGSM, DeepFool)}
+# TransferAttack is left out: its source model cannot be rebuilt from a results record.
+ATTACKS = {cls.name: cls for cls in (FGSM, RFGSM, PGD, EOTPGD, DeepFool, CarliniWagnerL2, ZOO)}
 
 __all__ = [
     "ATTACKS",
     "Attack",
     "AttackResult",
+    "CarliniWagnerL2",
     "DeepFool",
+    "EOTPGD",
     "FGSM",
     "FixedEpsilonAttack",
+    "PGD",
+    "RFGSM",
+    "TransferAttack",
+    "ZOO",
+    "fgsm_step",
     "labels_from_logits",
+    "loss_gradient",
     "loss_per_sample",
     "lp",
+    "pgd_perturb",
 ]

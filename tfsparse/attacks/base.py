@@ -45,7 +45,8 @@ def loss_per_sample(logits, y):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
 
 
-def _as_batch(x, y):
+def as_batch(x, y):
+    """Checked float32 inputs and int32 ``(batch,)`` labels; ValueError on bad shapes/labels."""
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
@@ -75,6 +76,8 @@ class AttackResult:
       l2: ``‖x_adv - x‖₂`` per sample.
       linf: ``‖x_adv - x‖∞`` per sample.
       params: the attack's parameters, including ``name``.
+      queries: model evaluations spent per sample by a black-box attack (ZOO); ``None`` for
+        white-box attacks.
     """
 
     x_adv: np.ndarray
@@ -84,6 +87,11 @@ class AttackResult:
     l2: np.ndarray
     linf: np.ndarray
     params: dict
+    queries: np.ndarray = None
+
+    def with_queries(self, per_sample: int):
+        """This result with ``queries`` set to ``per_sample`` for every sample."""
+        return dataclasses.replace(self, queries=np.full(self.n, per_sample, np.int64))
 
     @property
     def n(self) -> int:
@@ -114,7 +122,12 @@ class AttackResult:
         """Joins per-batch results (same attack) along the sample axis."""
         results = list(results)
         fields = [f.name for f in dataclasses.fields(cls) if f.name != "params"]
-        joined = {name: np.concatenate([getattr(r, name) for r in results]) for name in fields}
+        joined = {
+            name: None
+            if any(getattr(r, name) is None for r in results)
+            else np.concatenate([getattr(r, name) for r in results])
+            for name in fields
+        }
         return cls(**joined, params=dict(results[0].params))
 
 
@@ -268,7 +281,7 @@ class Attack(abc.ABC):
         Raises:
           ValueError: on mismatched shapes or non-integer / negative labels.
         """
-        x, y = _as_batch(x, y)
+        x, y = as_batch(x, y)
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31))
         return self._attack_batch(model, x, y, (seed, 0))
@@ -295,7 +308,7 @@ class Attack(abc.ABC):
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        x, y = _as_batch(x, y)
+        x, y = as_batch(x, y)
         starts = range(0, len(x), batch_size)
         if progress:
             from tqdm.auto import tqdm

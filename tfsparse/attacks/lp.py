@@ -21,7 +21,7 @@ def _sample_axes(x):
     return list(range(1, len(x.shape)))
 
 
-def _per_sample(values, x):
+def per_sample(values, x):
     """Reshapes a ``(batch,)`` vector so it broadcasts against ``x``."""
     return tf.reshape(values, [-1] + [1] * (len(x.shape) - 1))
 
@@ -43,7 +43,7 @@ def project(x_adv, x, eps, norm: str):
     delta = x_adv - x
     if check_norm(norm) == "linf":
         return x + tf.clip_by_value(delta, -eps, eps)
-    length = _per_sample(per_sample_norm(delta, "l2"), delta)
+    length = per_sample(per_sample_norm(delta, "l2"), delta)
     # Only samples outside the ball are rescaled; the where keeps 0/0 out of the graph.
     factor = tf.where(length > eps, eps / tf.maximum(length, 1e-12), tf.ones_like(length))
     return x + delta * factor
@@ -57,5 +57,31 @@ def normalize(grad, norm: str):
     """
     if check_norm(norm) == "linf":
         return tf.sign(grad)
-    length = _per_sample(per_sample_norm(grad, "l2"), grad)
+    length = per_sample(per_sample_norm(grad, "l2"), grad)
     return tf.math.divide_no_nan(grad, length)
+
+
+def random_start(x, eps, norm: str, seed):
+    """A point drawn uniformly from the ``norm`` ball of radius ``eps`` around each sample.
+
+    l∞: ``x + U(-ε, ε)`` per value (Madry et al. 2018). l2: a Gaussian direction scaled to radius
+    ``ε · u^(1/d)``, ``u ~ U(0, 1)`` and ``d`` the values per sample, which is uniform in the
+    ball (Foolbox's ``uniform_l2_n_balls``). Not clipped to the box.
+
+    Args:
+      x: float inputs ``(batch, ...)``.
+      eps: ball radius: a number, or a tensor broadcasting against ``x`` (per-sample radii
+        shaped ``(batch, 1, ..., 1)``).
+      norm: ``"linf"`` or ``"l2"``.
+      seed: shape ``(2,)`` integer seed of ``tf.random.stateless_*``.
+
+    Returns:
+      A tensor shaped like ``x``.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    if check_norm(norm) == "linf":
+        return x + tf.random.stateless_uniform(tf.shape(x), seeds[0], -eps, eps, dtype=x.dtype)
+    direction = normalize(tf.random.stateless_normal(tf.shape(x), seeds[0], dtype=x.dtype), "l2")
+    dims = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
+    radius = tf.random.stateless_uniform(tf.shape(x)[:1], seeds[1], dtype=x.dtype) ** (1.0 / dims)
+    return x + eps * per_sample(radius, x) * direction

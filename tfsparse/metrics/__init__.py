@@ -1,6 +1,16 @@
-"""Robustness metrics (SPEC §7): Guo's empirical r∞ / r2 and the linear-model theory."""
+"""Robustness metrics (SPEC §7): Guo's r∞ / r2, PGD accuracy, the distortion lower bound, CLEVER,
+the Lipschitz upper bound, the linear-model theory and gradient-masking diagnostics."""
 
+from tfsparse.metrics.clever import clever
+from tfsparse.metrics.diagnostics import check_accuracy_reaches_zero
+from tfsparse.metrics.diagnostics import check_eot_for_stochastic_model
+from tfsparse.metrics.diagnostics import check_multi_step_not_weaker
+from tfsparse.metrics.diagnostics import check_white_box_beats_black_box
+from tfsparse.metrics.diagnostics import has_random_inference
+from tfsparse.metrics.lipschitz import lipschitz_bound
 from tfsparse.metrics.robustness import clean_accuracy
+from tfsparse.metrics.robustness import distortion_lower_bound
+from tfsparse.metrics.robustness import pgd_accuracy
 from tfsparse.metrics.robustness import predict_labels
 from tfsparse.metrics.robustness import r2
 from tfsparse.metrics.robustness import r_inf
@@ -9,10 +19,19 @@ from tfsparse.metrics.theory import linear_binary_r2
 from tfsparse.metrics.theory import linear_binary_r_inf_bound
 
 __all__ = [
+    "check_accuracy_reaches_zero",
+    "check_eot_for_stochastic_model",
+    "check_multi_step_not_weaker",
+    "check_white_box_beats_black_box",
     "clean_accuracy",
+    "clever",
+    "distortion_lower_bound",
+    "has_random_inference",
     "linear_binary_margins",
     "linear_binary_r2",
     "linear_binary_r_inf_bound",
+    "lipschitz_bound",
+    "pgd_accuracy",
     "predict_labels",
     "r2",
     "r_inf",

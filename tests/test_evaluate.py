@@ -1,0 +1,158 @@
+"""evaluate(), the RobustnessEval callback and scripts/evaluate.py on tiny models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfsparse.attacks import FGSM
+from tfsparse.attacks import PGD
+from tfsparse.attacks import TransferAttack
+from tfsparse.attacks import DeepFool
+from tfsparse.compat import keras
+from tfsparse.compat import tf
+from tfsparse.evaluation import evaluate
+from tfsparse.training.robustness_eval import RobustnessEval
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPE = (4, 4, 1)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.default_rng(11)
+    w = rng.normal(size=(16, 3))
+    model = keras.Sequential([keras.layers.Input(SHAPE), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    model.set_weights([w, np.zeros(3)])
+    x = rng.uniform(size=(60,) + SHAPE).astype(np.float32)
+    y = np.argmax(x.reshape(60, -1) @ w, axis=1).astype(np.int32)
+    y[:6] = (y[:6] + 1) % 3
+    return model, x, y
+
+
+def test_evaluate_report_fields_and_worst_case(tiny):
+    model, x, y = tiny
+    attacks = [FGSM(eps=0.05), PGD(eps=0.05, step_size=0.01, steps=10), DeepFool(),
+               FGSM(eps=0.1)]
+    report = evaluate(model, x, y, attacks, batch_size=25)
+    assert report["n"] == 60 and report["clean_accuracy"] == pytest.approx(0.9)
+    assert list(report["attacks"]) == ["fgsm", "pgd", "deepfool", "fgsm_2"]
+    fgsm, pgd, deepfool = (report["attacks"][k] for k in ("fgsm", "pgd", "deepfool"))
+    assert fgsm["r_inf"] == fgsm["accuracy"] and "r_inf" not in pgd
+    assert pgd["accuracy"] <= fgsm["accuracy"]
+    assert deepfool["r2"] == pytest.approx(deepfool["mean_l2"] * 54 / 60)
+    assert deepfool["failures"] == 0 and "accuracy" not in deepfool
+    for entry in report["attacks"].values():
+        assert entry["seconds"] > 0 and 0 <= entry["success_rate"] <= 1
+        assert entry["params"]["name"] in entry["repr"].lower().replace("fgsm", "fgsm")
+    worst = report["worst_case"]["accuracy"]
+    assert worst <= min(report["attacks"][k]["accuracy"] for k in ("fgsm", "pgd", "fgsm_2"))
+    assert report["warnings"] == []
+    json.dumps(report)  # JSON-ready
+
+
+def test_evaluate_warns_on_masking_signs(tiny):
+    model, x, y = tiny
+    # A "transfer" from a much better source beats white-box PGD with a single step.
+    weak = PGD(eps=0.05, step_size=0.001, steps=1, random_start=False)
+    strong = TransferAttack(source_model=model, attack=PGD(eps=0.05, step_size=0.01, steps=20))
+    report = evaluate(model, x, y, [FGSM(eps=0.05), weak, strong], stochastic=True)
+    text = " ".join(report["warnings"])
+    assert "single-step" in text and "black-box" in text and "EOT" in text
+
+
+def test_robustness_eval_callback_logs_into_history(tiny):
+    model, x, y = tiny
+    model = keras.models.clone_model(model)
+    model.compile(keras.optimizers.SGD(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pgd_cb = RobustnessEval(PGD(eps=0.05, step_size=0.01, steps=3), x[:20], y[:20], name="pgd_acc")
+    df_cb = RobustnessEval(DeepFool(max_iter=5), x[:20], y[:20], every=2)
+    history = model.fit(x, y, epochs=2, batch_size=30, verbose=0, callbacks=[pgd_cb, df_cb])
+    assert len(history.history["pgd_acc"]) == 2
+    assert len(history.history["robust_deepfool"]) == 1  # every=2: only after epoch 2
+    assert "robust_deepfool_mean_l2" in history.history
+    with pytest.raises(ValueError, match="every"):
+        RobustnessEval(FGSM(eps=0.1), x, y, every=0)
+
+
+def run_evaluate(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts", "evaluate.py"), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    tf.random.set_seed(0)
+    good = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(10)])
+    good.save(root / "good.keras")
+    bad = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(10), keras.layers.Reshape((2, 5))])
+    bad.save(root / "bad.keras")
+    return root
+
+
+def test_evaluate_script_writes_json(saved_models, tmp_path):
+    output = tmp_path / "results.json"
+    result = run_evaluate(
+        f"--model={saved_models / 'good.keras'}", "--num_examples=20", "--classes=1,7",
+        "--attacks=fgsm,pgd,deepfool,cw", "--eps=0.1", f"--output={output}",
+        "--config.attacks.pgd.steps=3", "--config.attacks.cw_l2.steps=5",
+        "--config.attacks.cw_l2.binary_search_steps=2", "--config.attacks.deepfool.max_iter=5",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(output.read_text())
+    assert report["n"] == 20 and 0 <= report["clean_accuracy"] <= 1
+    assert set(report["attacks"]) == {"fgsm", "pgd", "deepfool", "cw_l2"}
+    assert report["attacks"]["pgd"]["params"]["steps"] == 3
+    for key in ("fgsm", "pgd"):
+        assert {"accuracy", "success_rate", "seconds", "params"} <= set(report["attacks"][key])
+    for key in ("deepfool", "cw_l2"):
+        assert {"mean_l2", "r2", "success_rate", "seconds"} <= set(report["attacks"][key])
+    assert report["dataset"]["classes"] == ["1", "7"]
+    assert "clean accuracy" in result.stdout and "deepfool" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [(["--attacks=fgsm,foo"], "unknown attack"),
+     pytest.param(["--eps=-0.1"], "eps", marks=pytest.mark.slow),
+     pytest.param(["--model=bad.keras"], "logits", marks=pytest.mark.slow)],
+    ids=["unknown_attack", "negative_eps", "not_logits"],
+)
+def test_evaluate_script_bad_usage_exits_2(saved_models, args, message):
+    model = [f"--model={saved_models / 'good.keras'}"]
+    if args[0].startswith("--model"):
+        model, args = [f"--model={saved_models / 'bad.keras'}"], []
+    result = run_evaluate(*model, "--num_examples=10", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in [line for line in result.stderr.splitlines() if line.startswith("error:")][0]
+
+
+def test_bad_usage_is_a_config_error_in_process(saved_models):
+    # The same checks the slow script tests run through the CLI (exit 2 = ConfigError).
+    from configs import evaluate as evaluate_config
+    from tfsparse.config import ConfigError
+    from tfsparse.evaluation import build_attacks
+    from tfsparse.evaluation import check_model_output
+    from tfsparse.model_io import load_model
+
+    config = evaluate_config.get_config("mnist")
+    with pytest.raises(ConfigError, match="eps"):
+        build_attacks(["fgsm"], -0.1, config)
+    with pytest.raises(ConfigError, match="unknown attack"):
+        build_attacks(["fgsm", "foo"], 0.1, config)
+    assert [a.name for a in build_attacks(["cw", "PGD"], 0.1, config)] == ["cw_l2", "pgd"]
+    with pytest.raises(ConfigError, match="logits"):
+        check_model_output(load_model(str(saved_models / "bad.keras")), np.zeros((3, 28, 28, 1)))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_model(str(saved_models / "missing.keras"))

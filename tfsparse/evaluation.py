@@ -1,0 +1,222 @@
+"""Robustness evaluation of one model under a suite of attacks (SPEC §6, §7; AutoAttack style).
+
+:func:`evaluate` runs every attack on the same samples and returns one flat, JSON-ready record:
+clean accuracy, per attack its parameters, the metric that fits its kind, success rate and wall
+time, the per-sample worst case across the fixed-budget attacks, and gradient-masking warnings.
+"""
+
+import time
+
+import numpy as np
+
+from tfsparse.attacks import FGSM
+from tfsparse.attacks import RFGSM
+from tfsparse.attacks import TransferAttack
+from tfsparse.attacks.base import as_batch
+from tfsparse.metrics import diagnostics
+from tfsparse.metrics.robustness import predict_labels
+
+_SINGLE_STEP = (FGSM, RFGSM)
+
+
+def _key(attack, taken):
+    key, n = attack.name, 2
+    while key in taken:
+        key, n = f"{attack.name}_{n}", n + 1
+    return key
+
+
+def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, stochastic=False):
+    """Runs ``attacks`` on ``(x, y)`` and summarises each, plus the worst case per sample.
+
+    Every attack runs on all samples, so each attack's numbers stand alone. Fixed-budget attacks
+    (those with an ε-ball: FGS, rFGS, PGD, EOT-PGD, a transfer of them) report ``accuracy``
+    (robust accuracy over all samples; for FGS / rFGS that is Guo's ``r_inf``). Minimal-
+    perturbation attacks (DeepFool, C&W, ZOO) report ``mean_l2`` over the clean-correct samples
+    and Guo's ``r2`` (misclassified count as 0, divided by all N), plus ``failures``. Every entry
+    has ``params`` (with ``name``), ``repr``, ``success_rate`` and ``seconds`` (the attack's wall
+    time only). ``worst_case`` combines the l∞ fixed-budget attacks per sample (AutoAttack's
+    robust accuracy: a sample is robust only if no attack fooled it); ``warnings`` holds the
+    :mod:`tfsparse.metrics.diagnostics` findings.
+
+    Example::
+
+        report = evaluate(model, x_test[:1000], y_test[:1000],
+                          [FGSM(eps=0.1), PGD(eps=0.1, step_size=0.01, steps=40), DeepFool()])
+        print(report["attacks"]["pgd"]["accuracy"], report["worst_case"]["accuracy"])
+
+    Args:
+      model: Keras model (or callable accepting ``training=``) returning logits.
+      x: inputs ``(N, ...)`` in [0, 1].
+      y: integer labels ``(N,)``.
+      attacks: sequence of :class:`~tfsparse.attacks.Attack`; repeated names get ``_2``, ``_3``.
+      batch_size: samples per traced attack call.
+      progress: tqdm progress bars.
+      seed: seed of every attack run.
+      stochastic: the model is random at inference although no layer says so (adds the EOT check).
+
+    Returns:
+      ``{"n", "clean_accuracy", "attacks": {key: {...}}, "worst_case": {...} or None,
+      "warnings": [...]}``.
+
+    Raises:
+      ValueError: on bad inputs or an empty ``attacks``.
+    """
+    attacks = list(attacks)
+    if not attacks:
+        raise ValueError("attacks must name at least one attack")
+    x, y = as_batch(x, y)
+    clean_correct = predict_labels(model, x, batch_size) == y
+    report = {"n": len(x), "clean_accuracy": float(np.mean(clean_correct)), "attacks": {}}
+    robust = clean_correct.copy()
+    linf_attacks = []
+    by_kind = {"single": [], "multi": [], "black": []}
+    for attack in attacks:
+        start = time.perf_counter()
+        result = attack.run(model, x, y, batch_size=batch_size, seed=seed, progress=progress)
+        entry = {
+            "params": attack.params,
+            "repr": repr(attack),
+            "success_rate": result.success_rate,
+            "seconds": time.perf_counter() - start,
+        }
+        if attack.eps_ball is not None:
+            entry["accuracy"] = result.adv_accuracy
+            if isinstance(attack, _SINGLE_STEP):
+                entry["r_inf"] = result.adv_accuracy
+            if attack.eps_ball[0] == "linf":
+                robust &= result.adv_correct
+                linf_attacks.append(repr(attack))
+                kind = "black" if isinstance(attack, TransferAttack) else (
+                    "single" if isinstance(attack, _SINGLE_STEP) else "multi")
+                by_kind[kind].append((attack.eps_ball[1], result.adv_accuracy))
+        else:
+            attacked = result.l2[result.clean_correct].astype(np.float64)
+            entry["mean_l2"] = float(attacked.mean()) if attacked.size else float("nan")
+            entry["r2"] = float(attacked.sum() / result.n)
+            entry["failures"] = result.failures
+        if result.queries is not None:
+            entry["queries_per_sample"] = int(result.queries.max())
+        report["attacks"][_key(attack, report["attacks"])] = entry
+    report["worst_case"] = (
+        {"accuracy": float(np.mean(robust)), "attacks": linf_attacks} if linf_attacks else None
+    )
+    report["warnings"] = _warnings(model, attacks, by_kind, stochastic)
+    return report
+
+
+def _warnings(model, attacks, by_kind, stochastic):
+    warnings = diagnostics.check_eot_for_stochastic_model(model, attacks, stochastic=stochastic)
+    for eps, multi in by_kind["multi"]:
+        for eps_single, single in by_kind["single"]:
+            if eps_single == eps:
+                warnings += diagnostics.check_multi_step_not_weaker(single, multi)
+        for eps_black, black in by_kind["black"]:
+            if eps_black == eps:
+                warnings += diagnostics.check_white_box_beats_black_box(multi, black)
+    return warnings
+
+
+ALIASES = {"cw": "cw_l2", "eot": "eot_pgd", "fgs": "fgsm", "rfgs": "rfgsm"}
+
+
+def build_attacks(names, eps, config):
+    """Attacks from short names (``ATTACKS`` keys or ``cw``/``eot``/``fgs``/``rfgs``).
+
+    Args:
+      names: attack names in order.
+      eps: the budget given to every fixed-ε attack (pixel units, ≥ 0).
+      config: ``configs/evaluate.py`` ConfigDict: ``config.attacks[name]`` holds the defaults.
+
+    Returns:
+      A list of attacks.
+
+    Raises:
+      tfsparse.config.ConfigError: on an unknown name, ``eps < 0`` or a bad attack parameter.
+    """
+    from tfsparse.attacks import ATTACKS
+    from tfsparse.attacks.base import FixedEpsilonAttack
+    from tfsparse.config import ConfigError
+
+    if not eps >= 0:
+        raise ConfigError(f"--eps must be >= 0, got {eps}")
+    if not names:
+        raise ConfigError("--attacks is empty; name at least one attack")
+    attacks = []
+    for raw in names:
+        name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if name not in ATTACKS:
+            known = ", ".join(sorted(set(ATTACKS) | set(ALIASES)))
+            raise ConfigError(f"unknown attack {raw!r}; choose from {known}")
+        params = dict(config.attacks[name]) if name in config.attacks else {}
+        cls = ATTACKS[name]
+        if issubclass(cls, FixedEpsilonAttack):
+            params["eps"] = eps
+        try:
+            attacks.append(cls(**params))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"attack {name}: {error}") from None
+    return attacks
+
+
+def check_model_output(model, x):
+    """Raises ConfigError unless ``model`` maps a batch of ``x`` to logits ``(batch, C)``."""
+    from tfsparse.config import ConfigError
+
+    out = np.asarray(model(x[:2], training=False))
+    if out.ndim != 2 or out.shape[0] != len(x[:2]):
+        raise ConfigError(
+            f"the model output has shape {out.shape} for {len(x[:2])} inputs; expected logits "
+            "of shape (batch, num_classes) or (batch, 1)"
+        )
+    return out.shape[1]
+
+
+def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, num_examples=0,
+                     batch_size=500, seed=0, progress=True):
+    """Loads a dataset's test split, checks the model on it and runs :func:`evaluate`.
+
+    Raises:
+      tfsparse.data.DataError: on bad data.
+      tfsparse.config.ConfigError: if the output is not logits-shaped, its classes do not cover
+        the labels, or an image lies outside [0, 1].
+    """
+    from tfsparse import data
+    from tfsparse.config import ConfigError
+
+    loaded = data.load(dataset, data_dir, classes=classes or None, num_test=num_examples or None,
+                       seed=seed)
+    x, y = loaded.x_test, loaded.y_test.astype(np.int32)
+    if x.min() < 0.0 or x.max() > 1.0:
+        raise ConfigError(f"inputs must lie in [0, 1], got [{x.min():g}, {x.max():g}]")
+    num_outputs = check_model_output(model, x)
+    if max(num_outputs, 2) < loaded.num_classes:
+        raise ConfigError(
+            f"the model has {num_outputs} outputs but the data has {loaded.num_classes} classes"
+        )
+    report = evaluate(model, x, y, attacks, batch_size=batch_size, progress=progress, seed=seed)
+    report["dataset"] = {"name": dataset, "classes": list(classes or []), "source": loaded.source}
+    return report
+
+
+def format_table(report) -> str:
+    """A plain-text table of a report: one row per attack, then the worst case and warnings."""
+    header = ("attack", "accuracy", "mean_l2", "r2", "success", "seconds")
+    lines = [
+        f"clean accuracy {report['clean_accuracy']:.4f} on {report['n']} samples",
+        f"{header[0]:<14} " + " ".join(f"{h:>9}" for h in header[1:]),
+    ]
+
+    def cell(value):
+        return f"{value:>9.4f}" if value is not None else f"{'-':>9}"
+
+    for key, entry in report["attacks"].items():
+        lines.append(
+            f"{key:<14} {cell(entry.get('accuracy'))} {cell(entry.get('mean_l2'))} "
+            f"{cell(entry.get('r2'))} {cell(entry['success_rate'])} {entry['seconds']:>9.2f}"
+        )
+    if report["worst_case"] is not None:
+        worst = report["worst_case"]["accuracy"]
+        lines.append(f"worst case over l-inf attacks: accuracy {worst:.4f}")
+    lines.extend(f"warning: {w}" for w in report["warnings"])
+    return "\n".join(lines)
