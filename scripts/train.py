@@ -5,6 +5,12 @@ Usage:
       --num_train=5000 --epochs=2 --workdir=runs/train1
   python scripts/train.py --config=configs/train.py:cifar --model=resnet20 --dataset=cifar10 \
       --data_dir=../shared/data --epochs=1 --workdir=runs/r20
+  python scripts/train.py --model=lenet300_100 --dataset=mnist --num_train=5000 --epochs=2 \
+      --training=pgd --eps=0.1 --workdir=runs/pgd1
+
+--training picks clean, pgd (Madry PGD adversarial training) or rsr (RSR: noise injection,
+ensemble loss with lasso, PGD-7, threshold pruning); --eps sets the PGD radius in pixel units
+of [0, 1] images, step size and steps come from config.pgd (per-dataset defaults).
 
 --data_dir accepts a file or a directory searched for files named after the dataset
 (mnist.npz, cifar10*.tar.gz, cifar-10-batches-py/, IDX files, ...). Without it MNIST
@@ -26,6 +32,8 @@ _DATASET = flags.DEFINE_string("dataset", None, "Dataset name (overrides config.
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (overrides config.data.data_dir).")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Use this many training images (0 = all).")
 _EPOCHS = flags.DEFINE_float("epochs", None, "Epochs to train (overrides the iteration budget config.train.steps).")
+_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "rsr"], "Training objective (overrides config.training).")
+_EPS = flags.DEFINE_float("eps", None, "PGD training radius in pixel units, e.g. 0.3 or 0.0314 (overrides config.pgd.eps).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to create (must not already hold files).", required=True)
 
 
@@ -40,11 +48,17 @@ def main(argv):
             (_DATA_DIR.value, config.data, "data_dir"),
             (_NUM_TRAIN.value, config.data, "num_train"),
             (_EPOCHS.value, config.train, "epochs"),
+            (_EPS.value, config.pgd, "eps"),
         ):
             if value is not None:
                 section[key] = value
+        if _TRAINING.value is not None:
+            config.training = _TRAINING.value
     config_lib.validate(config)
     from tfsparse.training import train_and_evaluate
+    from tfsparse.training.recipes import validate_training
+
+    validate_training(config)
 
     train_and_evaluate(config, _WORKDIR.value)
     print(f"run directory: {_WORKDIR.value}")

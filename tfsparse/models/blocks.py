@@ -13,7 +13,11 @@ keeps attack budgets in [0, 1] pixel units).
 import math
 
 from tfsparse.compat import keras
+from tfsparse.layers.noise import NoisyConv2D
+from tfsparse.layers.noise import NoisyDense
 from tfsparse.layers.normalization import Normalize
+
+NOISE_MODES = (None, "channel", "layer")
 
 
 class Layers:
@@ -32,10 +36,15 @@ class Layers:
       bn_momentum: moving-statistics momentum of ``BatchNormalization``. Default 0.9,
         which equals PyTorch's ``momentum=0.1`` used by the papers' reference code.
       bn_epsilon: ``BatchNormalization`` epsilon. Default 1e-5 (PyTorch's default).
+      noise: ``None`` (plain ``Conv2D``/``Dense``, default), ``"channel"`` (CNI, RSR
+        eq. 4: ``NoisyConv2D``/``NoisyDense`` with one trainable α per output channel)
+        or ``"layer"`` (PNI: one α per layer).
+      noise_alpha: initial α of the noise layers (RSR/PNI: 0.25).
+      inference_noise: initial inference-noise switch of the noise layers (SPEC §5).
 
     Raises:
-      ValueError: if ``weight_decay`` < 0, ``bn_momentum`` is outside [0, 1) or
-        ``bn_epsilon`` <= 0.
+      ValueError: if ``weight_decay`` < 0, ``bn_momentum`` is outside [0, 1),
+        ``bn_epsilon`` <= 0, ``noise`` is unknown or ``noise_alpha`` < 0.
 
     Example:
 
@@ -49,6 +58,9 @@ class Layers:
         kernel_initializer="he_normal",
         bn_momentum=0.9,
         bn_epsilon=1e-5,
+        noise=None,
+        noise_alpha=0.25,
+        inference_noise=False,
     ):
         if not weight_decay >= 0:
             raise ValueError(f"Layers: weight_decay must be >= 0, got {weight_decay!r}")
@@ -56,6 +68,13 @@ class Layers:
             raise ValueError(f"Layers: bn_momentum must be in [0, 1), got {bn_momentum!r}")
         if not bn_epsilon > 0:
             raise ValueError(f"Layers: bn_epsilon must be > 0, got {bn_epsilon!r}")
+        if noise not in NOISE_MODES:
+            raise ValueError(f"Layers: noise must be one of {NOISE_MODES}, got {noise!r}")
+        if not noise_alpha >= 0:
+            raise ValueError(f"Layers: noise_alpha must be >= 0, got {noise_alpha!r}")
+        self.noise = noise
+        self.noise_alpha = float(noise_alpha)
+        self.inference_noise = bool(inference_noise)
         self.weight_decay = float(weight_decay)
         self.kernel_initializer = kernel_initializer
         self.bn_momentum = float(bn_momentum)
@@ -65,8 +84,17 @@ class Layers:
         return (
             f"Layers(weight_decay={self.weight_decay!r}, "
             f"kernel_initializer={self.kernel_initializer!r}, "
-            f"bn_momentum={self.bn_momentum!r}, bn_epsilon={self.bn_epsilon!r})"
+            f"bn_momentum={self.bn_momentum!r}, bn_epsilon={self.bn_epsilon!r}, "
+            f"noise={self.noise!r}, noise_alpha={self.noise_alpha!r}, "
+            f"inference_noise={self.inference_noise!r})"
         )
+
+    def _noise_options(self):
+        return {
+            "mode": self.noise,
+            "alpha_initializer": self.noise_alpha,
+            "inference_noise": self.inference_noise,
+        }
 
     def _kernel_options(self):
         # A fresh initializer/regulariser per layer: Keras warns when one
@@ -80,7 +108,12 @@ class Layers:
         }
 
     def conv(self, filters, kernel_size, strides=1, padding="same", use_bias=True, name=None):
-        """A ``Conv2D`` without activation (NHWC)."""
+        """A ``Conv2D`` (or ``NoisyConv2D`` when ``noise`` is set) without activation (NHWC)."""
+        if self.noise:
+            return NoisyConv2D(
+                filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+                name=name, **self._noise_options(), **self._kernel_options(),
+            )
         return keras.layers.Conv2D(
             filters,
             kernel_size,
@@ -92,7 +125,12 @@ class Layers:
         )
 
     def dense(self, units, use_bias=True, name=None):
-        """A ``Dense`` layer without activation."""
+        """A ``Dense`` (or ``NoisyDense`` when ``noise`` is set) layer without activation."""
+        if self.noise:
+            return NoisyDense(
+                units, use_bias=use_bias, name=name, **self._noise_options(),
+                **self._kernel_options(),
+            )
         return keras.layers.Dense(units, use_bias=use_bias, name=name, **self._kernel_options())
 
     def bn(self, name=None):

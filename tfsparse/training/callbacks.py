@@ -3,6 +3,7 @@
 import math
 
 from tfsparse.compat import keras
+from tfsparse.compat import tf
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -29,3 +30,166 @@ class NaNGuard(keras.callbacks.Callback):
                 f"training loss became {float(loss)} at step {step} (epoch {self._epoch + 1}, "
                 f"batch {batch + 1}); lower the learning rate or check the data"
             )
+
+
+def _lr_variable(optimizer):
+    # With a LearningRateSchedule the optimizer's `learning_rate` is a variable that it
+    # overwrites from the schedule every step, so an assignment would be lost; tf-keras
+    # keeps the schedule itself in `_learning_rate`.
+    lr = optimizer.learning_rate
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) or not isinstance(lr, tf.Variable):
+        raise ValueError(
+            "StopE/StopC set the learning rate themselves: compile with a constant learning "
+            "rate, not a LearningRateSchedule"
+        )
+    return lr
+
+
+def _set_lr(optimizer, value):
+    _lr_variable(optimizer).assign(value)
+
+
+def _get_lr(optimizer):
+    return float(_lr_variable(optimizer).numpy())
+
+
+class StopE(keras.callbacks.Callback):
+    """Wang et al.'s Stop-E: a fixed number of epochs, learning rate ÷10 at each third.
+
+    With ``E = epochs`` and base rate ``lr0`` (the optimizer's rate when training
+    starts), epoch ``e`` (0-based) runs at ``lr0 · factor^k`` with ``k`` the number of
+    boundaries ``round(E/3)``, ``round(2E/3)`` already reached, and training stops
+    after ``E`` epochs (Wang §4 "Stopping Criteria").
+
+    Args:
+      epochs: total epochs E (≥ 1).
+      factor: decay per third (default 0.1, i.e. ÷10).
+
+    Raises:
+      ValueError: on ``epochs`` < 1 or ``factor`` outside (0, 1]; at training start, if
+        the optimizer's learning rate is a schedule.
+    """
+
+    def __init__(self, epochs, factor=0.1):
+        super().__init__()
+        if not (isinstance(epochs, int) and epochs >= 1):
+            raise ValueError(f"StopE: epochs must be an integer >= 1, got {epochs!r}")
+        if not 0 < factor <= 1:
+            raise ValueError(f"StopE: factor must be in (0, 1], got {factor!r}")
+        self.epochs = epochs
+        self.factor = float(factor)
+        self.boundaries = (round(epochs / 3), round(2 * epochs / 3))
+        self.base_lr = None
+
+    def on_train_begin(self, logs=None):
+        if self.base_lr is None:
+            self.base_lr = _get_lr(self.model.optimizer)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        decays = sum(epoch >= b for b in self.boundaries)
+        _set_lr(self.model.optimizer, self.base_lr * self.factor**decays)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = _get_lr(self.model.optimizer)
+        if epoch + 1 >= self.epochs:
+            self.model.stop_training = True
+
+
+class StopC(keras.callbacks.Callback):
+    """Wang et al.'s Stop-C: LR ÷10 on a validation-loss plateau, stop after 2 decays.
+
+    After each epoch, ``monitor`` improves when it falls below ``best − min_delta·|best|``
+    (a *relative* threshold: 1e-5 = 0.001 %). After ``patience`` consecutive epochs
+    without improvement the learning rate is multiplied by ``factor`` and the count
+    restarts; once ``max_decays`` decays have happened, the next plateau stops training
+    instead of decaying again ("models stop training after 2 learning rate decays",
+    Wang §4). ``decays`` and ``stopped_epoch`` record what happened.
+
+    Args:
+      patience: epochs without improvement before acting (default 10).
+      min_delta: relative improvement threshold (default 1e-5).
+      factor: learning-rate multiplier per decay (default 0.1).
+      max_decays: decays before the stop (default 2).
+      monitor: the logged quantity to minimise (default ``"val_loss"``).
+
+    Raises:
+      ValueError: on bad arguments; ``KeyError`` at an epoch end whose logs lack
+        ``monitor`` (e.g. fit without validation data).
+    """
+
+    def __init__(self, patience=10, min_delta=1e-5, factor=0.1, max_decays=2, monitor="val_loss"):
+        super().__init__()
+        if not (isinstance(patience, int) and patience >= 1):
+            raise ValueError(f"StopC: patience must be an integer >= 1, got {patience!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"StopC: min_delta must be >= 0, got {min_delta!r}")
+        if not 0 < factor < 1:
+            raise ValueError(f"StopC: factor must be in (0, 1), got {factor!r}")
+        if not (isinstance(max_decays, int) and max_decays >= 0):
+            raise ValueError(f"StopC: max_decays must be an integer >= 0, got {max_decays!r}")
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.factor = float(factor)
+        self.max_decays = max_decays
+        self.monitor = monitor
+        self.best = math.inf
+        self.wait = 0
+        self.decays = 0
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"StopC monitors {self.monitor!r} but the epoch logs hold {sorted(logs)}; "
+                "pass validation data to fit"
+            )
+        current = float(logs[self.monitor])
+        if current < self.best - self.min_delta * abs(self.best) or not math.isfinite(self.best):
+            self.best, self.wait = current, 0
+        else:
+            self.wait += 1
+        if self.wait >= self.patience:
+            self.wait = 0
+            if self.decays >= self.max_decays:
+                self.stopped_epoch = epoch
+                self.model.stop_training = True
+            else:
+                self.decays += 1
+                _set_lr(self.model.optimizer, _get_lr(self.model.optimizer) * self.factor)
+        logs["lr"] = _get_lr(self.model.optimizer)
+
+
+class SparsityMonitor(keras.callbacks.Callback):
+    """Logs the weight sparsity (SPEC §4: exact zeros among prunable kernels) each epoch.
+
+    Adds ``weight_sparsity`` to the epoch logs (hence to ``History`` and TensorBoard);
+    pruning-wrapped kernels are read through their masks. Works on
+    :class:`~tfsparse.training.adversarial.AdversarialModel` (the inner model is found
+    recursively).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        from tfsparse.sparsity import weight_sparsity
+
+        if logs is not None:
+            logs["weight_sparsity"] = weight_sparsity(self.model)["overall"]
+
+
+def backup_and_restore(directory):
+    """The checkpoint callback of a resumable ``fit`` (SPEC §11).
+
+    Keras's ``BackupAndRestore`` checkpoints the model (weights, optimizer state, step
+    counters) at every epoch end under ``directory``; calling ``fit`` again with the
+    same directory after an interruption resumes from the last completed epoch. The
+    backup is deleted when training finishes.
+
+    Args:
+      directory: folder for the backup (created if missing).
+
+    Returns:
+      A ``keras.callbacks.BackupAndRestore``.
+    """
+    return keras.callbacks.BackupAndRestore(backup_dir=str(directory), save_freq="epoch")

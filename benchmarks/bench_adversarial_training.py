@@ -1,0 +1,71 @@
+"""Time of one PGD-k adversarial training step vs k+1 clean training steps (SPEC §8).
+
+Same model, same batch: LeNet-5 on MNIST shapes (batch 128, PGD-40, ε 0.3, step 0.01,
+Madry) and ResNet-20 on CIFAR shapes (batch 128, PGD-10, ε 8/255, step 2/255, Wang),
+XLA on and off. Target: ratio (adversarial step) / (k+1 clean steps) ≤ 1.0. Peer: IBM ART
+``AdversarialTrainerMadryPGD`` (ε 0.3, step 0.01, 40 steps), 4.2 s per batch of 128 on
+LeNet-5 MNIST with 2 CPU cores; target ≥ 3× faster per batch.
+
+    python benchmarks/bench_adversarial_training.py [--models=lenet5,resnet20] [--xla=off,on] [--repeats=3]
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import tfsparse  # noqa: F401
+from tfsparse import models
+from tfsparse.compat import keras
+from tfsparse.training import AdversarialModel
+
+SETTINGS = {
+    "lenet5": dict(shape=(28, 28, 1), eps=0.3, step_size=0.01, steps=40),
+    "resnet20": dict(shape=(32, 32, 3), eps=8 / 255, step_size=2 / 255, steps=10),
+}
+
+
+def step_seconds(model, x, y, repeats):
+    """Median seconds of one ``train_on_batch`` after two warm-up calls."""
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench(name, xla, repeats, batch=128):
+    s = SETTINGS[name]
+    keras.utils.set_random_seed(0)
+    x = np.random.rand(batch, *s["shape"]).astype(np.float32)
+    y = np.random.randint(0, 10, batch)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    clean = models.get(name)(10, s["shape"], 0.5, 0.25)
+    clean.compile(keras.optimizers.SGD(0.01, momentum=0.9), loss, jit_compile=xla)
+    adv = AdversarialModel(models.get(name)(10, s["shape"], 0.5, 0.25), eps=s["eps"],
+                           step_size=s["step_size"], steps=s["steps"])
+    adv.compile(keras.optimizers.SGD(0.01, momentum=0.9), loss, jit_compile=xla)
+    t_clean = step_seconds(clean, x, y, repeats * (s["steps"] + 1))
+    t_adv = step_seconds(adv, x, y, repeats)
+    return {"model": name, "xla": xla, "batch": batch, "pgd_steps": s["steps"],
+            "adv_step_s": round(t_adv, 4), "clean_step_s": round(t_clean, 5),
+            "ratio_vs_k_plus_1_clean": round(t_adv / ((s["steps"] + 1) * t_clean), 3)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="lenet5,resnet20")
+    parser.add_argument("--xla", default="off,on")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    for name in args.models.split(","):
+        for xla in args.xla.split(","):
+            print(json.dumps(bench(name, xla == "on", args.repeats)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""keras-tuner search over RSR's lasso λ, target sparsity (γ), clean weight a and noise init.
+
+    python scripts/tune.py --config=configs/tune_rsr.py:quick --workdir=runs/tune_q
+
+``quick``: LeNet-5 on 1,000 embedded MNIST images, 1 epoch, PGD-7 at ε = 0.1, 4 trials
+(minutes on 2 CPU cores). ``paper``: ResNet-20 on CIFAR-10 (RSR §4: ε = 8/255, step 2/255,
+PGD-7 training, λ around 5e-5, a = 0.5), 20 trials — meant for a GPU.
+Objective: PGD accuracy − penalty · max(0, min_sparsity − sparsity).
+"""
+
+import ml_collections
+
+from configs import common
+from configs.train import pgd_training
+from configs.train import rsr_training
+
+
+def get_config(arg=None):
+    variant = common.parse_variant(arg, ("quick", "paper"))
+    quick = variant == "quick"
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.xla = "auto"
+    config.verbose = 0
+    config.max_trials = 4 if quick else 20
+    config.data = common.data("mnist" if quick else "cifar10", num_train=1000 if quick else 0,
+                              num_test=200 if quick else 0)
+    config.model = common.model("lenet5" if quick else "resnet20")
+    config.train = common.lenet_training() if quick else common.cifar_training(epochs=120.0)
+    config.train.epochs = 1.0 if quick else config.train.epochs
+    config.training = "rsr"
+    config.pgd = pgd_training(eps=0.1 if quick else -1.0, step_size=0.02 if quick else -1.0)
+    config.pgd.eval_steps = 10 if quick else 20
+    config.rsr = rsr_training()
+    config.rsr.eot_samples = 2 if quick else 8
+    config.search = ml_collections.ConfigDict(
+        {"lasso_min": 1e-6, "lasso_max": 1e-3, "sparsities": [0.3, 0.5, 0.7] if quick else [0.5, 0.6, 0.7, 0.85],
+         "clean_weights": [0.5], "noise_alphas": [0.1, 0.25], "min_sparsity": 0.5, "penalty": 1.0,
+         "eval_examples": 200 if quick else 1000}
+    )
+    return config
