@@ -32,14 +32,11 @@ def main(argv):
     if len(argv) > 1:
         raise config_lib.ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flags")
     config = _CONFIG.value
-    with config.unlocked():
-        for value, section, key in (
-            (_METHOD.value, config, "method"), (_SPARSITY.value, config, "sparsity"),
-            (_DATASET.value, config.data, "name"), (_DATA_DIR.value, config.data, "data_dir"),
-            (_EPOCHS.value, config.train, "epochs"),
-        ):
-            if value is not None:
-                section[key] = value
+    cli.override(config, (
+        (_METHOD.value, config, "method"), (_SPARSITY.value, config, "sparsity"),
+        (_DATASET.value, config.data, "name"), (_DATA_DIR.value, config.data, "data_dir"),
+        (_EPOCHS.value, config.train, "epochs"),
+    ))
     config_lib.validate(config)
     from tfsparse.experiments.prune_model import prune_saved_model
 

@@ -41,24 +41,17 @@ def main(argv):
     if len(argv) > 1:
         raise config_lib.ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flags")
     config = _CONFIG.value
-    with config.unlocked():
-        for value, section, key in (
-            (_MODEL.value, config.model, "name"),
-            (_DATASET.value, config.data, "name"),
-            (_DATA_DIR.value, config.data, "data_dir"),
-            (_NUM_TRAIN.value, config.data, "num_train"),
-            (_EPOCHS.value, config.train, "epochs"),
-            (_EPS.value, config.pgd, "eps"),
-        ):
-            if value is not None:
-                section[key] = value
-        if _TRAINING.value is not None:
-            config.training = _TRAINING.value
+    cli.override(config, (
+        (_MODEL.value, config.model, "name"),
+        (_DATASET.value, config.data, "name"),
+        (_DATA_DIR.value, config.data, "data_dir"),
+        (_NUM_TRAIN.value, config.data, "num_train"),
+        (_EPOCHS.value, config.train, "epochs"),
+        (_EPS.value, config.pgd, "eps"),
+        (_TRAINING.value, config, "training"),
+    ))
     config_lib.validate(config)
     from tfsparse.training import train_and_evaluate
-    from tfsparse.training.recipes import validate_training
-
-    validate_training(config)
 
     train_and_evaluate(config, _WORKDIR.value)
     print(f"run directory: {_WORKDIR.value}")

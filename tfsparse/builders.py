@@ -1,9 +1,12 @@
 """Objects built from config sections (data, model, train section, evaluation subset), shared by pipelines."""
 
+import os
+
 import ml_collections
 
 from tfsparse import data as data_lib
 from tfsparse import models as model_lib
+from tfsparse import results
 from tfsparse.compat import keras
 from tfsparse.config import parse_int_list
 from tfsparse.config import xla_flag
@@ -45,3 +48,21 @@ def eval_subset(dataset, num_examples):
     """The first ``num_examples`` test images (deterministic), as used by every round."""
     n = min(int(num_examples), len(dataset.x_test))
     return dataset.x_test[:n], dataset.y_test[:n]
+
+
+def open_run(config, workdir, log=print):
+    """Starts a run: checks ``workdir`` is free, loads the data, then creates the directory.
+
+    Loading before creating means bad data never leaves a half-made run directory. The
+    resolved config and metadata (version, git commit) go to ``config.json``.
+
+    Returns:
+      ``(run_dir, dataset, metadata)``.
+    """
+    results.check_run_dir_free(workdir)
+    dataset = load_data(config.data, seed=config.data.seed)
+    run_dir = results.make_run_dir(workdir)
+    meta = results.metadata()
+    results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
+    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    return run_dir, dataset, meta

@@ -47,6 +47,15 @@ def define_config_file(name, default, help_text):
         _usage_exit(error)
 
 
+def override(config, pairs):
+    """Applies the scripts' convenience flags: ``(value, section, key)``, None = not given."""
+    with config.unlocked():
+        for value, section, key in pairs:
+            if value is not None:
+                section[key] = value
+    return config
+
+
 def _parse_flags(argv):
     # ml_collections applies --config.* overrides while parsing: an unknown key raises
     # AttributeError/KeyError and a bad variant ValueError, all of them bad usage.

@@ -17,7 +17,7 @@ from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.builders import build_model
-from tfsparse.builders import load_data
+from tfsparse.builders import open_run
 from tfsparse.builders import train_section
 from tfsparse.experiments.measure import robustness_record
 
@@ -46,12 +46,7 @@ def run_sweep(config, workdir, log=print):
     Returns:
       The absolute path of the run directory.
     """
-    results.check_run_dir_free(workdir)
-    dataset = load_data(config.data, seed=config.data.seed)
-    run_dir = results.make_run_dir(workdir)
-    meta = results.metadata()
-    results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    run_dir, dataset, meta = open_run(config, workdir, log)
     records = []
 
     def record(seed, round_index, target, model, seconds):

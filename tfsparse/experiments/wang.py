@@ -17,7 +17,7 @@ from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.builders import build_model
-from tfsparse.builders import load_data
+from tfsparse.builders import open_run
 from tfsparse.builders import train_section
 from tfsparse.experiments.measure import robustness_record
 from tfsparse.sparsity import oneshot
@@ -42,11 +42,7 @@ def run_oneshot_table(config, workdir, log=print):
     Writes ``config.json``, ``results.json`` (rewritten after every row), ``results.csv``
     and ``results.md``. Returns the run directory.
     """
-    results.check_run_dir_free(workdir)
-    dataset = load_data(config.data, seed=config.data.seed)
-    run_dir = results.make_run_dir(workdir)
-    meta = results.metadata()
-    results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
+    run_dir, dataset, meta = open_run(config, workdir, log)
     seed = config.seeds[0]
     dense = build_model(config.model, dataset, seed)
     if "ns" in config.methods and config.prune.ns_l1 > 0:

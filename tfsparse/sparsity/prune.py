@@ -188,7 +188,8 @@ def scope():
         "ConstantSparsity": ConstantSparsity,
         "PolynomialDecay": PolynomialDecay,
     }
-    objects.update({name: getattr(tfsparse_layers, name) for name in tfsparse_layers.__all__})
+    layer_classes = (getattr(tfsparse_layers, name) for name in tfsparse_layers.__all__)
+    objects.update({cls.__name__: cls for cls in layer_classes if isinstance(cls, type)})
     with keras.utils.custom_object_scope(objects):
         yield
 

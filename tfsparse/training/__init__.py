@@ -18,6 +18,7 @@ from tfsparse.training.losses import add_lasso
 from tfsparse.training.losses import ensemble_loss
 from tfsparse.training.losses import ensemble_sample_weights
 from tfsparse.training.losses import lasso_penalty
+from tfsparse.training.recipes import train_and_evaluate
+from tfsparse.training.robustness_eval import RobustnessEval
 from tfsparse.training.schedules import CaffeInvDecay
 from tfsparse.training.schedules import make_schedule
-from tfsparse.training.recipes import train_and_evaluate

@@ -36,19 +36,15 @@ Per-dataset settings (:data:`PGD_SETTINGS`): MNIST ε = 0.3, step 0.01, 40 steps
 """
 
 import dataclasses
-import math
 
 from tfsparse.attacks import pgd_perturb
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
-from tfsparse.data import pipelines
-from tfsparse.sparsity import UpdatePruningStep
-from tfsparse.sparsity import has_pruning_wrappers
-from tfsparse.training.callbacks import NaNGuard
 from tfsparse.training.callbacks import SparsityMonitor
 from tfsparse.training.clean import accuracy_metric
 from tfsparse.training.clean import add_weight_decay
+from tfsparse.training.clean import fit_arrays
 from tfsparse.training.clean import loss_for
 from tfsparse.training.clean import steps_for
 from tfsparse.training.losses import check_clean_weight
@@ -276,14 +272,7 @@ def train_adversarial(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, 
     """
     steps = steps_for(train_cfg, len(x)) if steps is None else int(steps)
     compile_adversarial(model, train_cfg, steps)
-    epochs = math.ceil(steps / math.ceil(len(x) / train_cfg.batch_size))
-    per_epoch = math.ceil(steps / epochs)
-    dataset = pipelines.train_pipeline(
-        x, y, train_cfg.batch_size, seed=seed, augment=bool(train_cfg.augment), repeat=True
-    )
-    all_callbacks = [NaNGuard(), SparsityMonitor(), *callbacks]
-    if has_pruning_wrappers(model.inner):
-        all_callbacks.insert(0, UpdatePruningStep())
-    return model.fit(
-        dataset, epochs=epochs, steps_per_epoch=per_epoch, verbose=verbose, callbacks=all_callbacks
+    return fit_arrays(
+        model, x, y, train_cfg, steps, seed=seed, verbose=verbose,
+        callbacks=[SparsityMonitor(), *callbacks], pruned=model.inner,
     )

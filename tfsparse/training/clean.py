@@ -95,6 +95,16 @@ def train(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=()
     """
     steps = steps_for(train_cfg, len(x)) if steps is None else int(steps)
     compile_model(model, train_cfg, steps)
+    return fit_arrays(model, x, y, train_cfg, steps, seed=seed, verbose=verbose, callbacks=callbacks)
+
+
+def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=(), pruned=None):
+    """``model.fit`` on arrays for exactly ``steps`` iterations of a compiled model.
+
+    Shared by clean and adversarial training: seeded shuffling (and augmentation when the
+    config asks), the NaN guard, and tfmot's ``UpdatePruningStep`` whenever ``pruned``
+    (default ``model``) holds pruning wrappers.
+    """
     # Keras counts in epochs; split the budget so that epochs * per_epoch == steps (or
     # exceeds it by less than one step per epoch when steps is not a multiple).
     epochs = math.ceil(steps / math.ceil(len(x) / train_cfg.batch_size))
@@ -103,7 +113,7 @@ def train(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=()
         x, y, train_cfg.batch_size, seed=seed, augment=bool(train_cfg.augment), repeat=True
     )
     all_callbacks = [NaNGuard(), *callbacks]
-    if has_pruning_wrappers(model):
+    if has_pruning_wrappers(model if pruned is None else pruned):
         all_callbacks.insert(0, UpdatePruningStep())
     return model.fit(
         dataset, epochs=epochs, steps_per_epoch=per_epoch, verbose=verbose, callbacks=all_callbacks

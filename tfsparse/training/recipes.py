@@ -20,7 +20,7 @@ from tfsparse import results
 from tfsparse.attacks import EOTPGD
 from tfsparse.attacks import PGD
 from tfsparse.builders import build_model
-from tfsparse.builders import load_data
+from tfsparse.builders import open_run
 from tfsparse.builders import train_section
 from tfsparse.compat import keras
 from tfsparse.config import ConfigError
@@ -141,12 +141,7 @@ def train_and_evaluate(config, workdir, log=print):
       ConfigError: on a bad ``training``/``pgd``/``rsr`` section.
     """
     validate_training(config)
-    results.check_run_dir_free(workdir)
-    dataset = load_data(config.data, seed=config.data.seed)
-    run_dir = results.make_run_dir(workdir)
-    meta = results.metadata()
-    results.write_json(os.path.join(run_dir, "config.json"), {"config": config.to_dict(), "metadata": meta})
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    run_dir, dataset, meta = open_run(config, workdir, log)
     summary = {"model": config.model.name, "dataset": dataset.name, "training": config.training}
     started = time.perf_counter()
     if config.training == "clean":
