@@ -39,7 +39,9 @@ def get_config(arg=None):
         config.train.steps = 3_000
         config.prune.rounds = 8
         config.prune.retrain_steps = 300
-    elif variant == "paper":
+    else:
+        config.verbose = 2  # one progress line per epoch of the long dense training
+    if variant == "paper":
         config.seeds = tuple(range(10))
         config.eval.num_examples = 10_000
     return config

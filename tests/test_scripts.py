@@ -62,8 +62,8 @@ def test_sweep_writes_the_run_directory_and_refuses_to_overwrite_it(tmp_path):
     "override, message",
     [
         ("--config.prune.rate=1.5", "prune.rate"),
-        ("--config.eval.fgs_eps=-0.1", "eval.fgs_eps"),
-        ("--config.model.name=resnet99", "model.name"),
+        pytest.param("--config.eval.fgs_eps=-0.1", "eval.fgs_eps", marks=pytest.mark.slow),
+        pytest.param("--config.model.name=resnet99", "model.name", marks=pytest.mark.slow),
     ],
 )
 def test_sweep_bad_config_exits_2_before_any_work(tmp_path, override, message):
@@ -108,8 +108,8 @@ def test_train_saves_a_servable_savedmodel(trained_workdir):
     "args, message",
     [
         (["--model=nope"], "model.name"),
-        (["--data_dir=/nonexistent/dir"], "/nonexistent/dir"),
-        (["--dataset=imagenet"], "data.name"),
+        pytest.param(["--data_dir=/nonexistent/dir"], "/nonexistent/dir", marks=pytest.mark.slow),
+        pytest.param(["--dataset=imagenet"], "data.name", marks=pytest.mark.slow),
     ],
 )
 def test_train_bad_usage_exits_2(tmp_path, args, message):
@@ -147,8 +147,8 @@ def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path
     "args, message",
     [
         (["--method=nope"], "method"),
-        (["--model=/nonexistent/model.h5"], "/nonexistent/model.h5"),
-        (["--sparsity=1.5"], "sparsity"),
+        pytest.param(["--model=/nonexistent/model.h5"], "/nonexistent/model.h5", marks=pytest.mark.slow),
+        pytest.param(["--sparsity=1.5"], "sparsity", marks=pytest.mark.slow),
     ],
 )
 def test_prune_bad_usage_exits_2(trained_workdir, tmp_path, args, message):

@@ -1,0 +1,70 @@
+"""Config validation (SPEC §11) on the shipped config files, in-process."""
+
+import importlib
+import os
+import sys
+
+import pytest
+
+from tfsparse import config as config_lib
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CONFIGS = [
+    ("guo_mnist", "quick"), ("guo_mnist", "full"), ("guo_mnist", "paper"),
+    ("guo_linear", "binary"), ("guo_linear", "multiclass"), ("guo_linear", "quick"),
+    ("wang_mnist", "quick"), ("wang_mnist", "full"), ("train", "lenet"), ("train", "cifar"),
+    ("prune", "default"),
+]
+
+
+def get_config(name, variant):
+    return importlib.import_module(f"configs.{name}").get_config(variant)
+
+
+@pytest.mark.parametrize("name, variant", CONFIGS)
+def test_shipped_configs_validate(name, variant):
+    config_lib.validate(get_config(name, variant))
+
+
+def test_unknown_variant_is_rejected():
+    with pytest.raises(ValueError, match="choose from"):
+        get_config("guo_mnist", "bogus")
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("eval.fgs_eps", -0.1, "eval.fgs_eps must be >= 0"),
+        ("model.name", "resnet99", "model.name 'resnet99' is unknown"),
+        ("data.name", "imagenet", "data.name 'imagenet' is unknown"),
+        ("prune.rate", 1.5, "prune.rate"),
+        ("prune.rounds", 0, "prune.rounds must be >= 1"),
+        ("train.batch_size", 0, "train.batch_size must be >= 1"),
+        ("train.lr_schedule", "nope", "train.lr_schedule 'nope' is unknown"),
+        ("xla", "maybe", "xla must be one of"),
+        ("data.classes", "1", "at least two classes"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_fix(key, value, message):
+    config = get_config("guo_mnist", "quick")
+    section, _, leaf = key.rpartition(".")
+    target = config if not section else config[section]
+    with config.unlocked():
+        target[leaf] = value
+    with pytest.raises(config_lib.ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")) as error:
+        config_lib.validate(config)
+    assert "\n" not in str(error.value)
+
+
+def test_prune_config_rejects_bad_method_and_sparsity():
+    config = get_config("prune", "default")
+    with config.unlocked():
+        config.method = "nope"
+    with pytest.raises(config_lib.ConfigError, match="method 'nope' is unknown"):
+        config_lib.validate(config)
+    config = get_config("prune", "default")
+    with config.unlocked():
+        config.sparsity = 1.0
+    with pytest.raises(config_lib.ConfigError, match=r"sparsity must be in \[0, 1\)"):
+        config_lib.validate(config)
