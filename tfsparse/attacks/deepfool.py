@@ -7,6 +7,7 @@ from tfsparse.attacks.base import Attack
 from tfsparse.attacks.base import is_binary
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.compat import tf
+from tfsparse.compat import use_xla
 
 
 class DeepFool(Attack):
@@ -85,10 +86,11 @@ class DeepFool(Attack):
     def _attack(self, model_fn, x, y, logits, seed):
         if is_binary(logits):
             n_candidates = 1
+            others = tf.zeros([tf.shape(y)[0], 0], tf.int32)
 
-            def differences(z):
+            def differences(z, y_sub, others_sub):
                 # The "other class minus own class" score -s·z, negative while y is predicted.
-                sign = 2.0 * tf.cast(y, z.dtype) - 1.0
+                sign = 2.0 * tf.cast(y_sub, z.dtype) - 1.0
                 return (-sign * z[:, 0])[:, None]
 
         else:
@@ -97,15 +99,15 @@ class DeepFool(Attack):
             # Fixed from the clean logits, as in the paper; for attacked samples index 0 is y.
             others = tf.math.top_k(logits, k).indices[:, 1:]
 
-            def differences(z):
-                return tf.gather(z, others, batch_dims=1) - tf.gather(z, y, batch_dims=1)[:, None]
+            def differences(z, y_sub, others_sub):
+                return tf.gather(z, others_sub, batch_dims=1) - tf.gather(z, y_sub, batch_dims=1)[:, None]
 
-        def candidate_gradients(x_cur):
+        def candidate_gradients(x_cur, y_sub, others_sub):
             grads = tf.TensorArray(x.dtype, size=n_candidates)
             for j in tf.range(n_candidates):
                 with tf.GradientTape() as tape:
                     tape.watch(x_cur)
-                    f_j = tf.reduce_sum(differences(model_fn(x_cur))[:, j])
+                    f_j = tf.reduce_sum(differences(model_fn(x_cur), y_sub, others_sub)[:, j])
                 grads = grads.write(j, tape.gradient(f_j, x_cur))
             perm = [1, 0] + list(range(2, len(x.shape) + 1))
             return tf.transpose(grads.stack(), perm)  # (batch, n_candidates, ...)
@@ -113,8 +115,8 @@ class DeepFool(Attack):
         def broadcast(v):
             return tf.reshape(v, [-1] + [1] * (len(x.shape) - 1))
 
-        def step(x_cur, z):
-            w = candidate_gradients(x_cur)
+        def step(x_cur, z, y_sub, others_sub):
+            w = candidate_gradients(x_cur, y_sub, others_sub)
             if self.box:
                 # Components pushing a pixel already at a bound outwards would be clipped away;
                 # linearising only over the free ones makes each step reach the linearised
@@ -122,7 +124,7 @@ class DeepFool(Attack):
                 at_low = tf.expand_dims(x_cur <= 0.0, 1)
                 at_high = tf.expand_dims(x_cur >= 1.0, 1)
                 w = tf.where((at_low & (w < 0)) | (at_high & (w > 0)), 0.0, w)
-            f = tf.abs(differences(z))
+            f = tf.abs(differences(z, y_sub, others_sub))
             w_norm = tf.sqrt(tf.reduce_sum(tf.square(w), axis=list(range(2, len(w.shape)))))
             # A zero gradient gives no direction: never pick it (inf), and step 0 if all are zero.
             distance = tf.where(w_norm > 0, f / tf.where(w_norm > 0, w_norm, 1.0), float("inf"))
@@ -133,17 +135,30 @@ class DeepFool(Attack):
             return broadcast(tf.math.divide_no_nan(f_best, tf.square(norm_best))) * w_best
 
         scale = 1.0 + self.overshoot
+        # Without XLA each iteration works only on the samples still correctly classified
+        # (a dynamic gather): a few stubborn samples then cost a few samples' gradients, not
+        # the whole batch's. XLA needs static shapes, so there every sample is stepped and
+        # the finished ones are masked out.
+        shrink = not use_xla(self.jit_compile)
 
         def body(x_adv, z, active):
+            idx = tf.where(active)[:, 0] if shrink else tf.range(tf.shape(x_adv)[0], dtype=tf.int64)
+            x_sub, y_sub = tf.gather(x_adv, idx), tf.gather(y, idx)
             # x + (1 + overshoot)·r_tot, accumulated on the iterate itself so that clipped pixels
             # sit exactly on the bound (the mask above relies on it) and the clipped-away part
             # of a step is not kept in r_tot for later steps to undo.
-            x_new = x_adv + scale * step(x_adv, z)
+            x_new = x_sub + scale * step(x_sub, tf.gather(z, idx), y_sub, tf.gather(others, idx))
             if self.box:
                 x_new = lp.clip_to_box(x_new)
-            x_adv = tf.where(broadcast(active), x_new, x_adv)
-            z = model_fn(x_adv)
-            return x_adv, z, active & tf.equal(labels_from_logits(z), y)
+            x_new = tf.where(broadcast(tf.gather(active, idx)), x_new, x_sub)
+            z_new = model_fn(x_new)
+            still = tf.gather(active, idx) & tf.equal(labels_from_logits(z_new), y_sub)
+            scatter = idx[:, None]
+            return (
+                tf.tensor_scatter_nd_update(x_adv, scatter, x_new),
+                tf.tensor_scatter_nd_update(z, scatter, z_new),
+                tf.tensor_scatter_nd_update(active, scatter, still),
+            )
 
         def cond(x_adv, z, active):
             return tf.reduce_any(active)
