@@ -34,7 +34,7 @@ def model(name="lenet300_100", width=1.0, normalization="dataset", kernel_initia
 def lenet_training(steps=50_000):
     """Guo's LeNet policy after Caffe: SGD 0.9, lr 0.01 with 'inv' decay, wd 5e-4, batch 64."""
     return ml_collections.ConfigDict(
-        {"batch_size": 64, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+        {"optimizer": "sgd", "batch_size": 64, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
          "lr_schedule": "caffe_inv", "steps": steps, "epochs": 0.0, "augment": False}
     )
 
@@ -42,7 +42,7 @@ def lenet_training(steps=50_000):
 def cifar_training(epochs=200.0):
     """The CIFAR policy: SGD 0.9, lr 0.1 (÷10 at each third), wd 5e-4, batch 128, augmentation."""
     return ml_collections.ConfigDict(
-        {"batch_size": 128, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+        {"optimizer": "sgd", "batch_size": 128, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
          "lr_schedule": "thirds", "steps": 1, "epochs": epochs, "augment": True}
     )
 

@@ -31,7 +31,9 @@ def get_config(arg=None):
     config.training = "rsr"
     config.pgd = pgd_training(eps=0.1 if quick else -1.0, step_size=0.02 if quick else -1.0)
     config.pgd.eval_steps = 10 if quick else 20
+    config.pgd.eps_warmup_epochs = 0.0
     config.rsr = rsr_training()
+    config.rsr.steps = 7
     config.rsr.eot_samples = 2 if quick else 8
     config.search = ml_collections.ConfigDict(
         {"lasso_min": 1e-6, "lasso_max": 1e-3, "sparsities": [0.3, 0.5, 0.7] if quick else [0.5, 0.6, 0.7, 0.85],

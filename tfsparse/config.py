@@ -7,6 +7,7 @@ one-line message naming the key, the bad value, and what to change.
 
 XLA_CHOICES = ("auto", "on", "off")
 LR_SCHEDULES = ("constant", "caffe_inv", "thirds", "cosine")
+OPTIMIZERS = ("sgd", "adam")
 NORMALIZATIONS = ("dataset", "none")
 
 
@@ -61,7 +62,7 @@ def validate(config):
         _require(m.width > 0, f"model.width must be > 0, got {m.width}")
         _require(m.normalization in NORMALIZATIONS, f"model.normalization must be one of {NORMALIZATIONS}, got {m.normalization!r}")
     if "train" in config:
-        _validate_train(config.train, "train")
+        validate_train(config.train, "train")
     if "xla" in config:
         xla_flag(config.xla)
     if "methods" in config:
@@ -97,11 +98,17 @@ def validate(config):
     return config
 
 
-def _validate_train(t, key):
+def validate_train(t, key="train"):
+    """Checks one ``train`` section (``key`` names it in the message).
+
+    Raises:
+      ConfigError: naming the bad value.
+    """
     _require(t.batch_size >= 1, f"{key}.batch_size must be >= 1, got {t.batch_size}")
     _require(t.learning_rate > 0, f"{key}.learning_rate must be > 0, got {t.learning_rate}")
     _require(0 <= t.momentum < 1, f"{key}.momentum must be in [0, 1), got {t.momentum}")
     _require(t.weight_decay >= 0, f"{key}.weight_decay must be >= 0, got {t.weight_decay}")
+    _require(t.get("optimizer", "sgd") in OPTIMIZERS, f"{key}.optimizer {t.get('optimizer')!r} is unknown; choose from {OPTIMIZERS}")
     _require(t.lr_schedule in LR_SCHEDULES, f"{key}.lr_schedule {t.lr_schedule!r} is unknown; choose from {LR_SCHEDULES}")
     _require(t.steps >= 1 or t.epochs > 0, f"{key}: set steps >= 1 or epochs > 0")
     _require(t.epochs >= 0, f"{key}.epochs must be >= 0, got {t.epochs}")

@@ -22,9 +22,9 @@ import keras_tuner
 
 from tfsparse.compat import keras
 from tfsparse.sparsity import weight_sparsity
-from tfsparse.training.adversarial import AdversarialModel
 from tfsparse.training.adversarial import train_adversarial
 from tfsparse.training.losses import add_lasso
+from tfsparse.training.recipes import adversarial_model
 from tfsparse.training.recipes import build_rsr_model
 from tfsparse.training.recipes import pgd_accuracy
 from tfsparse.training.recipes import rsr_threshold_prune
@@ -81,7 +81,6 @@ class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
         Returns:
           ``{"score", "clean_accuracy", "pgd_accuracy", "sparsity", "gamma"}`` as floats.
         """
-        from tfsparse.builders import train_section
         from tfsparse.metrics import clean_accuracy
         from tfsparse.training.recipes import pgd_settings
 
@@ -98,11 +97,8 @@ class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
         eps, step_size, steps = pgd_settings(config, self.dataset.name)
         model = build_rsr_model(config, self.dataset, self.seed)
         add_lasso(model, config.rsr.lasso)
-        adversarial = AdversarialModel(
-            model, eps=eps, step_size=step_size, steps=steps, clean_weight=config.rsr.clean_weight,
-            adversarial_eval=False, seed=self.seed,
-        )
-        train_adversarial(adversarial, self.dataset.x_train, self.dataset.y_train, train_section(config), seed=self.seed)
+        adversarial, train_cfg = adversarial_model(config, model, self.dataset)
+        train_adversarial(adversarial, self.dataset.x_train, self.dataset.y_train, train_cfg, seed=self.seed)
         pruned, gamma = rsr_threshold_prune(model, config.rsr)
         n = min(config.search.eval_examples, len(self.dataset.x_test))
         x, y = self.dataset.x_test[:n], self.dataset.y_test[:n]

@@ -46,10 +46,10 @@ from tfsparse.training.clean import accuracy_metric
 from tfsparse.training.clean import add_weight_decay
 from tfsparse.training.clean import fit_arrays
 from tfsparse.training.clean import loss_for
+from tfsparse.training.clean import make_optimizer
 from tfsparse.training.clean import steps_for
 from tfsparse.training.losses import check_clean_weight
 from tfsparse.training.losses import ensemble_sample_weights
-from tfsparse.training.schedules import make_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +100,10 @@ class AdversarialModel(keras.Model):
         the inputs and report ``adv_accuracy`` and the same objective as training;
         otherwise they report the clean loss only.
       seed: integer seed of the PGD random starts.
+      eps_warmup: optimizer steps over which the training ε ramps linearly from 0 to
+        ``eps`` (0 = full ε from the first step). A curriculum of this kind keeps a
+        model from sitting at chance when PGD-40 at ε = 0.3 is applied from the first
+        step (as happens with LeNet-5 on MNIST); evaluation always uses the full ε.
 
     Raises:
       ValueError: on a negative ε, a bad step count, ``clean_weight`` outside [0, 1] or
@@ -108,7 +112,7 @@ class AdversarialModel(keras.Model):
 
     def __init__(
         self, inner, *, eps, step_size, steps, norm="linf", random_start=True,
-        clean_weight=0.0, grad_samples=1, adversarial_eval=True, seed=0, **kwargs
+        clean_weight=0.0, grad_samples=1, adversarial_eval=True, seed=0, eps_warmup=0, **kwargs
     ):
         super().__init__(**kwargs)
         if not isinstance(inner, keras.Model):
@@ -119,6 +123,8 @@ class AdversarialModel(keras.Model):
             raise ValueError(f"AdversarialModel: steps must be an integer >= 0, got {steps!r}")
         if steps > 0 and not float(step_size) > 0:
             raise ValueError(f"AdversarialModel: step_size must be > 0, got {step_size!r}")
+        if not (isinstance(eps_warmup, int) and eps_warmup >= 0):
+            raise ValueError(f"AdversarialModel: eps_warmup must be an integer >= 0, got {eps_warmup!r}")
         self.inner = inner
         self.eps = float(eps)
         self.step_size = float(step_size)
@@ -129,6 +135,7 @@ class AdversarialModel(keras.Model):
         self.grad_samples = int(grad_samples)
         self.adversarial_eval = bool(adversarial_eval)
         self.seed = int(seed)
+        self.eps_warmup = int(eps_warmup)
         binary = int(inner.output_shape[-1]) == 1
         self.adv_accuracy = (
             keras.metrics.BinaryAccuracy(threshold=0.0, name="adv_accuracy")
@@ -148,13 +155,21 @@ class AdversarialModel(keras.Model):
     def call(self, inputs, training=None):
         return self.inner(inputs, training=training)
 
-    def perturb(self, x, y, counter):
+    def training_eps(self):
+        """The ε of the current optimizer step: ``eps · min(1, (t + 1) / eps_warmup)``."""
+        if self.eps_warmup == 0:
+            return tf.constant(self.eps, tf.float32)
+        ramp = tf.cast(self.optimizer.iterations + 1, tf.float32) / float(self.eps_warmup)
+        return self.eps * tf.minimum(1.0, ramp)
+
+    def perturb(self, x, y, counter, eps=None):
         """PGD examples for ``(x, y)`` with the inner model in inference mode.
 
         Args:
           x: ``(B, ...)`` images in [0, 1].
           y: labels, ``(B,)`` or ``(B, 1)``.
           counter: int64 step counter mixed into the random-start seed.
+          eps: radius (default: the full ``eps``).
 
         Returns:
           ``x_adv`` in the ε-ball around ``x`` and in [0, 1].
@@ -164,7 +179,7 @@ class AdversarialModel(keras.Model):
             lambda z: self.inner(z, training=False),
             x,
             tf.reshape(tf.cast(y, tf.int32), [-1]),
-            eps=self.eps,
+            eps=self.eps if eps is None else eps,
             step_size=self.step_size,
             steps=self.steps,
             norm=self.norm,
@@ -186,7 +201,7 @@ class AdversarialModel(keras.Model):
         """PGD examples, one ``training=True`` pass, ``minimize`` (Madry eq. 2.1 / RSR eq. 6)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        x_adv = tf.stop_gradient(self.perturb(x, y, self._train_counter))
+        x_adv = tf.stop_gradient(self.perturb(x, y, self._train_counter, self.training_eps()))
         x_all, y_all, w_all = self._batch(x, y, sample_weight, x_adv)
         with tf.GradientTape() as tape:
             logits = self.inner(x_all, training=True)
@@ -224,14 +239,14 @@ class AdversarialModel(keras.Model):
             "eps": self.eps, "step_size": self.step_size, "steps": self.steps, "norm": self.norm,
             "random_start": self.random_start, "clean_weight": self.clean_weight,
             "grad_samples": self.grad_samples, "adversarial_eval": self.adversarial_eval,
-            "seed": self.seed,
+            "seed": self.seed, "eps_warmup": self.eps_warmup,
         }
 
 
 def compile_adversarial(model, train_cfg, total_steps):
-    """Compiles an :class:`AdversarialModel` with the SGD policy of ``train_cfg``.
+    """Compiles an :class:`AdversarialModel` with the training policy of ``train_cfg``.
 
-    The same optimizer, schedule, Caffe-style weight decay (prunable kernels of
+    The same optimizer (:func:`tfsparse.training.clean.make_optimizer`), schedule, Caffe-style weight decay (prunable kernels of
     ``inner`` only, never α) and XLA switch as clean training
     (:func:`tfsparse.training.clean.compile_model`).
 
@@ -240,10 +255,9 @@ def compile_adversarial(model, train_cfg, total_steps):
       train_cfg: the ``train`` config section.
       total_steps: optimizer steps of the run (sets the LR schedule).
     """
-    schedule = make_schedule(train_cfg.lr_schedule, train_cfg.learning_rate, total_steps)
     add_weight_decay(model.inner, train_cfg.weight_decay)
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=schedule, momentum=train_cfg.momentum),
+        optimizer=make_optimizer(train_cfg, total_steps),
         loss=loss_for(model.inner),
         metrics=[accuracy_metric(model.inner)],
         jit_compile=use_xla(train_cfg.jit_compile),

@@ -58,10 +58,28 @@ def steps_for(train_cfg, num_train):
     return int(train_cfg.steps)
 
 
-def compile_model(model, train_cfg, total_steps):
-    """Compiles ``model`` with SGD+momentum, the configured schedule, decay and XLA switch."""
+def make_optimizer(train_cfg, total_steps):
+    """The optimizer of a ``train`` section: its ``optimizer`` (default ``sgd``) and schedule.
+
+    ``sgd`` is SGD with ``momentum`` (the papers' LeNet and CIFAR policies); ``adam`` is
+    Adam with Keras defaults (β 0.9/0.999), as Madry et al. train MNIST adversarially.
+    The learning rate follows ``lr_schedule`` over ``total_steps`` in both cases.
+
+    Raises:
+      ValueError: for an unknown optimizer name.
+    """
+    name = train_cfg.get("optimizer", "sgd")
     schedule = make_schedule(train_cfg.lr_schedule, train_cfg.learning_rate, total_steps)
-    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=train_cfg.momentum)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=train_cfg.momentum)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=schedule)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+
+
+def compile_model(model, train_cfg, total_steps):
+    """Compiles ``model`` with the configured optimizer, schedule, decay and XLA switch."""
+    optimizer = make_optimizer(train_cfg, total_steps)
     add_weight_decay(model, train_cfg.weight_decay)
     model.compile(
         optimizer=optimizer,

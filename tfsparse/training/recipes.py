@@ -10,6 +10,7 @@
     with PGD-``rsr.steps`` examples, then threshold pruning at γ (§3.4).
 """
 
+import math
 import os
 import time
 
@@ -24,6 +25,7 @@ from tfsparse.builders import open_run
 from tfsparse.builders import train_section
 from tfsparse.compat import keras
 from tfsparse.config import ConfigError
+from tfsparse.config import validate_train
 from tfsparse.layers import has_inference_noise
 from tfsparse.layers import set_inference_noise
 from tfsparse.sparsity import weight_sparsity
@@ -35,25 +37,64 @@ from tfsparse.training.losses import add_lasso
 TRAININGS = ("clean", "pgd", "rsr")
 
 
+def pgd_family(dataset_name):
+    """``mnist`` for MNIST-like 28×28 data, ``cifar`` otherwise: the key into ``pgd.by_family``."""
+    return "mnist" if "mnist" in dataset_name else "cifar"
+
+
+def adversarial_train_section(config, dataset_name):
+    """The ``train`` section of pgd/rsr training: ``train`` plus ``pgd.by_family.<family>.train``."""
+    policy = config.pgd.by_family[pgd_family(dataset_name)].get("train", {})
+    return train_section(config, **dict(policy))
+
+
 def pgd_settings(config, dataset_name):
     """``(eps, step_size, steps)`` of training PGD: the ``pgd`` section, negatives resolved.
 
     Negative entries take the dataset family's default from ``pgd.by_family`` (``mnist``
-    for MNIST-like 28×28 data, ``cifar`` otherwise); ``rsr`` training uses ``rsr.steps``.
+    for MNIST-like 28×28 data, ``cifar`` otherwise); ``rsr`` training uses ``rsr.steps``
+    (negative: the family's ``rsr_steps``).
 
     Raises:
       ConfigError: if the resolved step size or steps do not make sense.
     """
-    family = "mnist" if "mnist" in dataset_name else "cifar"
-    defaults = config.pgd.by_family[family]
+    defaults = config.pgd.by_family[pgd_family(dataset_name)]
     eps = config.pgd.eps if config.pgd.eps >= 0 else defaults.eps
     step_size = config.pgd.step_size if config.pgd.step_size > 0 else defaults.step_size
     steps = config.pgd.steps if config.pgd.steps >= 0 else defaults.steps
     if config.training == "rsr":
-        steps = config.rsr.steps
+        steps = config.rsr.steps if config.rsr.steps >= 0 else defaults.rsr_steps
     if not (eps >= 0 and step_size > 0 and int(steps) >= 0):
         raise ConfigError(f"pgd: need eps >= 0, step_size > 0, steps >= 0; got {eps}, {step_size}, {steps}")
     return float(eps), float(step_size), int(steps)
+
+
+def eps_warmup_steps(config, dataset_name, num_train, batch_size):
+    """Optimizer steps of the training-ε ramp: ``pgd.eps_warmup_epochs`` (negative = family's)."""
+    epochs = config.pgd.eps_warmup_epochs
+    if epochs < 0:
+        epochs = config.pgd.by_family[pgd_family(dataset_name)].eps_warmup_epochs
+    return int(round(epochs * math.ceil(num_train / batch_size)))
+
+
+def adversarial_model(config, model, dataset):
+    """The :class:`AdversarialModel` of a pgd/rsr config around ``model``, and its ``train`` section.
+
+    ε / step / steps from :func:`pgd_settings`, the ε ramp from :func:`eps_warmup_steps`,
+    RSR's clean weight ``a`` for ``rsr`` (0 for ``pgd``), no adversarial validation.
+
+    Returns:
+      ``(adversarial_model, train_cfg)``.
+    """
+    eps, step_size, steps = pgd_settings(config, dataset.name)
+    train_cfg = adversarial_train_section(config, dataset.name)
+    adversarial = AdversarialModel(
+        model, eps=eps, step_size=step_size, steps=steps, random_start=config.pgd.random_start,
+        clean_weight=config.rsr.clean_weight if config.training == "rsr" else 0.0, adversarial_eval=False,
+        seed=config.pgd.seed,
+        eps_warmup=eps_warmup_steps(config, dataset.name, len(dataset.x_train), train_cfg.batch_size),
+    )
+    return adversarial, train_cfg
 
 
 def validate_training(config):
@@ -80,6 +121,8 @@ def validate_training(config):
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    family = pgd_family(config.data.name)
+    validate_train(adversarial_train_section(config, config.data.name), f"train with pgd.by_family.{family}.train")
 
 
 def build_rsr_model(config, dataset, seed):
@@ -154,13 +197,11 @@ def train_and_evaluate(config, workdir, log=print):
         model = build_rsr_model(config, dataset, config.seed) if rsr else build_model(config.model, dataset, config.seed)
         if rsr:
             add_lasso(model, config.rsr.lasso)
-        adversarial = AdversarialModel(
-            model, eps=eps, step_size=step_size, steps=steps, random_start=config.pgd.random_start,
-            clean_weight=config.rsr.clean_weight if rsr else 0.0, adversarial_eval=False, seed=config.pgd.seed,
-        )
-        history = train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed, verbose=config.verbose)
+        adversarial, train_cfg = adversarial_model(config, model, dataset)
+        history = train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=config.seed, verbose=config.verbose)
         steps_done = int(adversarial.optimizer.iterations.numpy())
-        summary.update({"eps": eps, "step_size": step_size, "pgd_steps": steps})
+        summary.update({"eps": eps, "step_size": step_size, "pgd_steps": steps, "eps_warmup_steps": adversarial.eps_warmup,
+                        "optimizer": train_cfg.get("optimizer", "sgd"), "learning_rate": train_cfg.learning_rate})
         if rsr:
             model, gamma = rsr_threshold_prune(model, config.rsr)
             set_inference_noise(model, config.rsr.inference_noise)
