@@ -16,6 +16,11 @@ same process, interleaved, median of ``--repeats`` timed runs after one warm-up 
     ``--art_clever_examples`` (1) images, their times scaled linearly to 100 / 10 images (ART's
     C&W uses batch_size=1 and clever_u one image per call, so they are linear in the images).
     Our C&W budget is ``CW_OURS``; ``--cw_reference`` adds our C&W at Foolbox's default budget.
+  * Foolbox 3: ``TensorFlowModel`` wrapping the same Keras model (skipped with ``--skip_foolbox``
+    or when ``foolbox`` is not importable), batches of 500: ``FGSM``/``LinfPGD`` (median of the
+    repeats), ``L2DeepFoolAttack`` (steps 50, candidates 10, overshoot 0.02, logits loss; once, on
+    all images) and ``L2CarliniWagnerAttack`` with its defaults (9 × 10,000 steps; once, on the
+    first ``--foolbox_cw_examples`` images, compared with ours on the same images).
 
 ART's ``clever_u`` fails as shipped on TF2 classifiers (it passes a NumPy integer label to
 ``class_gradient``, which only takes the single-label path for a Python ``int``); the benchmark
@@ -187,6 +192,24 @@ def art_classifier(model):
         loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
+def foolbox_attack(kind, **params):
+    """A function ``(model, x, y, eps) -> x_adv`` running a Foolbox 3 attack in batches of 500."""
+    import foolbox
+
+    attack = getattr(foolbox.attacks, kind)(**params)
+
+    def run(model, x, y, eps=None):
+        fmodel = foolbox.TensorFlowModel(model, bounds=(0.0, 1.0))
+        outs = []
+        for s in range(0, len(x), BATCH):
+            _, clipped, _ = attack(fmodel, tf.constant(x[s:s + BATCH]),
+                                   tf.constant(y[s:s + BATCH].astype(np.int64)), epsilons=eps)
+            outs.append(clipped.numpy())
+        return np.concatenate(outs)
+
+    return run
+
+
 def art_clever_classifier(model):
     """An ART classifier whose ``class_gradient`` accepts NumPy integer labels.
 
@@ -233,6 +256,13 @@ def bench_model(name, args, data):
         except ImportError:
             print("art not importable: ART columns skipped", flush=True)
             use_art = False
+    use_foolbox = not args.skip_foolbox
+    if use_foolbox:
+        try:
+            import foolbox  # noqa: F401
+        except ImportError:
+            print("foolbox not importable: Foolbox columns skipped", flush=True)
+            use_foolbox = False
     rows = []
     one_pass = make_pass(model)
     plain_rs = make_plain_pgd(model, random_start=True)
@@ -240,7 +270,7 @@ def bench_model(name, args, data):
     classifier = art_classifier(model) if use_art else None
 
     def row(attack, ours_t, ours_res, ideal=None, plain=None, plain_res=None, art_t=None,
-            art_res=None, extra=None):
+            art_res=None, fb_t=None, fb_res=None, extra=None):
         r = dict(model=name, attack=attack, ours_s=round(ours_t, 3), ours=ours_res)
         if ideal is not None:
             r.update(ideal_s=round(ideal, 3), ours_over_ideal=round(ours_t / ideal, 3))
@@ -249,6 +279,9 @@ def bench_model(name, args, data):
                      plain=plain_res)
         if art_t is not None:
             r.update(art_s=round(art_t, 3), art=art_res, art_over_ours=round(art_t / ours_t, 2))
+        if fb_t is not None:
+            r.update(foolbox_s=round(fb_t, 3), foolbox=fb_res,
+                     foolbox_over_ours=round(fb_t / ours_t, 2))
         r.update(extra or {})
         if "art_over_ours_same_images" in r:  # DeepFool: ART ran on a subset, compare there
             r["art_over_ours"] = r["art_over_ours_same_images"]
@@ -281,25 +314,33 @@ def bench_model(name, args, data):
                         classifier, norm=np.inf, eps=eps, eps_step=0.01, max_iter=40,
                         num_random_init=1, batch_size=BATCH, verbose=False)
                 fns["art"] = lambda: art_attack.generate(x, y)
+            if use_foolbox:
+                fb_run = (foolbox_attack("FGSM") if kind == "FGS" else
+                          foolbox_attack("LinfPGD", abs_stepsize=0.01, steps=40, random_start=True))
+                fns["foolbox"] = lambda: fb_run(model, x, y, eps)
             med, out, _ = interleaved(fns, args.repeats)
             row(f"{kind} eps={eps}", med["ours"], ours_summary(out["ours"]),
                 ideal=steps * med["pass"], plain=med["plain"],
                 plain_res=summarize(model, x, y, out["plain"]),
                 art_t=med.get("art"), art_res=summarize(model, x, y, out["art"]) if use_art
-                else None, extra=dict(pass_s=round(med["pass"], 4)))
+                else None, fb_t=med.get("foolbox"),
+                fb_res=summarize(model, x, y, out["foolbox"]) if use_foolbox else None,
+                extra=dict(pass_s=round(med["pass"], 4)))
 
     # --- DeepFool. ----------------------------------------------------------------------------
     deepfool = attacks.DeepFool(overshoot=0.02, max_iter=50)
     if "deepfool" in args.attacks:
-        bench_deepfool(model, x, y, n, args, deepfool, one_pass, classifier, use_art, row)
+        bench_deepfool(model, x, y, n, args, deepfool, one_pass, classifier, use_art, use_foolbox,
+                       row)
     if "cw" in args.attacks:
-        bench_cw(model, x, y, args, one_pass, classifier, use_art, row)
+        bench_cw(model, x, y, args, one_pass, classifier, use_art, use_foolbox, row)
     if "clever" in args.attacks:
         bench_clever(model, x, y, n, args, one_pass, use_art, row)
     return dict(model=name, note=note, clean_accuracy=clean_acc, rows=rows)
 
 
-def bench_deepfool(model, x, y, n, args, deepfool, one_pass, classifier, use_art, row):
+def bench_deepfool(model, x, y, n, args, deepfool, one_pass, classifier, use_art, use_foolbox,
+                   row):
     med, out, _ = interleaved({"ours": lambda: deepfool.run(model, x, y, batch_size=BATCH),
                                "pass": lambda: one_pass(x, y)}, args.repeats)
     res = out["ours"]
@@ -322,10 +363,17 @@ def bench_deepfool(model, x, y, n, args, deepfool, one_pass, classifier, use_art
         extra.update(art_examples=m, ours_s_on_art_subset=round(sub_med["ours"], 3),
                      ours_on_art_subset=ours_summary(sub_out["ours"]),
                      art_over_ours_same_images=round(art_t / sub_med["ours"], 1))
-    row("DeepFool", med["ours"], ours_summary(res), art_t=art_t, art_res=art_res, extra=extra)
+    fb_t = fb_res = None
+    if use_foolbox:
+        fb_df = foolbox_attack("L2DeepFoolAttack", steps=50, candidates=10, overshoot=0.02,
+                               loss="logits")
+        fb_t, x_adv = timed(lambda: fb_df(model, x, y))
+        fb_res = summarize(model, x, y, x_adv)
+    row("DeepFool", med["ours"], ours_summary(res), art_t=art_t, art_res=art_res, fb_t=fb_t,
+        fb_res=fb_res, extra=extra)
 
 
-def bench_cw(model, x, y, args, one_pass, classifier, use_art, row):
+def bench_cw(model, x, y, args, one_pass, classifier, use_art, use_foolbox, row):
 
     # --- C&W L2 on the first 100 images: our budget, Foolbox-default budget (once), ART. ---------
     xc, yc = x[:CW_EXAMPLES], y[:CW_EXAMPLES]
@@ -355,8 +403,22 @@ def bench_cw(model, x, y, args, one_pass, classifier, use_art, row):
                          success_rate=float(res.success[:m].sum() / max(res.clean_correct[:m].sum(), 1)),
                          mean_l2=float(res.l2[:m][res.success[:m]].mean())))
         art_t = art_t * CW_EXAMPLES / m
+    fb_t = fb_res = None
+    if use_foolbox:
+        # Foolbox's defaults (9 binary-search steps × 10,000 Adam steps, lr 0.01, c₀ 1e-3,
+        # early abort), batched, once on the first m images; time scaled to 100 images.
+        m = min(args.foolbox_cw_examples, CW_EXAMPLES)
+        fb_cw = foolbox_attack("L2CarliniWagnerAttack")
+        fb_t, x_adv = timed(lambda: fb_cw(model, xc[:m], yc[:m]))
+        fb_res = summarize(model, xc[:m], yc[:m], x_adv)
+        res = out["ours"]
+        extra.update(foolbox_examples=m, foolbox_s_measured=round(fb_t, 2),
+                     ours_on_foolbox_subset=dict(
+                         success_rate=float(res.success[:m].sum() / max(res.clean_correct[:m].sum(), 1)),
+                         mean_l2=float(res.l2[:m][res.success[:m]].mean())))
+        fb_t = fb_t * CW_EXAMPLES / m
     row("C&W L2 (100 images)", med["ours"], ours_summary(out["ours"]), art_t=art_t,
-        art_res=art_res, extra=extra)
+        art_res=art_res, fb_t=fb_t, fb_res=fb_res, extra=extra)
 
 
 def bench_clever(model, x, y, n, args, one_pass, use_art, row):
@@ -394,7 +456,8 @@ def fmt(value, spec="{:.2f}"):
 
 def print_table(results):
     header = ("attack", "ours s", "ideal s", "ours/ideal", "plain s", "ours/plain", "ART s",
-              "ART/ours", "ours result", "ART result")
+              "ART/ours", "Foolbox s", "Foolbox/ours", "ours result", "ART result",
+              "Foolbox result")
     for model in results["models"]:
         print(f"\n{model['model']} ({model['note']}; clean acc {model['clean_accuracy']:.4f})")
         print(" | ".join(header))
@@ -411,8 +474,9 @@ def print_table(results):
             print(" | ".join([r["attack"], fmt(r["ours_s"]), fmt(r.get("ideal_s")),
                               fmt(r.get("ours_over_ideal")), fmt(r.get("plain_s")),
                               fmt(r.get("ours_over_plain")), fmt(r.get("art_s")),
-                              fmt(r.get("art_over_ours"), "{:.1f}×"), res(r["ours"]),
-                              res(r.get("art"))]))
+                              fmt(r.get("art_over_ours"), "{:.1f}×"), fmt(r.get("foolbox_s")),
+                              fmt(r.get("foolbox_over_ours"), "{:.1f}×"), res(r["ours"]),
+                              res(r.get("art")), res(r.get("foolbox"))]))
 
 
 def main():
@@ -426,6 +490,8 @@ def main():
     parser.add_argument("--num_examples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_art", action="store_true")
+    parser.add_argument("--skip_foolbox", action="store_true")
+    parser.add_argument("--foolbox_cw_examples", type=int, default=20)
     parser.add_argument("--cw_reference", action="store_true",
                         help="also run our C&W once at the Foolbox-default budget (9 × 10,000 steps)")
     parser.add_argument("--cw_repeats", type=int, default=1)

@@ -48,8 +48,10 @@ def cifar_training(epochs=200.0):
 
 
 def evaluation(num_examples=1000, fgs_eps=0.1):
-    """r∞ by FGS at ``fgs_eps`` and r2 by DeepFool (overshoot 0.02, 50 iterations, [0, 1] box)."""
+    """r∞ by FGS at ``fgs_eps`` and r2 by DeepFool (overshoot 0.02, 50 iterations, [0, 1] box;
+    ``deepfool_box_rule`` "accumulate" as Foolbox/ART, or "mask", see ``attacks.DeepFool``)."""
     return ml_collections.ConfigDict(
         {"num_examples": num_examples, "batch_size": 500, "fgs_eps": fgs_eps,
-         "deepfool_overshoot": 0.02, "deepfool_max_iter": 50, "deepfool_box": True}
+         "deepfool_overshoot": 0.02, "deepfool_max_iter": 50, "deepfool_box": True,
+         "deepfool_box_rule": "accumulate"}
     )

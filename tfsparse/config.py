@@ -93,6 +93,8 @@ def validate(config):
         _require(e.fgs_eps >= 0, f"eval.fgs_eps must be >= 0 (pixel units in [0, 1]), got {e.fgs_eps}")
         _require(e.deepfool_overshoot >= 0, f"eval.deepfool_overshoot must be >= 0, got {e.deepfool_overshoot}")
         _require(e.deepfool_max_iter >= 1, f"eval.deepfool_max_iter must be >= 1, got {e.deepfool_max_iter}")
+        rule = e.get("deepfool_box_rule", "accumulate")
+        _require(rule in ("accumulate", "mask"), f"eval.deepfool_box_rule must be 'accumulate' or 'mask', got {rule!r}")
     if "seeds" in config:
         _require(len(config.seeds) >= 1, "seeds must list at least one seed, e.g. (0,)")
     return config

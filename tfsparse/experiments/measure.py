@@ -24,6 +24,7 @@ def robustness_record(model, dataset, config):
         overshoot=config.eval.deepfool_overshoot,
         max_iter=config.eval.deepfool_max_iter,
         box=config.eval.deepfool_box,
+        box_rule=config.eval.get("deepfool_box_rule", "accumulate"),
         jit_compile=jit,
     )
     r2 = metrics.r2(model, x_eval, y_eval, attack=deepfool, batch_size=config.eval.batch_size)
