@@ -57,6 +57,20 @@ def test_train_step_examples_lie_in_eps_ball_and_box():
     assert np.abs(x_adv - x).max() > 0.05
 
 
+def test_eps_warmup_ramps_the_training_radius_linearly():
+    x, y = toy()
+    model = compiled(mlp(), eps=0.2, step_size=0.05, steps=5, eps_warmup=4)
+    radii = []
+    for step in range(6):
+        model.optimizer.iterations.assign(step)
+        radii.append(float(model.training_eps()))
+    np.testing.assert_allclose(radii, [0.05, 0.1, 0.15, 0.2, 0.2, 0.2], rtol=1e-6)
+    model.optimizer.iterations.assign(0)
+    x_adv = model.perturb(tf.constant(x), tf.constant(y), tf.constant(0, tf.int64), model.training_eps())
+    assert np.abs(x_adv.numpy() - x).max() <= 0.05 + 1e-6
+    assert compiled(mlp(), eps=0.2, step_size=0.05, steps=5).training_eps().numpy() == pytest.approx(0.2)
+
+
 def test_ensemble_objective_equals_rsr_eq6():
     x, y = toy(16)
     inner = mlp()
@@ -113,6 +127,8 @@ def test_validation():
         AdversarialModel(mlp(), eps=0.1, step_size=0.1, steps=1, clean_weight=2)
     with pytest.raises(ValueError, match="inner"):
         AdversarialModel("model", eps=0.1, step_size=0.1, steps=1)
+    with pytest.raises(ValueError, match="eps_warmup"):
+        AdversarialModel(mlp(), eps=0.1, step_size=0.1, steps=1, eps_warmup=-1)
 
 
 _MIRRORED = textwrap.dedent(

@@ -42,6 +42,8 @@ def test_unknown_variant_is_rejected():
         ("prune.rounds", 0, "prune.rounds must be >= 1"),
         ("train.batch_size", 0, "train.batch_size must be >= 1"),
         ("train.lr_schedule", "nope", "train.lr_schedule 'nope' is unknown"),
+        ("train.optimizer", "rmsprop", "train.optimizer 'rmsprop' is unknown"),
+        ("eval.deepfool_box_rule", "project", "eval.deepfool_box_rule must be"),
         ("xla", "maybe", "xla must be one of"),
         ("data.classes", "1", "at least two classes"),
     ],

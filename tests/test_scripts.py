@@ -104,12 +104,35 @@ def test_train_saves_a_servable_savedmodel(trained_workdir):
     assert logits.shape == (3, 10)
 
 
+@pytest.mark.parametrize("training", ["pgd", "rsr"])
+def test_train_adversarially_records_the_robust_setup(tmp_path, training):
+    workdir = tmp_path / training
+    result = run_script(
+        "train.py", "--model=lenet300_100", "--num_train=256", "--epochs=1", f"--training={training}",
+        "--eps=0.1", "--config.pgd.eval_steps=3", "--config.pgd.eval_examples=64",
+        "--config.rsr.target_sparsity=0.5", f"--workdir={workdir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "results.json").read_text())
+    # MNIST family policy (configs/train.py): Adam 1e-3, ε ramped over the one epoch (4 steps).
+    assert summary["optimizer"] == "adam" and summary["learning_rate"] == pytest.approx(1e-3)
+    assert summary["eps"] == pytest.approx(0.1) and summary["pgd_steps"] == 40
+    assert summary["eps_warmup_steps"] == summary["train_steps"] == 4
+    assert 0.0 <= summary["pgd_accuracy"] <= summary["clean_accuracy"] + 0.05
+    if training == "rsr":
+        assert summary["weight_sparsity"] == pytest.approx(0.5, abs=0.01)
+        assert summary["inference_noise"] and "EOTPGD" in summary["pgd_attack"]
+    assert (workdir / "saved_model" / "saved_model.pb").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--model=nope"], "model.name"),
         pytest.param(["--data_dir=/nonexistent/dir"], "/nonexistent/dir", marks=pytest.mark.slow),
         pytest.param(["--dataset=imagenet"], "data.name", marks=pytest.mark.slow),
+        (["--training=pgd", "--config.pgd.by_family.mnist.train.optimizer=lbfgs"],
+         "train with pgd.by_family.mnist.train.optimizer 'lbfgs' is unknown"),
     ],
 )
 def test_train_bad_usage_exits_2(tmp_path, args, message):

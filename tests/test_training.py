@@ -79,3 +79,15 @@ def test_nan_loss_stops_with_a_clear_error_naming_the_step():
     x, y = data()
     with pytest.raises(FloatingPointError, match=r"at step \d+ \(epoch"):
         training.train(model, x, y, cfg(steps=40, learning_rate=1e30))
+
+
+def test_make_optimizer_builds_sgd_or_adam_with_the_schedule():
+    sgd = training.make_optimizer(cfg(learning_rate=0.05), 10)
+    assert isinstance(sgd, keras.optimizers.SGD) and float(sgd.momentum) == pytest.approx(0.9)
+    adam = training.make_optimizer(cfg(optimizer="adam", learning_rate=1e-3, lr_schedule="thirds"), 30)
+    assert isinstance(adam, keras.optimizers.Adam)
+    schedule = adam.get_config()["learning_rate"]
+    assert schedule["class_name"] == "PiecewiseConstantDecay"
+    assert schedule["config"]["values"] == pytest.approx([1e-3, 1e-4, 1e-5])
+    with pytest.raises(ValueError, match="optimizer"):
+        training.make_optimizer(cfg(optimizer="rmsprop"), 10)
