@@ -7,6 +7,10 @@ XLA on and off. Target: ratio (adversarial step) / (k+1 clean steps) ≤ 1.0. Pe
 LeNet-5 MNIST with 2 CPU cores; target ≥ 3× faster per batch.
 
     python benchmarks/bench_adversarial_training.py [--models=lenet5,resnet20] [--xla=off,on] [--repeats=3]
+
+With ART installed (``pip install .[bench]``) the LeNet-5 rows also time ART's
+``AdversarialTrainerMadryPGD`` on the same architecture and batch (``--skip_art`` to skip):
+one warm-up batch, then ``fit`` over ``repeats`` batches of 128, seconds per batch.
 """
 
 import argparse
@@ -38,7 +42,31 @@ def step_seconds(model, x, y, repeats):
     return float(np.median(times))
 
 
-def bench(name, xla, repeats, batch=128):
+def art_madry_seconds(name, x, y, repeats, batch):
+    """Seconds per batch of ART's ``AdversarialTrainerMadryPGD`` (ε/step/steps of ``name``)."""
+    from art.defences.trainer import AdversarialTrainerMadryPGD
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    s = SETTINGS[name]
+    classifier = TensorFlowV2Classifier(
+        model=models.get(name)(10, s["shape"], 0.5, 0.25), nb_classes=10, input_shape=s["shape"],
+        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9), clip_values=(0.0, 1.0))
+
+    def fit(n_batches):
+        trainer = AdversarialTrainerMadryPGD(
+            classifier, nb_epochs=1, batch_size=batch, eps=s["eps"], eps_step=s["step_size"],
+            max_iter=s["steps"], num_random_init=1)
+        xs, ys = np.tile(x, (n_batches, 1, 1, 1)), np.tile(y, n_batches)
+        start = time.perf_counter()
+        trainer.fit(xs, ys)
+        return (time.perf_counter() - start) / n_batches
+
+    fit(1)
+    return fit(repeats)
+
+
+def bench(name, xla, repeats, batch=128, art=False):
     s = SETTINGS[name]
     keras.utils.set_random_seed(0)
     x = np.random.rand(batch, *s["shape"]).astype(np.float32)
@@ -51,9 +79,13 @@ def bench(name, xla, repeats, batch=128):
     adv.compile(keras.optimizers.SGD(0.01, momentum=0.9), loss, jit_compile=xla)
     t_clean = step_seconds(clean, x, y, repeats * (s["steps"] + 1))
     t_adv = step_seconds(adv, x, y, repeats)
-    return {"model": name, "xla": xla, "batch": batch, "pgd_steps": s["steps"],
-            "adv_step_s": round(t_adv, 4), "clean_step_s": round(t_clean, 5),
-            "ratio_vs_k_plus_1_clean": round(t_adv / ((s["steps"] + 1) * t_clean), 3)}
+    row = {"model": name, "xla": xla, "batch": batch, "pgd_steps": s["steps"],
+           "adv_step_s": round(t_adv, 4), "clean_step_s": round(t_clean, 5),
+           "ratio_vs_k_plus_1_clean": round(t_adv / ((s["steps"] + 1) * t_clean), 3)}
+    if art:
+        t_art = art_madry_seconds(name, x, y, repeats, batch)
+        row.update(art_madry_s_per_batch=round(t_art, 3), art_over_ours=round(t_art / t_adv, 2))
+    return row
 
 
 def main():
@@ -61,10 +93,20 @@ def main():
     parser.add_argument("--models", default="lenet5,resnet20")
     parser.add_argument("--xla", default="off,on")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip_art", action="store_true")
     args = parser.parse_args()
+    use_art = not args.skip_art
+    if use_art:
+        try:
+            import art  # noqa: F401
+        except ImportError:
+            print("art not importable: ART column skipped", flush=True)
+            use_art = False
     for name in args.models.split(","):
         for xla in args.xla.split(","):
-            print(json.dumps(bench(name, xla == "on", args.repeats)), flush=True)
+            # ART runs eagerly either way: time it once per model, on the XLA-off row.
+            art_row = use_art and name == "lenet5" and xla == "off"
+            print(json.dumps(bench(name, xla == "on", args.repeats, art=art_row)), flush=True)
 
 
 if __name__ == "__main__":
