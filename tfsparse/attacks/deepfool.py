@@ -32,8 +32,10 @@ class DeepFool(Attack):
 
     (Clipping the iterate without either rule only creeps towards the boundary geometrically:
     on a LeNet-300-100 trained 2 epochs on MNIST it left a quarter of the correctly classified
-    test images unflipped after 50 iterations.) On a LeNet-300-100 (first 100 MNIST test images)
-    ``accumulate`` gives Foolbox's mean l2 to within 1 %; ``mask`` lands about 3 % higher.
+    test images unflipped after 50 iterations.) On a LeNet-300-100 trained on MNIST,
+    ``accumulate`` reproduces Foolbox's ``L2DeepFoolAttack`` per sample (same l2 to three
+    decimals on the first 100 test images); ``mask`` lands 3 % higher on average (mean l2 0.960
+    vs 0.931 on the first 1,000).
 
     For a single binary logit ``z`` the step is ``r = -z · ∇z / ‖∇z‖₂²`` (Guo et al. 2018 eq. 1:
     ``x̃ = x - w (wᵀx) / ‖w‖₂²``). Without the box, on a linear model the first step lands on the
