@@ -156,3 +156,36 @@ def test_bad_usage_is_a_config_error_in_process(saved_models):
         check_model_output(load_model(str(saved_models / "bad.keras")), np.zeros((3, 28, 28, 1)))
     with pytest.raises(ConfigError, match="does not exist"):
         load_model(str(saved_models / "missing.keras"))
+
+
+def test_plain_tf_savedmodel_is_attacked_like_the_keras_model(tmp_path):
+    # A non-Keras SavedModel (a tf.Module with a serving signature) is wrapped by load_model;
+    # gradients flow through the restored signature, so FGS gives what it gives on Keras.
+    from tfsparse.attacks import FGSM
+    from tfsparse.compat import keras
+    from tfsparse.compat import tf
+    from tfsparse.model_io import load_model
+
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(16, 3)).astype("float32"), rng.normal(size=3).astype("float32")
+
+    class Linear(tf.Module):
+        def __init__(self):
+            self.w, self.b = tf.Variable(w), tf.Variable(b)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 1], tf.float32)])
+        def serve(self, images):
+            return {"logits": tf.reshape(images, [-1, 16]) @ self.w + self.b}
+
+    module = Linear()
+    tf.saved_model.save(module, str(tmp_path / "plain"), signatures={"serving_default": module.serve})
+    reference = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    reference.layers[-1].set_weights([w, b])
+
+    loaded = load_model(str(tmp_path / "plain"))
+    x = rng.random((32, 4, 4, 1), dtype=np.float32)
+    y = np.argmax(reference.predict(x, verbose=0), axis=1)
+    np.testing.assert_allclose(loaded(tf.constant(x)).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-5)
+    ours, expected = FGSM(eps=0.2).run(loaded, x, y), FGSM(eps=0.2).run(reference, x, y)
+    np.testing.assert_allclose(ours.x_adv, expected.x_adv, atol=1e-6)
+    assert ours.adv_accuracy == expected.adv_accuracy < 1.0

@@ -49,10 +49,14 @@ def load_keras_model(path):
         raise ConfigError(f"model {path} does not exist; pass a .h5/.keras file or a SavedModel directory")
     try:
         with scope():
-            return keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False)
     except _KERAS_LOAD_ERRORS as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"could not load a Keras model from {path}: {first}") from None
+    if not isinstance(model, keras.Model):
+        # tf_keras falls back to tf.saved_model.load for a SavedModel without Keras metadata.
+        raise ConfigError(f"{path} is a SavedModel without Keras metadata, not a Keras model")
+    return model
 
 
 def load_model(path):
