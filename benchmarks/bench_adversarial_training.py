@@ -18,6 +18,7 @@ import json
 import time
 
 import numpy as np
+from _peers import available
 
 import tfsparse  # noqa: F401
 from tfsparse import models
@@ -95,13 +96,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_art", action="store_true")
     args = parser.parse_args()
-    use_art = not args.skip_art
-    if use_art:
-        try:
-            import art  # noqa: F401
-        except ImportError:
-            print("art not importable: ART column skipped", flush=True)
-            use_art = False
+    use_art = available("art", not args.skip_art)
     for name in args.models.split(","):
         for xla in args.xla.split(","):
             # ART runs eagerly either way: time it once per model, on the XLA-off row.

@@ -43,6 +43,7 @@ import statistics
 import time
 
 import numpy as np
+from _peers import available
 
 import tfsparse  # noqa: F401  (before anything TF: selects tf_keras)
 from tfsparse import attacks
@@ -113,6 +114,19 @@ def ours_summary(result):
     return dict(adv_accuracy=result.adv_accuracy, success_rate=result.success_rate,
                 mean_l2=float(result.l2[result.success].mean()) if result.success.any()
                 else float("nan"))
+
+
+def first_images(result, m):
+    """Success rate and mean l2 of our ``AttackResult`` on its first ``m`` images."""
+    success = result.success[:m]
+    return dict(success_rate=float(success.sum() / max(result.clean_correct[:m].sum(), 1)),
+                mean_l2=float(result.l2[:m][success].mean()))
+
+
+def peer_on_subset(generate, model, x, y):
+    """Runs a peer's ``generate(x, y) -> x_adv`` once: its seconds and summarized result."""
+    seconds, x_adv = timed(lambda: generate(x, y))
+    return seconds, summarize(model, x, y, x_adv)
 
 
 def timed(fn):
@@ -249,20 +263,8 @@ def bench_model(name, args, data):
     x, y = x_test[:n], y_test[:n]
     clean_acc = float(np.mean(predict(model, x) == y))
     print(f"\n== {name}: {note}; clean accuracy {clean_acc:.4f} on {n} test images", flush=True)
-    use_art = not args.skip_art
-    if use_art:
-        try:
-            import art  # noqa: F401
-        except ImportError:
-            print("art not importable: ART columns skipped", flush=True)
-            use_art = False
-    use_foolbox = not args.skip_foolbox
-    if use_foolbox:
-        try:
-            import foolbox  # noqa: F401
-        except ImportError:
-            print("foolbox not importable: Foolbox columns skipped", flush=True)
-            use_foolbox = False
+    use_art = available("art", not args.skip_art)
+    use_foolbox = available("foolbox", not args.skip_foolbox)
     rows = []
     one_pass = make_pass(model)
     plain_rs = make_plain_pgd(model, random_start=True)
@@ -333,7 +335,8 @@ def bench_model(name, args, data):
         bench_deepfool(model, x, y, n, args, deepfool, one_pass, classifier, use_art, use_foolbox,
                        row)
     if "cw" in args.attacks:
-        bench_cw(model, x, y, args, one_pass, classifier, use_art, use_foolbox, row)
+        bench_cw(model, x, y, args, one_pass, classifier, use_art,
+                 use_foolbox and name in args.foolbox_cw_models, row)
     if "clever" in args.attacks:
         bench_clever(model, x, y, n, args, one_pass, use_art, row)
     return dict(model=name, note=note, clean_accuracy=clean_acc, rows=rows)
@@ -394,28 +397,21 @@ def bench_cw(model, x, y, args, one_pass, classifier, use_art, use_foolbox, row)
         # ART's defaults (batch_size=1: images are attacked one after the other, so its time
         # is linear in the images): run on the first m images, time scaled to 100.
         m = min(args.art_cw_examples, CW_EXAMPLES)
-        art_cw = CarliniL2Method(classifier, verbose=False)
-        art_t, x_adv = timed(lambda: art_cw.generate(xc[:m], yc[:m]))
-        art_res = summarize(model, xc[:m], yc[:m], x_adv)
-        res = out["ours"]
+        art_t, art_res = peer_on_subset(CarliniL2Method(classifier, verbose=False).generate,
+                                        model, xc[:m], yc[:m])
         extra.update(art_examples=m, art_s_measured=round(art_t, 2),
-                     ours_on_art_subset=dict(
-                         success_rate=float(res.success[:m].sum() / max(res.clean_correct[:m].sum(), 1)),
-                         mean_l2=float(res.l2[:m][res.success[:m]].mean())))
+                     ours_on_art_subset=first_images(out["ours"], m))
         art_t = art_t * CW_EXAMPLES / m
     fb_t = fb_res = None
     if use_foolbox:
         # Foolbox's defaults (9 binary-search steps × 10,000 Adam steps, lr 0.01, c₀ 1e-3,
-        # early abort), batched, once on the first m images; time scaled to 100 images.
+        # early abort), batched, once on the first m images; time scaled to 100 images. Its
+        # cost is per-step overhead more than arithmetic: 2 images take minutes, like 100.
         m = min(args.foolbox_cw_examples, CW_EXAMPLES)
         fb_cw = foolbox_attack("L2CarliniWagnerAttack")
-        fb_t, x_adv = timed(lambda: fb_cw(model, xc[:m], yc[:m]))
-        fb_res = summarize(model, xc[:m], yc[:m], x_adv)
-        res = out["ours"]
+        fb_t, fb_res = peer_on_subset(lambda a, b: fb_cw(model, a, b), model, xc[:m], yc[:m])
         extra.update(foolbox_examples=m, foolbox_s_measured=round(fb_t, 2),
-                     ours_on_foolbox_subset=dict(
-                         success_rate=float(res.success[:m].sum() / max(res.clean_correct[:m].sum(), 1)),
-                         mean_l2=float(res.l2[:m][res.success[:m]].mean())))
+                     ours_on_foolbox_subset=first_images(out["ours"], m))
         fb_t = fb_t * CW_EXAMPLES / m
     row("C&W L2 (100 images)", med["ours"], ours_summary(out["ours"]), art_t=art_t,
         art_res=art_res, fb_t=fb_t, fb_res=fb_res, extra=extra)
@@ -491,7 +487,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip_art", action="store_true")
     parser.add_argument("--skip_foolbox", action="store_true")
-    parser.add_argument("--foolbox_cw_examples", type=int, default=20)
+    parser.add_argument("--foolbox_cw_examples", type=int, default=100)
+    parser.add_argument("--foolbox_cw_models", default="lenet5,lenet300_100",
+                        help="models on which Foolbox's C&W runs (minutes to a quarter hour each)")
     parser.add_argument("--cw_reference", action="store_true",
                         help="also run our C&W once at the Foolbox-default budget (9 × 10,000 steps)")
     parser.add_argument("--cw_repeats", type=int, default=1)
@@ -502,6 +500,7 @@ def main():
     parser.add_argument("--output", default="benchmarks/results.json")
     args = parser.parse_args()
     args.attacks = args.attacks.split(",")
+    args.foolbox_cw_models = args.foolbox_cw_models.split(",")
     args.model_paths = dict(item.split("=", 1) for item in args.model)
     data = load_mnist(args.data)
     results = dict(command=vars(args) | {"model_paths": args.model_paths},
