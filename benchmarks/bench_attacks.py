@@ -451,12 +451,14 @@ def fmt(value, spec="{:.2f}"):
 
 
 def print_table(results):
+    """The results as one Markdown table per model (the layout of docs/BENCHMARKS.md)."""
     header = ("attack", "ours s", "ideal s", "ours/ideal", "plain s", "ours/plain", "ART s",
               "ART/ours", "Foolbox s", "Foolbox/ours", "ours result", "ART result",
               "Foolbox result")
     for model in results["models"]:
-        print(f"\n{model['model']} ({model['note']}; clean acc {model['clean_accuracy']:.4f})")
-        print(" | ".join(header))
+        print(f"\n{model['model']} ({model['note']}; clean acc {model['clean_accuracy']:.4f})\n")
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
         for r in model["rows"]:
             def res(d):
                 if not d:
@@ -467,12 +469,12 @@ def print_table(results):
                 if "DeepFool" in r["attack"] or "C&W" in r["attack"]:
                     s += f" l2 {d['mean_l2']:.3f} succ {d['success_rate']:.3f}"
                 return s
-            print(" | ".join([r["attack"], fmt(r["ours_s"]), fmt(r.get("ideal_s")),
+            print("| " + " | ".join([r["attack"], fmt(r["ours_s"]), fmt(r.get("ideal_s")),
                               fmt(r.get("ours_over_ideal")), fmt(r.get("plain_s")),
                               fmt(r.get("ours_over_plain")), fmt(r.get("art_s")),
                               fmt(r.get("art_over_ours"), "{:.1f}×"), fmt(r.get("foolbox_s")),
                               fmt(r.get("foolbox_over_ours"), "{:.1f}×"), res(r["ours"]),
-                              res(r.get("art")), res(r.get("foolbox"))]))
+                              res(r.get("art")), res(r.get("foolbox"))]) + " |")
 
 
 def main():
@@ -498,9 +500,14 @@ def main():
     parser.add_argument("--art_clever_examples", type=int, default=1)
     parser.add_argument("--attacks", default="fgs,pgd,deepfool,cw,clever")
     parser.add_argument("--output", default="benchmarks/results.json")
+    parser.add_argument("--table", default="", help="only print the tables of this results file")
     args = parser.parse_args()
     args.attacks = args.attacks.split(",")
     args.foolbox_cw_models = args.foolbox_cw_models.split(",")
+    if args.table:
+        with open(args.table) as f:
+            print_table(json.load(f))
+        return
     args.model_paths = dict(item.split("=", 1) for item in args.model)
     data = load_mnist(args.data)
     results = dict(command=vars(args) | {"model_paths": args.model_paths},

@@ -341,7 +341,7 @@ def read_image_folder(path):
     thousands of JPEGs takes far longer than reading the cache.
     """
     if os.path.isdir(path):
-        return _assemble(_collect_folder(path), path)
+        return _mix_classes(_assemble(_collect_folder(path), path))
     if not os.path.isfile(path):
         raise DataError(f"image folder {path} does not exist; pass a directory with train/ and "
                         f"test/ subfolders or a .tar/.tar.gz of one")
@@ -352,13 +352,26 @@ def read_image_folder(path):
     if os.path.isfile(cache):
         try:
             with np.load(cache, allow_pickle=False) as f:
-                return (f["x_train"], f["y_train"], f["x_test"], f["y_test"],
-                        tuple(str(n) for n in f["class_names"]))
+                return _mix_classes((f["x_train"], f["y_train"], f["x_test"], f["y_test"],
+                                     tuple(str(n) for n in f["class_names"])))
         except (OSError, ValueError, KeyError):
             pass  # Unreadable cache: decode again and overwrite it.
     raw = _assemble(_collect_archive(path), path)
     _write_cache(cache, raw)
-    return raw
+    return _mix_classes(raw)
+
+
+def _mix_classes(raw):
+    """Puts each split of an image-folder tree in a fixed pseudo-random order (seed 0).
+
+    A folder tree has no natural sample order; read class by class, "the first n test
+    images" (what evaluation subsets take) would all be one class. The permutation is fixed,
+    so the order is the same on every load and machine.
+    """
+    x_train, y_train, x_test, y_test, names = raw
+    rng = np.random.default_rng(0)
+    train, test = rng.permutation(len(y_train)), rng.permutation(len(y_test))
+    return x_train[train], y_train[train], x_test[test], y_test[test], names
 
 
 def read_tfds(name, data_dir=None, *, download=True):
