@@ -6,7 +6,7 @@ XLA on and off. Target: ratio (adversarial step) / (k+1 clean steps) ≤ 1.0. Pe
 ``AdversarialTrainerMadryPGD`` (ε 0.3, step 0.01, 40 steps), 4.2 s per batch of 128 on
 LeNet-5 MNIST with 2 CPU cores; target ≥ 3× faster per batch.
 
-    python benchmarks/bench_adversarial_training.py [--models=lenet5,resnet20] [--xla=off,on] [--repeats=3]
+    python benchmarks/bench_adversarial_training.py [--models=lenet5,resnet20] [--xla=off,on] [--repeats=5]
 
 With ART installed (``pip install .[bench]``) the LeNet-5 rows also time ART's
 ``AdversarialTrainerMadryPGD`` on the same architecture and batch (``--skip_art`` to skip):
@@ -31,16 +31,25 @@ SETTINGS = {
 }
 
 
-def step_seconds(model, x, y, repeats):
-    """Median seconds of one ``train_on_batch`` after two warm-up calls."""
+def interleaved_seconds(clean, adv, x, y, k, repeats):
+    """Median seconds of one adversarial step and of one clean step, measured interleaved.
+
+    Two warm-up calls each, then ``repeats`` rounds of (k+1 clean steps, one adversarial
+    step), so that drifts in the machine's speed hit both alike.
+    """
     for _ in range(2):
-        model.train_on_batch(x, y)
-    times = []
+        clean.train_on_batch(x, y)
+        adv.train_on_batch(x, y)
+    clean_times, adv_times = [], []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+        for _ in range(k + 1):
+            clean.train_on_batch(x, y)
+        clean_times.append((time.perf_counter() - start) / (k + 1))
+        start = time.perf_counter()
+        adv.train_on_batch(x, y)
+        adv_times.append(time.perf_counter() - start)
+    return float(np.median(adv_times)), float(np.median(clean_times))
 
 
 def art_madry_seconds(name, x, y, repeats, batch):
@@ -78,8 +87,7 @@ def bench(name, xla, repeats, batch=128, art=False):
     adv = AdversarialModel(models.get(name)(10, s["shape"], 0.5, 0.25), eps=s["eps"],
                            step_size=s["step_size"], steps=s["steps"])
     adv.compile(keras.optimizers.SGD(0.01, momentum=0.9), loss, jit_compile=xla)
-    t_clean = step_seconds(clean, x, y, repeats * (s["steps"] + 1))
-    t_adv = step_seconds(adv, x, y, repeats)
+    t_adv, t_clean = interleaved_seconds(clean, adv, x, y, s["steps"], repeats)
     row = {"model": name, "xla": xla, "batch": batch, "pgd_steps": s["steps"],
            "adv_step_s": round(t_adv, 4), "clean_step_s": round(t_clean, 5),
            "ratio_vs_k_plus_1_clean": round(t_adv / ((s["steps"] + 1) * t_clean), 3)}
@@ -93,7 +101,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lenet5,resnet20")
     parser.add_argument("--xla", default="off,on")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip_art", action="store_true")
     args = parser.parse_args()
     use_art = available("art", not args.skip_art)
