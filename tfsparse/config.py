@@ -8,6 +8,7 @@ one-line message naming the key, the bad value, and what to change.
 XLA_CHOICES = ("auto", "on", "off")
 LR_SCHEDULES = ("constant", "caffe_inv", "thirds", "cosine")
 OPTIMIZERS = ("sgd", "adam")
+DEEPFOOL_BOX_RULES = ("accumulate", "mask")
 NORMALIZATIONS = ("dataset", "none")
 
 
@@ -94,7 +95,7 @@ def validate(config):
         _require(e.deepfool_overshoot >= 0, f"eval.deepfool_overshoot must be >= 0, got {e.deepfool_overshoot}")
         _require(e.deepfool_max_iter >= 1, f"eval.deepfool_max_iter must be >= 1, got {e.deepfool_max_iter}")
         rule = e.get("deepfool_box_rule", "accumulate")
-        _require(rule in ("accumulate", "mask"), f"eval.deepfool_box_rule must be 'accumulate' or 'mask', got {rule!r}")
+        _require(rule in DEEPFOOL_BOX_RULES, f"eval.deepfool_box_rule must be one of {DEEPFOOL_BOX_RULES}, got {rule!r}")
     if "seeds" in config:
         _require(len(config.seeds) >= 1, "seeds must list at least one seed, e.g. (0,)")
     return config

@@ -8,6 +8,7 @@ from tfsparse.attacks.base import is_binary
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
+from tfsparse.config import DEEPFOOL_BOX_RULES
 
 
 class DeepFool(Attack):
@@ -72,7 +73,7 @@ class DeepFool(Attack):
 
     name = "deepfool"
 
-    BOX_RULES = ("accumulate", "mask")
+    BOX_RULES = DEEPFOOL_BOX_RULES
 
     def __init__(self, *, overshoot=0.02, max_iter=50, top_k=10, box=True, box_rule="accumulate",
                  jit_compile="auto"):
@@ -128,7 +129,11 @@ class DeepFool(Attack):
             del tape
             return tf.stack(grads, axis=1), f  # (batch, n_candidates, ...), (batch, n_candidates)
 
-        margin = 1e-4 if self.box and self.box_rule == "accumulate" else 0.0
+        mask = self.box and self.box_rule == "mask"
+        # The reference code, Foolbox and ART lengthen every step by 1e-4 (in l2): under the
+        # box rule "accumulate" the iterate otherwise converges onto the boundary geometrically
+        # without crossing it. Without the box no margin is added: the linear case stays exact.
+        margin = 1e-4 if self.box and not mask else 0.0
 
         def broadcast(v):
             return tf.reshape(v, [-1] + [1] * (len(x.shape) - 1))
@@ -150,16 +155,11 @@ class DeepFool(Attack):
             w_best = tf.gather(w, best, batch_dims=1)
             f_best = tf.gather(f, best, batch_dims=1)
             norm_best = tf.gather(w_norm, best, batch_dims=1)
-            # The reference code, Foolbox and ART lengthen every step by 1e-4 (in l2): under
-            # the box rule "accumulate" the iterate otherwise converges onto the boundary
-            # geometrically without crossing it. Without the box no margin is added, so the
-            # linear case stays exact.
             safe_norm = tf.where(norm_best > 0, norm_best, 1.0)
             distance_best = tf.where(norm_best > 0, f_best / safe_norm + margin, 0.0)
             return broadcast(distance_best / safe_norm) * w_best
 
         scale = 1.0 + self.overshoot
-        mask = self.box and self.box_rule == "mask"
         # Without XLA each iteration works only on the samples still correctly classified
         # (a dynamic gather): a few stubborn samples then cost a few samples' gradients, not
         # the whole batch's. XLA needs static shapes, so there every sample is stepped and

@@ -10,9 +10,9 @@ from tfsparse.training.callbacks import StopC
 from tfsparse.training.callbacks import StopE
 from tfsparse.training.callbacks import backup_and_restore
 from tfsparse.training.clean import compile_model
-from tfsparse.training.clean import make_optimizer
 from tfsparse.training.clean import is_binary
 from tfsparse.training.clean import loss_for
+from tfsparse.training.clean import make_optimizer
 from tfsparse.training.clean import steps_for
 from tfsparse.training.clean import train
 from tfsparse.training.losses import add_lasso

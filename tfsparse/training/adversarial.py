@@ -246,8 +246,9 @@ class AdversarialModel(keras.Model):
 def compile_adversarial(model, train_cfg, total_steps):
     """Compiles an :class:`AdversarialModel` with the training policy of ``train_cfg``.
 
-    The same optimizer (:func:`tfsparse.training.clean.make_optimizer`), schedule, Caffe-style weight decay (prunable kernels of
-    ``inner`` only, never α) and XLA switch as clean training
+    The same optimizer (:func:`tfsparse.training.clean.make_optimizer`), schedule,
+    Caffe-style weight decay (prunable kernels of ``inner`` only, never α) and XLA switch
+    as clean training
     (:func:`tfsparse.training.clean.compile_model`).
 
     Args:

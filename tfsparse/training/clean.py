@@ -11,6 +11,7 @@ import math
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
+from tfsparse.config import OPTIMIZERS
 from tfsparse.data import pipelines
 from tfsparse.sparsity import UpdatePruningStep
 from tfsparse.sparsity import has_pruning_wrappers
@@ -74,7 +75,7 @@ def make_optimizer(train_cfg, total_steps):
         return keras.optimizers.SGD(learning_rate=schedule, momentum=train_cfg.momentum)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate=schedule)
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd or adam")
+    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 
 
 def compile_model(model, train_cfg, total_steps):
