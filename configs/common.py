@@ -32,7 +32,8 @@ def model(name="lenet300_100", width=1.0, normalization="dataset", kernel_initia
 
 
 def lenet_training(steps=50_000):
-    """Guo's LeNet policy after Caffe: SGD 0.9, lr 0.01 with 'inv' decay, wd 5e-4, batch 64."""
+    """Guo's LeNet policy after Caffe: SGD 0.9, lr 0.01 with 'inv' decay, wd 5e-4, batch 64;
+    a budget of ``steps`` iterations (``epochs`` 0: set one of the two, the other 0)."""
     return ml_collections.ConfigDict(
         {"optimizer": "sgd", "batch_size": 64, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
          "lr_schedule": "caffe_inv", "steps": steps, "epochs": 0.0, "augment": False}
@@ -43,7 +44,7 @@ def cifar_training(epochs=200.0):
     """The CIFAR policy: SGD 0.9, lr 0.1 (÷10 at each third), wd 5e-4, batch 128, augmentation."""
     return ml_collections.ConfigDict(
         {"optimizer": "sgd", "batch_size": 128, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-         "lr_schedule": "thirds", "steps": 1, "epochs": epochs, "augment": True}
+         "lr_schedule": "thirds", "steps": 0, "epochs": epochs, "augment": True}
     )
 
 

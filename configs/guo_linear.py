@@ -19,13 +19,14 @@ from configs import common
 def get_config(arg=None):
     variant = common.parse_variant(arg, ("binary", "multiclass", "quick"))
     config = ml_collections.ConfigDict()
+    config.experiment = "guo_progressive_pruning"
     config.variant = variant
     config.seeds = (0,)
     config.xla = "auto"
     config.verbose = 0
     config.data = common.data("mnist", classes="1,7")
     config.model = common.model("linear_binary", normalization="none", kernel_initializer="lecun_uniform")
-    config.train = common.lenet_training(steps=1)
+    config.train = common.lenet_training(steps=0)
     config.train.update({"epochs": 20.0, "weight_decay": 0.0, "lr_schedule": "constant"})
     config.prune = ml_collections.ConfigDict(
         {"rounds": 16, "rate": 1.0 / 3.0, "retrain_steps": 1_000, "retrain_learning_rate": 0.001,

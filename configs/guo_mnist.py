@@ -21,6 +21,7 @@ from configs import common
 def get_config(arg=None):
     variant = common.parse_variant(arg, ("quick", "full", "paper"))
     config = ml_collections.ConfigDict()
+    config.experiment = "guo_progressive_pruning"
     config.variant = variant
     config.seeds = (0,)
     config.xla = "auto"

@@ -20,7 +20,7 @@ def get_config(arg=None):
     config.sparsity = 0.5
     config.data = common.data("mnist")
     # Retraining: SGD momentum 0.9 at a tenth of the LeNet learning rate, constant.
-    config.train = common.lenet_training(steps=1)
+    config.train = common.lenet_training(steps=0)
     config.train.update({"learning_rate": 0.001, "lr_schedule": "constant", "epochs": 1.0})
     config.prune = ml_collections.ConfigDict(
         {"keep_dense": (), "layer_types": ("conv", "dense"), "gamma": -1.0, "ns_max_per_layer": 0.9}

@@ -11,6 +11,7 @@ Objective: PGD accuracy − penalty · max(0, min_sparsity − sparsity).
 import ml_collections
 
 from configs import common
+from configs.train import adversarial_policy
 from configs.train import pgd_training
 from configs.train import rsr_training
 
@@ -26,13 +27,17 @@ def get_config(arg=None):
     config.data = common.data("mnist" if quick else "cifar10", num_train=1000 if quick else 0,
                               num_test=200 if quick else 0)
     config.model = common.model("lenet5" if quick else "resnet20")
-    config.train = common.lenet_training() if quick else common.cifar_training(epochs=120.0)
-    config.train.epochs = 1.0 if quick else config.train.epochs
+    family = "mnist" if quick else "cifar"
+    train = common.lenet_training(steps=0) if quick else common.cifar_training(epochs=120.0)
+    train.epochs = 1.0 if quick else train.epochs
+    config.adversarial_train = adversarial_policy(family, train)
     config.training = "rsr"
-    config.pgd = pgd_training(eps=0.1 if quick else -1.0, step_size=0.02 if quick else -1.0)
+    config.pgd = pgd_training(family)
+    if quick:
+        config.pgd.update({"eps": 0.1, "step_size": 0.02})
     config.pgd.eval_steps = 10 if quick else 20
     config.pgd.eps_warmup_epochs = 0.0
-    config.rsr = rsr_training()
+    config.rsr = rsr_training(family)
     config.rsr.steps = 7
     config.rsr.eot_samples = 2 if quick else 8
     config.search = ml_collections.ConfigDict(

@@ -5,18 +5,17 @@ Usage:
       --dataset=mnist --data_dir=../shared/data --retrain_epochs=1 --output=runs/pruned1
 
 Methods: gup, lup (Wang et al. unstructured), fp (filter pruning), ns (network slimming;
-needs BN layers), threshold (RSR γ: set --config.prune.gamma, or --sparsity picks γ).
---output receives saved_model/ (real zeros, wrappers stripped; FP/NS physically smaller),
-stats.json and weights_histogram.png; the per-layer table is printed. Exit codes: 0 ok,
-1 failure, 2 bad usage.
+needs BN layers), threshold (RSR gamma: set --config.prune.gamma, or --sparsity picks gamma).
+--retrain_epochs=0 prunes without retraining. --output receives saved_model/ (real zeros,
+wrappers stripped; FP/NS physically smaller), stats.json, weights_histogram.png and
+results.json; the per-layer table is printed. Exit codes: 0 ok, 1 failure, 2 bad usage,
+130/143 interrupted.
 """
 
 import _bootstrap  # noqa: F401
 from absl import flags
 
-import tfsparse  # noqa: F401
 from tfsparse import cli
-from tfsparse import config as config_lib
 
 _CONFIG = cli.define_config_file("config", f"{_bootstrap.REPO_ROOT}/configs/prune.py", "Pruning config file.")
 _MODEL = flags.DEFINE_string("model", None, "Saved Keras model: .h5/.keras file or SavedModel directory.", required=True)
@@ -24,21 +23,19 @@ _METHOD = flags.DEFINE_enum("method", None, ["gup", "lup", "fp", "ns", "threshol
 _SPARSITY = flags.DEFINE_float("sparsity", None, "Fraction of weights (gup/lup/threshold) or channels (fp/ns) to remove.")
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset to retrain on (config.data.name).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (config.data.data_dir).")
-_EPOCHS = flags.DEFINE_float("retrain_epochs", None, "Retraining epochs (config.train.epochs), > 0.")
+_EPOCHS = flags.DEFINE_float("retrain_epochs", None, "Retraining epochs (config.train.epochs; train.steps becomes 0); "
+                                                     "0 = no retraining.")
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory to create (must not already hold files).", required=True)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise config_lib.ConfigError(f"unexpected arguments {argv[1:]}; pass options as --flags")
     config = _CONFIG.value
-    cli.override(config, (
+    budget = [] if _EPOCHS.value is None else [(_EPOCHS.value, config.train, "epochs"), (0, config.train, "steps")]
+    config = cli.resolved_config(_CONFIG, [
         (_METHOD.value, config, "method"), (_SPARSITY.value, config, "sparsity"),
-        (_DATASET.value, config.data, "name"), (_DATA_DIR.value, config.data, "data_dir"),
-        (_EPOCHS.value, config.train, "epochs"),
-    ))
-    config_lib.validate(config)
-    from tfsparse.experiments.prune_model import prune_saved_model
+        (_DATASET.value, config.data, "name"), (_DATA_DIR.value, config.data, "data_dir"), *budget,
+    ], allow_no_training=True)
+    from tfsparse.pipelines.prune import prune_saved_model
 
     prune_saved_model(config, _MODEL.value, _OUTPUT.value)
     print(f"output directory: {_OUTPUT.value}")

@@ -25,6 +25,8 @@ from tfsparse.data import read_tfds
 from tfsparse.data import test_pipeline
 from tfsparse.data import train_pipeline
 from tfsparse.data import validation_split
+from tfsparse.data import catalog
+from tfsparse.data import image_folder
 from tfsparse.data import sources
 
 RNG = np.random.default_rng(1234)
@@ -149,14 +151,14 @@ def test_cifar10_pickle_batches(tmp_path):
     with open(root / "test_batch", "wb") as f:
         pickle.dump({b"data": _cifar_rows(x_test), b"labels": [0, 1, 2]}, f)
     with open(root / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [n.encode() for n in sources.CIFAR10_CLASSES]}, f)
+        pickle.dump({b"label_names": [n.encode() for n in catalog.CIFAR10_CLASSES]}, f)
     ds = load("cifar10", tmp_path)
     assert ds.source == str(root)
     assert ds.x_train.shape == (10, 32, 32, 3)
     pixels = np.round(ds.x_train * 255).astype(np.uint8)
     np.testing.assert_array_equal(pixels, np.concatenate(train))
     np.testing.assert_array_equal(ds.y_train, [1, 8, 2, 7, 3, 6, 4, 5, 5, 4])
-    assert ds.class_names == sources.CIFAR10_CLASSES
+    assert ds.class_names == catalog.CIFAR10_CLASSES
     assert ds.mean == (0.4914, 0.4822, 0.4465)
 
 
@@ -169,7 +171,7 @@ def test_cifar100_pickle_fine_labels(tmp_path):
             pickle.dump({b"data": _cifar_rows(x), b"fine_labels": fine,
                          b"coarse_labels": [0] * len(x)}, f)
     raw = read_cifar_pickle(str(root))
-    assert raw[4] == sources.CIFAR100_CLASSES and len(raw[4]) == 100
+    assert raw[4] == catalog.CIFAR100_CLASSES and len(raw[4]) == 100
     assert list(raw[4]) == sorted(raw[4])
     ds = load("cifar100", tmp_path)
     assert ds.num_classes == 100 and ds.y_train.tolist() == [0, 50, 99, 7]
@@ -227,7 +229,7 @@ def test_image_folder_archive_is_cached(tmp_path, monkeypatch):
     def no_decoding(path):
         raise AssertionError("the cached archive was decoded again")
 
-    monkeypatch.setattr(sources, "_collect_archive", no_decoding)
+    monkeypatch.setattr(image_folder, "_collect_archive", no_decoding)
     second = read_image_folder(str(archive))
     for a, b in zip(first[:4], second[:4]):
         np.testing.assert_array_equal(a, b)
@@ -237,13 +239,13 @@ def test_image_folder_archive_is_cached(tmp_path, monkeypatch):
 
 
 def test_directory_search_finds_named_archive_and_tree(tmp_path):
-    _write_tree(tmp_path / "src", classes=sources.CIFAR10_CLASSES, per_split=(1, 1))
+    _write_tree(tmp_path / "src", classes=catalog.CIFAR10_CLASSES, per_split=(1, 1))
     with tarfile.open(tmp_path / "cifar10_jpeg.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "src" / "train", arcname="train")
         tar.add(tmp_path / "src" / "test", arcname="test")
     ds = load("cifar10", tmp_path)
     assert ds.source == str(tmp_path / "cifar10_jpeg.tar.gz")
-    assert ds.class_names == sources.CIFAR10_CLASSES and sorted(ds.y_train.tolist()) == list(range(10))
+    assert ds.class_names == catalog.CIFAR10_CLASSES and sorted(ds.y_train.tolist()) == list(range(10))
     # A plain tree one level down is found too (no archive named after "image_folder").
     assert load("image_folder", tmp_path).x_train.shape == (10, 5, 7, 3)
 
@@ -484,10 +486,10 @@ def test_load_rejects_bad_files(tmp_path):
 
 
 def test_reader_class_order_is_mapped_to_canonical_order():
-    shuffled = tuple(reversed(sources.CIFAR10_CLASSES))
+    shuffled = tuple(reversed(catalog.CIFAR10_CLASSES))
     names, y_train, y_test = sources._reorder_canonical(
         "cifar10", shuffled, np.array([0, 9]), np.array([1]))
-    assert names == sources.CIFAR10_CLASSES
+    assert names == catalog.CIFAR10_CLASSES
     assert y_train.tolist() == [9, 0] and y_test.tolist() == [8]
     unknown = ("x", "y")
     assert sources._reorder_canonical("image_folder", unknown, y_train, y_test)[0] == unknown

@@ -1,6 +1,6 @@
 """Structured pruning (FP, NS), structure statistics and re-initialisation.
 
-The oracle for every rebuild is the *masked wide model* of ``structured.py``: the wide
+The oracle for every rebuild is the *masked wide model* of ``structured.rebuild``: the wide
 model with the consumer's input weights from removed channels zeroed. It is built here
 independently, from the kernels' natural shapes (e.g. the Dense kernel after a Flatten
 reshaped to (H, W, C, units)), so the NHWC index mapping is checked, not re-used.
@@ -230,6 +230,23 @@ def test_ns_equals_masked_wide_model():
 def test_ns_on_resnet_only_touches_block_inner_bns():
     plan = structured.slimming_plan(tiny_resnet(), 0.3)
     assert set(plan) == set(structured.removable_layers(tiny_resnet()))
+
+
+def test_ns_without_batchnorm_says_what_to_change():
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(4, 3, name="conv1")(inputs)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Conv2D(4, 3, name="conv2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="x")
+    assert structured.removable_layers(model) == ["conv1", "conv2"]
+    for call in (structured.network_slim, structured.slimming_plan):
+        with pytest.raises(ValueError) as info:
+            call(model, 0.3)
+        message = str(info.value)
+        assert "\n" not in message
+        assert "model 'x' has no BatchNormalization layer" in message
+        assert "lenet5_bn" in message and "(gup, lup, fp)" in message
 
 
 def test_bn_gamma_l1_value_and_gradient():

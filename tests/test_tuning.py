@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tfsparse.tuning import score
+from tfsparse.pipelines.tune import score
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,7 +22,7 @@ def test_two_trial_search_writes_table_and_best_config(tmp_path):
     workdir = tmp_path / "tune"
     overrides = [
         "--config.model.name=lenet300_100", "--config.data.num_train=128", "--config.data.num_test=32",
-        "--config.train.batch_size=64", "--config.rsr.steps=2", "--config.pgd.eval_steps=2",
+        "--config.adversarial_train.batch_size=64", "--config.rsr.steps=2", "--config.pgd.eval_steps=2",
         "--config.search.eval_examples=32",
     ]
     proc = subprocess.run(

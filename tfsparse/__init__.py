@@ -9,44 +9,50 @@ tensorflow-model-optimization does not support Keras 3 (SPEC §1). The subpackag
 * ``tfsparse.sparsity``: tfmot pruning (progressive, GUP/LUP, FP/NS, γ, lottery, IWI), stats.
 * ``tfsparse.attacks``: FGS, rFGS, PGD, EOT-PGD, DeepFool, C&W L2, ZOO, transfer.
 * ``tfsparse.metrics``: r∞, r2, PGD accuracy, distortion bound, CLEVER, theory, diagnostics.
-* ``tfsparse.training``: clean and PGD adversarial training, RSR loss, callbacks.
-* ``tfsparse.experiments``: the papers' pipelines behind ``scripts/``.
+* ``tfsparse.training``: Keras machinery: clean and PGD adversarial training, RSR loss, callbacks.
+* ``tfsparse.evaluation``: the one evaluator (per-sample worst case over an attack suite).
+* ``tfsparse.pipelines``: one module per kind of run (train, guo, wang, prune, tune, evaluate),
+  the layer ``scripts/`` call; imported on demand (``import tfsparse.pipelines``).
 """
 
 from tfsparse._keras_guard import select_legacy_keras
 
 select_legacy_keras()
 
-__version__ = "0.1.0"
+from tfsparse._version import __version__  # noqa: E402,F401
 
-# Curated re-exports, grouped like the subpackages above.
-from tfsparse import attacks  # noqa: E402
-from tfsparse import data  # noqa: E402
-from tfsparse import layers  # noqa: E402
-from tfsparse import metrics  # noqa: E402
-from tfsparse import models  # noqa: E402
-from tfsparse import sparsity  # noqa: E402
-from tfsparse import training  # noqa: E402
-from tfsparse.attacks import EOTPGD  # noqa: E402
-from tfsparse.attacks import FGSM  # noqa: E402
-from tfsparse.attacks import PGD  # noqa: E402
-from tfsparse.attacks import RFGSM  # noqa: E402
-from tfsparse.attacks import ZOO  # noqa: E402
-from tfsparse.attacks import CarliniWagnerL2  # noqa: E402
-from tfsparse.attacks import DeepFool  # noqa: E402
-from tfsparse.attacks import TransferAttack  # noqa: E402
-from tfsparse.data import load as load_data  # noqa: E402
-from tfsparse.evaluation import evaluate  # noqa: E402
-from tfsparse.export import save_saved_model  # noqa: E402
-from tfsparse.layers import NoisyConv2D  # noqa: E402
-from tfsparse.layers import NoisyDense  # noqa: E402
-from tfsparse.metrics import clever  # noqa: E402
-from tfsparse.metrics import distortion_lower_bound  # noqa: E402
-from tfsparse.metrics import pgd_accuracy  # noqa: E402
-from tfsparse.metrics import r2  # noqa: E402
-from tfsparse.metrics import r_inf  # noqa: E402
-from tfsparse.sparsity import prune  # noqa: E402
-from tfsparse.sparsity import strip  # noqa: E402
-from tfsparse.sparsity import weight_sparsity  # noqa: E402
-from tfsparse.training import AdversarialModel  # noqa: E402
-from tfsparse.training import RobustnessEval  # noqa: E402
+# Curated re-exports, grouped like the subpackages above. They load on first access
+# (PEP 562), so ``import tfsparse.cli`` or ``tfsparse.errors`` does not pay for TensorFlow
+# (a script's ``--help`` answers at once); ``tfsparse.attacks`` etc. import as usual.
+_SUBPACKAGES = ("attacks", "data", "layers", "metrics", "models", "sparsity", "training")
+_EXPORTS = {
+    "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks", "PGD": "tfsparse.attacks",
+    "RFGSM": "tfsparse.attacks", "ZOO": "tfsparse.attacks", "CarliniWagnerL2": "tfsparse.attacks",
+    "DeepFool": "tfsparse.attacks", "TransferAttack": "tfsparse.attacks",
+    "load_data": ("tfsparse.data", "load"),
+    "evaluate": "tfsparse.evaluation",
+    "save_saved_model": "tfsparse.export",
+    "NoisyConv2D": "tfsparse.layers", "NoisyDense": "tfsparse.layers",
+    "clever": "tfsparse.metrics", "distortion_lower_bound": "tfsparse.metrics", "pgd_accuracy": "tfsparse.metrics",
+    "r2": "tfsparse.metrics", "r_inf": "tfsparse.metrics",
+    "prune": "tfsparse.sparsity", "strip": "tfsparse.sparsity", "weight_sparsity": "tfsparse.sparsity",
+    "AdversarialModel": "tfsparse.training", "RobustnessEval": "tfsparse.training",
+}
+__all__ = ["__version__", *_SUBPACKAGES, *_EXPORTS]
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"tfsparse.{name}")
+    if name in _EXPORTS:
+        module, attribute = _EXPORTS[name] if isinstance(_EXPORTS[name], tuple) else (_EXPORTS[name], name)
+        value = getattr(importlib.import_module(module), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfsparse' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

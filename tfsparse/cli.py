@@ -1,54 +1,73 @@
-"""Shared plumbing of the absl scripts: exit codes 0/1/2 and one-line errors (SPEC §10).
+"""Shared plumbing of the absl scripts: help, config flags, exit codes and signals (SPEC §10).
 
-absl exits 1 on a bad flag; tfsparse scripts exit 2 on bad usage (bad flag, bad config,
-bad data, existing run directory) with one line saying what to change, and 1 on a
-failure during the work itself.
+The contract every script keeps:
+
+* exit 0: done (also ``--help``, ``--print_config``, and ``--resume`` of a complete run);
+* exit 1: a failure during the work itself (a traceback is printed);
+* exit 2: bad usage — a bad flag or ``--config.*`` key, a config file that is missing or
+  does not load, an invalid value, bad data, a taken or unwritable output — reported as
+  one line ``error: …`` saying what to change, before any work and with nothing written;
+* exit 130 / 143: interrupted by Ctrl-C / SIGTERM: one line, the run directory records
+  ``status: interrupted`` and keeps its partial results (``--resume`` continues).
+
+``--help`` is answered before TensorFlow is imported. This module sits on top of the
+pipelines (scripts → cli → pipelines); nothing in the library imports it.
 """
 
+import signal
 import sys
 
 from absl import app
 from absl import flags
 
+from tfsparse.errors import Interrupted
+from tfsparse.errors import UsageError
+
+_PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config (after all overrides) and exit.")
+_HELP_FLAGS = ("--help", "-h", "--helpshort", "--helpfull", "-?")
+_CONFIG_FILES = {}  # flag name -> default config file, for --help
 
 
-def _usage_errors():
-    from tfsparse.config import ConfigError
-    from tfsparse.data import DataError
-    from tfsparse.results import RunDirExistsError
-
-    return (ConfigError, DataError, RunDirExistsError, flags.Error)
-
-
-_BAD_USAGE = (flags.Error, AttributeError, KeyError, ValueError, TypeError)
-
-
-def _usage_exit(error):
-    # Config-file errors arrive with the whole traceback in the message: keep its last line.
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    message = (lines[-1] if lines else type(error).__name__).strip('"')
-    if isinstance(error, (AttributeError, KeyError)):
-        message = f"unknown config key {message}; check the key against the config file"
+def _usage_exit(message):
     sys.stderr.write(f"error: {message}\nTry --help for the list of flags.\n")
     sys.exit(2)
+
+
+def _last_line(error):
+    # Config-file errors arrive with the whole traceback in the message: keep its last line.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__).strip('"')
 
 
 def define_config_file(name, default, help_text):
     """``config_flags.DEFINE_config_file`` with bad overrides reported as usage errors.
 
-    ml_collections already applies ``--config.*`` overrides from ``sys.argv`` while the
-    flag is defined (at import of the script), so an unknown key must be caught here.
+    ml_collections applies ``--config.*`` overrides from ``sys.argv`` while the flag is
+    defined (at import of the script) when it can, so errors are caught here as well as
+    at parse time.
     """
     from ml_collections import config_flags
 
+    _CONFIG_FILES[name] = default
     try:
         return config_flags.DEFINE_config_file(name, default, help_text, lock_config=True)
-    except _BAD_USAGE as error:
-        _usage_exit(error)
+    except Exception as error:  # noqa: BLE001  (a config file can fail in any way: all are bad usage)
+        _config_error(error)
+
+
+def _config_error(error):
+    message = _last_line(error)
+    if isinstance(error, (AttributeError, KeyError)):
+        message = f"unknown config key {message}; check the key against the config file"
+    elif isinstance(error, (OSError, ImportError)) or "No such file" in message or "does not exist" in message:
+        message = f"could not load the config file: {message}; check the --config path"
+    elif isinstance(error, SyntaxError):
+        message = f"the config file has a syntax error: {error.msg} (line {error.lineno}); fix the file"
+    _usage_exit(message)
 
 
 def override(config, pairs):
-    """Applies the scripts' convenience flags: ``(value, section, key)``, None = not given."""
+    """Applies a script's convenience flags: ``(value, section, key)``; None = flag not given."""
     with config.unlocked():
         for value, section, key in pairs:
             if value is not None:
@@ -56,17 +75,64 @@ def override(config, pairs):
     return config
 
 
+def resolved_config(config_flag, pairs=(), **validate_args):
+    """The config of a run: the file, ``--config.*`` and the script's flags, validated.
+
+    With ``--print_config`` the resolved config is printed and the script exits 0.
+
+    Raises:
+      tfsparse.errors.ConfigError: on an invalid value (exit 2 through :func:`run`).
+    """
+    from tfsparse.pipelines.validate import validate
+
+    config = override(config_flag.value, pairs)
+    validate(config, **validate_args)
+    if _PRINT_CONFIG.value:
+        print(config)
+        sys.exit(0)
+    return config
+
+
+def _help(argv):
+    """Prints the script's docstring and every flag with its default; exits 0."""
+    main = sys.modules["__main__"]
+    print((main.__doc__ or "").strip() + "\n")
+    by_module = flags.FLAGS.flags_by_module_dict()
+    shown = []
+    for module, module_flags in by_module.items():
+        if module.endswith(argv[0].split("/")[-1]) or module == __name__:
+            shown.extend(module_flags)
+    print("Flags:")
+    for flag in sorted(shown, key=lambda f: f.name):
+        default = flag.default_as_str if flag.name not in _CONFIG_FILES else repr(_CONFIG_FILES[flag.name])
+        print(f"  --{flag.name}: {flag.help}\n    (default: {default})")
+    for name, path in _CONFIG_FILES.items():
+        print(f"\nConfig keys: every key of {path} (see its docstring for variants, FILE:VARIANT)\n"
+              f"can be set with --{name}.KEY=VALUE, e.g. --{name}.eval.num_examples=500;\n"
+              f"--print_config shows them all, resolved, and exits.")
+    sys.exit(0)
+
+
 def _parse_flags(argv):
-    # ml_collections applies --config.* overrides while parsing: an unknown key raises
-    # AttributeError/KeyError and a bad variant ValueError, all of them bad usage.
+    if any(arg in _HELP_FLAGS for arg in argv[1:]):
+        _help(argv)
     try:
-        return flags.FLAGS(argv)
-    except _BAD_USAGE as error:
-        _usage_exit(error)
+        rest = flags.FLAGS(argv)
+    except flags.Error as error:
+        _usage_exit(_last_line(error))
+    except Exception as error:  # noqa: BLE001  (loading the config file: any failure is bad usage)
+        _config_error(error)
+    if len(rest) > 1:
+        _usage_exit(f"unexpected arguments {rest[1:]}; pass options as --flags (see --help)")
+    return rest
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(signum)
 
 
 def run(main):
-    """Runs an absl ``main`` with tfsparse's exit-code contract."""
+    """Runs an absl ``main(argv)`` with tfsparse's exit-code and signal contract."""
 
     def guarded(argv):
         from tfsparse.compat import tf
@@ -74,10 +140,16 @@ def run(main):
         # Each pruning round attacks a new model, which TF reports as "retracing"; that is
         # expected here and would bury the progress lines.
         tf.get_logger().setLevel("ERROR")
+        signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return main(argv)
-        except _usage_errors() as error:
-            sys.stderr.write(f"error: {error}\n")
-            sys.exit(2)
+        except UsageError as error:
+            _usage_exit(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        except Interrupted as stop:
+            sys.stderr.write(f"interrupted by signal {stop.signum}; partial results kept (resume with --resume)\n")
+            sys.exit(stop.exit_code)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted (Ctrl-C); partial results kept (resume with --resume)\n")
+            sys.exit(130)
 
     app.run(guarded, flags_parser=_parse_flags)

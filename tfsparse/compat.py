@@ -12,6 +12,20 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 
+XLA_CHOICES = ("auto", "on", "off")
+
+
+def xla_setting(choice):
+    """Maps a config's ``xla`` word (auto / on / off) to :func:`use_xla`'s argument.
+
+    Raises:
+      ValueError: for another word.
+    """
+    if choice not in XLA_CHOICES:
+        raise ValueError(f"xla must be one of {XLA_CHOICES}, got {choice!r}")
+    return {"auto": "auto", "on": True, "off": False}[choice]
+
+
 def use_xla(jit_compile="auto") -> bool:
     """Resolves the XLA switch (SPEC §1): ``auto`` = on when a GPU is visible, off on CPU.
 
@@ -25,4 +39,4 @@ def use_xla(jit_compile="auto") -> bool:
     return bool(jit_compile)
 
 
-__all__ = ["keras", "tf", "use_xla"]
+__all__ = ["XLA_CHOICES", "keras", "tf", "use_xla", "xla_setting"]

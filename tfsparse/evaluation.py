@@ -13,6 +13,7 @@ from tfsparse.attacks import FGSM
 from tfsparse.attacks import RFGSM
 from tfsparse.attacks import TransferAttack
 from tfsparse.attacks.base import as_batch
+from tfsparse.errors import ConfigError
 from tfsparse.metrics import diagnostics
 from tfsparse.metrics.robustness import predict_labels
 
@@ -132,11 +133,10 @@ def build_attacks(names, eps, config):
       A list of attacks.
 
     Raises:
-      tfsparse.config.ConfigError: on an unknown name, ``eps < 0`` or a bad attack parameter.
+      tfsparse.errors.ConfigError: on an unknown name, ``eps < 0`` or a bad attack parameter.
     """
     from tfsparse.attacks import ATTACKS
     from tfsparse.attacks.base import FixedEpsilonAttack
-    from tfsparse.config import ConfigError
 
     if not eps >= 0:
         raise ConfigError(f"--eps must be >= 0, got {eps}")
@@ -160,9 +160,12 @@ def build_attacks(names, eps, config):
 
 
 def check_model_output(model, x):
-    """Raises ConfigError unless ``model`` maps a batch of ``x`` to logits ``(batch, C)``."""
-    from tfsparse.config import ConfigError
-
+    """Raises ConfigError unless ``model`` takes ``x``'s shape and maps a batch to logits ``(batch, C)``."""
+    expected = getattr(model, "input_shape", None)
+    if isinstance(expected, tuple) and len(expected) == x.ndim and any(d is not None for d in expected[1:]):
+        if any(d is not None and d != actual for d, actual in zip(expected[1:], x.shape[1:])):
+            raise ConfigError(f"the model takes inputs of shape {expected[1:]} but the data has images of shape "
+                              f"{tuple(x.shape[1:])}; choose the dataset the model was trained on")
     out = np.asarray(model(x[:2], training=False))
     if out.ndim != 2 or out.shape[0] != len(x[:2]):
         raise ConfigError(
@@ -178,11 +181,10 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
 
     Raises:
       tfsparse.data.DataError: on bad data.
-      tfsparse.config.ConfigError: if the output is not logits-shaped, its classes do not cover
+      tfsparse.errors.ConfigError: if the output is not logits-shaped, its classes do not cover
         the labels, or an image lies outside [0, 1].
     """
     from tfsparse import data
-    from tfsparse.config import ConfigError
 
     loaded = data.load(dataset, data_dir, classes=classes or None, num_test=num_examples or None,
                        seed=seed)

@@ -6,7 +6,7 @@ import numpy as np
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
-from tfsparse.config import ConfigError
+from tfsparse.errors import ConfigError
 from tfsparse.sparsity import scope
 
 _KERAS_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError)
@@ -24,6 +24,7 @@ class _SignatureModel:
             raise ValueError("serving_default must take one input and return one output (logits)")
         self._input = next(iter(inputs))
         self._output = next(iter(outputs))
+        self.input_shape = tuple(inputs[self._input].shape.as_list())
         self.name = "serving_default"
 
     def __call__(self, x, training=False):

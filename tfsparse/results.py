@@ -1,8 +1,8 @@
-"""Run directories and atomic result files (SPEC §11).
+"""Atomic result files and run metadata (SPEC §11): the ground floor every layer may write with.
 
-A run directory is never silently overwritten; every file is written to a temporary
-name in the same directory and renamed into place, so a crash never leaves a
-half-written result.
+Every file is written to a temporary name in the same directory and renamed into place,
+so a crash never leaves a half-written result. Run directories and their lifecycle live
+in :mod:`tfsparse.pipelines._run`.
 """
 
 import csv
@@ -13,35 +13,7 @@ import os
 import subprocess
 import tempfile
 
-import tfsparse
-
-
-class RunDirExistsError(FileExistsError):
-    """The requested run directory already holds files."""
-
-
-def check_run_dir_free(path):
-    """Raises ``RunDirExistsError`` if ``path`` exists and holds files (or is a file)."""
-    path = os.path.abspath(path)
-    if os.path.isdir(path) and os.listdir(path):
-        raise RunDirExistsError(f"run directory {path} already exists and is not empty; choose a new --workdir")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise RunDirExistsError(f"{path} exists and is a file; choose a new --workdir")
-    return path
-
-
-def make_run_dir(path):
-    """Creates ``path`` (and parents); refuses a directory that already holds files.
-
-    Pipelines call ``check_run_dir_free`` before loading data and ``make_run_dir`` after,
-    so bad input never leaves a half-made run directory behind.
-
-    Raises:
-      RunDirExistsError: if ``path`` exists and is not empty.
-    """
-    path = check_run_dir_free(path)
-    os.makedirs(path, exist_ok=True)
-    return path
+from tfsparse._version import __version__
 
 
 def atomic_write_text(path, text):
@@ -59,7 +31,7 @@ def atomic_write_text(path, text):
 
 
 def write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def write_csv(path, records):
@@ -84,7 +56,7 @@ def metadata():
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=os.path.dirname(os.path.abspath(tfsparse.__file__)),
+            cwd=os.path.dirname(os.path.abspath(__file__)),
             capture_output=True,
             text=True,
             timeout=5,
@@ -93,7 +65,7 @@ def metadata():
     except (OSError, subprocess.SubprocessError):
         pass
     return {
-        "tfsparse_version": tfsparse.__version__,
+        "tfsparse_version": __version__,
         "git_commit": commit,
         "tensorflow_version": tf.__version__,
         "numpy_version": np.__version__,
@@ -101,7 +73,8 @@ def metadata():
     }
 
 
-def _json_default(value):
+def json_default(value):
+    """JSON encoding of NumPy scalars and arrays (``json.dumps(default=...)``)."""
     import numpy as np
 
     if isinstance(value, np.generic):

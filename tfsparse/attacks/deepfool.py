@@ -8,7 +8,6 @@ from tfsparse.attacks.base import is_binary
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
-from tfsparse.config import DEEPFOOL_BOX_RULES
 
 
 class DeepFool(Attack):
@@ -73,7 +72,7 @@ class DeepFool(Attack):
 
     name = "deepfool"
 
-    BOX_RULES = DEEPFOOL_BOX_RULES
+    BOX_RULES = ("accumulate", "mask")
 
     def __init__(self, *, overshoot=0.02, max_iter=50, top_k=10, box=True, box_rule="accumulate",
                  jit_compile="auto"):

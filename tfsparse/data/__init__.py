@@ -11,14 +11,14 @@ from tfsparse.data.pipelines import random_subset
 from tfsparse.data.pipelines import test_pipeline
 from tfsparse.data.pipelines import train_pipeline
 from tfsparse.data.pipelines import validation_split
-from tfsparse.data.sources import DATASETS
-from tfsparse.data.sources import Dataset
+from tfsparse.data.catalog import DATASETS
+from tfsparse.data.catalog import Dataset
+from tfsparse.data.image_folder import read_image_folder
+from tfsparse.data.readers import read_cifar_pickle
+from tfsparse.data.readers import read_idx
+from tfsparse.data.readers import read_npz
+from tfsparse.data.readers import read_tfds
 from tfsparse.data.sources import load
-from tfsparse.data.sources import read_cifar_pickle
-from tfsparse.data.sources import read_idx
-from tfsparse.data.sources import read_image_folder
-from tfsparse.data.sources import read_npz
-from tfsparse.data.sources import read_tfds
 
 __all__ = [
     "DATASETS",

@@ -2,9 +2,7 @@
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """Bad or missing data; the message is one line saying what is wrong and what to change."""
+from tfsparse.errors import DataError  # noqa: F401  (re-exported: tfsparse.data.DataError)
 
 
 def check_images(x, what="images") -> None:

@@ -24,6 +24,10 @@ Decisions made once, here:
   * **α's name** is ``"alpha"``; it is not returned by ``get_prunable_weights()``, so
     tfsparse's weight decay, lasso and sparsity statistics (which act on prunable
     kernels only) never touch it.
+  * **tfmot.** The layers do not subclass tfmot's ``PrunableLayer`` (``layers`` sits
+    below ``sparsity``, the only package importing tfmot); they implement its one
+    method, ``get_prunable_weights()``, and ``tfsparse.sparsity.prune`` registers them
+    as virtual subclasses (``PrunableLayer.register``) when it is imported.
 
 The random numbers come from the layer's seeded ``tf.random.Generator`` (tf-keras
 ``BaseRandomLayer``), which also works inside XLA and SavedModel functions.
@@ -31,7 +35,6 @@ The random numbers come from the layer's seeded ``tf.random.Generator`` (tf-kera
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
-from tfsparse.sparsity.prune import PrunableLayer
 
 # tf-keras's seeded-RNG base (GaussianNoise, Dropout); not exported under keras.layers.
 BaseRandomLayer = keras.src.engine.base_layer.BaseRandomLayer
@@ -83,7 +86,7 @@ class _NoiseMixin:
             self.noise_switch.assign(float(bool(on)))
 
     def get_prunable_weights(self):
-        """The kernel only (α, bias and the switch are never pruned; tfmot PrunableLayer)."""
+        """The kernel only (α, bias and the switch are never pruned; tfmot PrunableLayer API)."""
         return [self.kernel]
 
     def noisy_kernel(self, training=None):
@@ -119,7 +122,7 @@ class _NoiseMixin:
         }
 
 
-class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer, PrunableLayer):
+class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer):
     """``Conv2D`` with trainable channel-wise (CNI) or layer-wise (PNI) weight noise.
 
     Implements RSR eq. 4: ``W̃ = W + α ⊙ η``, ``η ~ N(0, σ²)`` with σ² the run-time
@@ -181,7 +184,7 @@ class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer, PrunableLay
         return {**super().get_config(), **self._noise_config(), "seed": self.seed}
 
 
-class NoisyDense(_NoiseMixin, keras.layers.Dense, BaseRandomLayer, PrunableLayer):
+class NoisyDense(_NoiseMixin, keras.layers.Dense, BaseRandomLayer):
     """``Dense`` with trainable per-unit (CNI) or layer-wise (PNI) weight noise.
 
     The dense analogue of :class:`NoisyConv2D` (RSR eq. 4 with one α per output unit).

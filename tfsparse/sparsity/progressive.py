@@ -23,7 +23,7 @@ def progressive_targets(rounds, rate):
     return [1.0 - (1.0 - rate) ** r for r in range(1, int(rounds) + 1)]
 
 
-def progressive_prune(model, *, rounds, rate, retrain, keep_dense=(), on_round=None):
+def progressive_prune(model, *, rounds, rate, retrain, keep_dense=(), on_round=None, start=1):
     """Runs ``rounds`` of prune-then-retrain on a copy of ``model``.
 
     Args:
@@ -40,8 +40,12 @@ def progressive_prune(model, *, rounds, rate, retrain, keep_dense=(), on_round=N
     Returns:
       The stripped model after the last round (real zeros in its kernels).
     """
+    if not 1 <= int(start) <= int(rounds) + 1:
+        raise ValueError(f"start must be in [1, rounds + 1], got {start}")
     current = model
     for index, target in enumerate(progressive_targets(rounds, rate), start=1):
+        if index < start:
+            continue
         wrapped = prune(current, target, keep_dense=keep_dense)
         retrain(wrapped)
         current = strip(wrapped)

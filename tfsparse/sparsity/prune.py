@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
+from tfsparse import layers as tfsparse_layers
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 
@@ -26,6 +27,17 @@ ConstantSparsity = tfmot.sparsity.keras.ConstantSparsity
 PolynomialDecay = tfmot.sparsity.keras.PolynomialDecay
 PruningSchedule = tfmot.sparsity.keras.PruningSchedule
 PrunableLayer = tfmot.sparsity.keras.PrunableLayer
+
+# tfsparse layers with a prunable kernel implement ``get_prunable_weights()`` without
+# subclassing tfmot's ``PrunableLayer`` (``layers`` must not import ``sparsity``); they
+# become virtual subclasses here, so ``isinstance(layer, PrunableLayer)`` holds for them
+# in tfsparse and in tfmot alike. (``Normalize`` and ``ActivationL1`` also define
+# ``get_prunable_weights() -> []`` for tfmot, but are deliberately not registered: they
+# own no kernel and must not count as prunable layers.)
+_PRUNABLE_CUSTOM_LAYERS = (tfsparse_layers.NoisyConv2D, tfsparse_layers.NoisyDense)
+for _cls in _PRUNABLE_CUSTOM_LAYERS:
+    PrunableLayer.register(_cls)
+del _cls
 
 _PRUNABLE_TYPES = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.DepthwiseConv2D)
 
@@ -181,8 +193,6 @@ def masks(model):
 @contextlib.contextmanager
 def scope():
     """Custom-object scope for loading models saved with tfsparse pruning wrappers/layers."""
-    from tfsparse import layers as tfsparse_layers  # local: layers may import sparsity helpers
-
     objects = {
         "PruneLowMagnitude": PruneLowMagnitude,
         "ConstantSparsity": ConstantSparsity,

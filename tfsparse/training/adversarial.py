@@ -31,11 +31,8 @@ examples (``accuracy``) and ``adv_accuracy`` on the adversarial ones. The PGD ra
 start is seeded from ``(seed, step counter)``, so a run resumed from a checkpoint draws
 the same starts as an uninterrupted one.
 
-Per-dataset settings (:data:`PGD_SETTINGS`): MNIST ε = 0.3, step 0.01, 40 steps
-(Madry); CIFAR ε = 8/255, step 2/255, 10 steps (Wang); RSR trains with 7 steps.
+Per-dataset ε / step / steps live in the config files (``configs/train.py`` variants).
 """
-
-import dataclasses
 
 from tfsparse.attacks import pgd_perturb
 from tfsparse.compat import keras
@@ -50,22 +47,6 @@ from tfsparse.training.clean import make_optimizer
 from tfsparse.training.clean import steps_for
 from tfsparse.training.losses import check_clean_weight
 from tfsparse.training.losses import ensemble_sample_weights
-
-
-@dataclasses.dataclass(frozen=True)
-class PGDSettings:
-    """ε, step size and steps of training PGD, in pixel units of [0, 1] images."""
-
-    eps: float
-    step_size: float
-    steps: int
-
-
-PGD_SETTINGS = {
-    "mnist": PGDSettings(eps=0.3, step_size=0.01, steps=40),
-    "cifar": PGDSettings(eps=8 / 255, step_size=2 / 255, steps=10),
-    "rsr": PGDSettings(eps=8 / 255, step_size=2 / 255, steps=7),
-}
 
 
 class AdversarialModel(keras.Model):
@@ -265,7 +246,8 @@ def compile_adversarial(model, train_cfg, total_steps):
     )
 
 
-def train_adversarial(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=()):
+def train_adversarial(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=(),
+                      checkpoint_dir=None):
     """Trains an :class:`AdversarialModel` on arrays ``x, y`` for ``steps`` SGD iterations.
 
     The adversarial counterpart of :func:`tfsparse.training.train`: same pipeline
@@ -281,6 +263,7 @@ def train_adversarial(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, 
       seed: seed of shuffling and augmentation.
       verbose: Keras progress verbosity.
       callbacks: extra Keras callbacks.
+      checkpoint_dir: resumable per-epoch checkpoints (see :func:`fit_arrays`).
 
     Returns:
       The Keras ``History``.
@@ -289,5 +272,5 @@ def train_adversarial(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, 
     compile_adversarial(model, train_cfg, steps)
     return fit_arrays(
         model, x, y, train_cfg, steps, seed=seed, verbose=verbose,
-        callbacks=[SparsityMonitor(), *callbacks], pruned=model.inner,
+        callbacks=[SparsityMonitor(), *callbacks], pruned=model.inner, checkpoint_dir=checkpoint_dir,
     )

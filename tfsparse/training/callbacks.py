@@ -193,3 +193,39 @@ def backup_and_restore(directory):
       A ``keras.callbacks.BackupAndRestore``.
     """
     return keras.callbacks.BackupAndRestore(backup_dir=str(directory), save_freq="epoch")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Checkpoints model, optimizer and the epoch count at every epoch end, for exact resumption.
+
+    Unlike Keras's ``BackupAndRestore`` it leaves the data position to the caller:
+    :func:`tfsparse.training.fit_arrays` restores first (:meth:`restore` returns the
+    completed epochs) and skips that many epochs of its seeded stream, so a run killed
+    after epoch k and resumed sees the batches an uninterrupted run sees. Checkpoints go
+    through ``tf.train.CheckpointManager``: the index file is replaced only after the data
+    is written, so a kill during a save leaves the previous checkpoint usable. The
+    checkpoints stay after training (they are the run's resumable state).
+
+    Args:
+      directory: folder of the checkpoints (created if missing).
+      model: the model being fit (its optimizer must exist: restore after ``compile``).
+      keep: checkpoints kept.
+    """
+
+    def __init__(self, directory, model, keep=2):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+
+    def restore(self):
+        """Loads the latest checkpoint, if any; returns the number of completed epochs."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)

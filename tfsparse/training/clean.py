@@ -11,14 +11,16 @@ import math
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
-from tfsparse.config import OPTIMIZERS
 from tfsparse.data import pipelines
 from tfsparse.sparsity import UpdatePruningStep
 from tfsparse.sparsity import has_pruning_wrappers
 from tfsparse.sparsity import prunable_layers
 from tfsparse.sparsity import prunable_weights
+from tfsparse.training.callbacks import EpochCheckpoint
 from tfsparse.training.callbacks import NaNGuard
 from tfsparse.training.schedules import make_schedule
+
+OPTIMIZERS = ("sgd", "adam")
 
 
 def is_binary(model):
@@ -93,7 +95,7 @@ def compile_model(model, train_cfg, total_steps):
     optimizer.build(model.trainable_variables)
 
 
-def train(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=()):
+def train(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=(), checkpoint_dir=None):
     """Trains ``model`` in place on arrays ``x, y`` for ``steps`` SGD iterations.
 
     Works on dense models and on models wrapped for pruning (the pruning-step callback is
@@ -108,22 +110,38 @@ def train(model, x, y, train_cfg, *, steps=None, seed=0, verbose=0, callbacks=()
       seed: seed of the shuffling and augmentation.
       verbose: Keras progress verbosity.
       callbacks: extra Keras callbacks.
+      checkpoint_dir: checkpoint every epoch there and resume from the last one
+        (see :func:`fit_arrays`).
 
     Returns:
       The Keras ``History``.
     """
     steps = steps_for(train_cfg, len(x)) if steps is None else int(steps)
     compile_model(model, train_cfg, steps)
-    return fit_arrays(model, x, y, train_cfg, steps, seed=seed, verbose=verbose, callbacks=callbacks)
+    return fit_arrays(model, x, y, train_cfg, steps, seed=seed, verbose=verbose, callbacks=callbacks,
+                      checkpoint_dir=checkpoint_dir)
 
 
-def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=(), pruned=None):
+def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=(), pruned=None,
+               checkpoint_dir=None):
     """``model.fit`` on arrays for exactly ``steps`` iterations of a compiled model.
 
     Shared by clean and adversarial training: seeded shuffling (and augmentation when the
     config asks), the NaN guard, and tfmot's ``UpdatePruningStep`` whenever ``pruned``
-    (default ``model``) holds pruning wrappers.
+    (default ``model``) holds pruning wrappers. ``steps == 0`` trains nothing (the
+    returned ``History`` is empty).
+
+    With ``checkpoint_dir`` the model, optimizer and epoch count are checkpointed at every
+    epoch end (:class:`EpochCheckpoint`); when that folder already holds a checkpoint,
+    training continues after its epoch, with the seeded batch stream advanced past the
+    completed epochs, so the resumed run ends with the weights of an uninterrupted one.
+    ``callbacks`` run before the checkpoint at each epoch end.
     """
+    if steps == 0:
+        history = keras.callbacks.History()
+        history.set_model(model)
+        history.on_train_begin()
+        return history
     # Keras counts in epochs; split the budget so that epochs * per_epoch == steps (or
     # exceeds it by less than one step per epoch when steps is not a multiple).
     epochs = math.ceil(steps / math.ceil(len(x) / train_cfg.batch_size))
@@ -134,6 +152,14 @@ def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=()
     all_callbacks = [NaNGuard(), *callbacks]
     if has_pruning_wrappers(model if pruned is None else pruned):
         all_callbacks.insert(0, UpdatePruningStep())
+    initial_epoch = 0
+    if checkpoint_dir is not None:
+        checkpoint = EpochCheckpoint(checkpoint_dir, model)
+        initial_epoch = checkpoint.restore()
+        all_callbacks.append(checkpoint)
+        if initial_epoch:
+            dataset = dataset.skip(initial_epoch * per_epoch)
     return model.fit(
-        dataset, epochs=epochs, steps_per_epoch=per_epoch, verbose=verbose, callbacks=all_callbacks
+        dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=per_epoch, verbose=verbose,
+        callbacks=all_callbacks,
     )

@@ -1,12 +1,11 @@
-"""Keras callback measuring robustness on a fixed subset during training (SPEC §8)."""
+"""Keras callback measuring robustness on a fixed subset during training (SPEC §8), by the one evaluator."""
 
 import numbers
-
-import numpy as np
 
 from tfsparse.attacks.base import Attack
 from tfsparse.attacks.base import as_batch
 from tfsparse.compat import keras
+from tfsparse.evaluation import evaluate
 
 
 class RobustnessEval(keras.callbacks.Callback):
@@ -60,13 +59,11 @@ class RobustnessEval(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         model = self.target if self.target is not None else self.model
-        result = self.attack.run(model, self.x, self.y, batch_size=self.batch_size, seed=self.seed)
-        values = {}
-        if self.attack.eps_ball is not None:
-            values[self.name] = result.adv_accuracy
+        report = evaluate(model, self.x, self.y, [self.attack], batch_size=self.batch_size, seed=self.seed)
+        (entry,) = report["attacks"].values()
+        if "accuracy" in entry:
+            values = {self.name: entry["accuracy"]}
         else:
-            attacked = result.l2[result.clean_correct].astype(np.float64)
-            values[self.name] = float(attacked.sum() / result.n)
-            values[f"{self.name}_mean_l2"] = float(attacked.mean()) if attacked.size else np.nan
+            values = {self.name: entry["r2"], f"{self.name}_mean_l2": entry["mean_l2"]}
         if logs is not None:
             logs.update(values)

@@ -25,6 +25,9 @@ class CaffeInvDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "gamma": self.gamma, "power": self.power}
 
 
+LR_SCHEDULES = ("constant", "caffe_inv", "thirds", "cosine")
+
+
 def make_schedule(name, base_lr, total_steps):
     """Builds a schedule by name.
 
@@ -45,4 +48,4 @@ def make_schedule(name, base_lr, total_steps):
         )
     if name == "cosine":
         return keras.optimizers.schedules.CosineDecay(base_lr, max(1, int(total_steps)))
-    raise ValueError(f"unknown lr_schedule {name!r}; choose constant, caffe_inv, thirds or cosine")
+    raise ValueError(f"unknown lr_schedule {name!r}; choose from {LR_SCHEDULES}")

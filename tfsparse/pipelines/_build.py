@@ -1,0 +1,130 @@
+"""Objects built from config sections, shared by every pipeline: data, model, train section, attack suites.
+
+Each function reads one section and nothing else, so a pipeline states which sections it
+uses. Defaults are never filled in here: every value comes from the config file.
+"""
+
+import time
+
+import ml_collections
+
+from tfsparse import attacks
+from tfsparse import data as data_lib
+from tfsparse import evaluation
+from tfsparse import metrics
+from tfsparse import models as model_lib
+from tfsparse import sparsity
+from tfsparse.compat import keras
+from tfsparse.compat import xla_setting
+from tfsparse.errors import ConfigError
+
+# model.normalization: "dataset" puts the data's per-channel mean/std in the model's first
+# layer; "none" feeds [0, 1] pixels unchanged (Caffe's LeNets, Guo's references).
+NORMALIZATIONS = ("dataset", "none")
+
+
+def parse_int_list(text, key):
+    """Parses "1,7" (or "") into a tuple of ints; ConfigError naming ``key`` otherwise."""
+    if isinstance(text, (tuple, list)):
+        return tuple(int(v) for v in text)
+    text = (text or "").strip()
+    if not text:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{key} must be comma-separated integers such as '1,7', got {text!r}") from None
+
+
+def load_data(data_cfg):
+    """Loads the dataset a ``data`` section names (sizes: 0 = all)."""
+    return data_lib.load(
+        data_cfg.name,
+        data_cfg.data_dir or None,
+        num_train=data_cfg.num_train or None,
+        num_test=data_cfg.num_test or None,
+        classes=parse_int_list(data_cfg.classes, "data.classes") or None,
+        seed=data_cfg.seed,
+    )
+
+
+def build_model(model_cfg, dataset, seed, noise_cfg=None):
+    """The zoo model a ``model`` section names for ``dataset``, with seeded initial weights.
+
+    Args:
+      model_cfg: the ``model`` section.
+      dataset: a loaded ``tfsparse.data.Dataset`` (classes, input shape, mean/std).
+      seed: seed of the initial weights.
+      noise_cfg: an ``rsr`` section to build CNI/PNI layers (``noise``, ``noise_alpha``,
+        ``inference_noise``; Rakin et al. 2019), or None for plain layers.
+    """
+    keras.utils.set_random_seed(seed)
+    num_classes = 1 if model_cfg.name == "linear_binary" else dataset.num_classes
+    mean, std = (dataset.mean, dataset.std) if model_cfg.normalization == "dataset" else (0.0, 1.0)
+    layer_args = {"kernel_initializer": model_cfg.kernel_initializer}
+    if noise_cfg is not None:
+        layer_args.update(noise=noise_cfg.noise or None, noise_alpha=noise_cfg.noise_alpha,
+                          inference_noise=noise_cfg.inference_noise)
+    return model_lib.get(model_cfg.name)(
+        num_classes, dataset.input_shape, mean, std, width=model_cfg.width, layers=model_lib.Layers(**layer_args)
+    )
+
+
+def train_section(config, section="train", **overrides):
+    """A copy of a train section with the run-wide XLA switch resolved, plus overrides."""
+    result = ml_collections.ConfigDict(config[section].to_dict())
+    result.jit_compile = xla_setting(config.xla)
+    for key, value in overrides.items():
+        result[key] = value
+    return result
+
+
+def eval_subset(dataset, num_examples):
+    """The first ``num_examples`` test images (deterministic, as RobustBench takes them)."""
+    n = min(int(num_examples), len(dataset.x_test))
+    return dataset.x_test[:n], dataset.y_test[:n]
+
+
+def guo_suite(eval_cfg, xla):
+    """Guo et al.'s two measures as an attack suite: FGS at ``fgs_eps`` (r∞) and DeepFool (r2)."""
+    jit = xla_setting(xla)
+    return [
+        attacks.FGSM(eps=eval_cfg.fgs_eps, jit_compile=jit),
+        attacks.DeepFool(overshoot=eval_cfg.deepfool_overshoot, max_iter=eval_cfg.deepfool_max_iter,
+                         box=eval_cfg.deepfool_box, box_rule=eval_cfg.deepfool_box_rule, jit_compile=jit),
+    ]
+
+
+def pgd_suite(eps, step_size, steps, eot_samples, model):
+    """PGD (EOT-PGD with ``eot_samples`` when ``model`` has inference noise) as a one-attack suite."""
+    from tfsparse.layers import has_inference_noise
+
+    if has_inference_noise(model) and eot_samples > 1:
+        return [attacks.EOTPGD(eps=eps, step_size=step_size, steps=steps, samples=int(eot_samples))]
+    return [attacks.PGD(eps=eps, step_size=step_size, steps=steps)]
+
+
+def robustness_record(model, dataset, config):
+    """Clean accuracy (whole test split), weight sparsity, r∞ (FGS) and r2 (DeepFool) of a model.
+
+    r∞ and r2 come from :func:`tfsparse.evaluation.evaluate` on the first
+    ``config.eval.num_examples`` test images (Guo et al. 2018 eq. 1 and 5).
+    """
+    x_eval, y_eval = eval_subset(dataset, config.eval.num_examples)
+    started = time.perf_counter()
+    clean = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
+    report = evaluation.evaluate(model, x_eval, y_eval, guo_suite(config.eval, config.xla),
+                                 batch_size=config.eval.batch_size)
+    fgs, deepfool = report["attacks"]["fgsm"], report["attacks"]["deepfool"]
+    stats = sparsity.weight_sparsity(model)
+    return {
+        "sparsity": stats["overall"],
+        "clean_accuracy": clean,
+        "r_inf": fgs["r_inf"],
+        "r2": deepfool["r2"],
+        "r2_mean_attacked": deepfool["mean_l2"],
+        "deepfool_failures": deepfool["failures"],
+        "num_eval": len(x_eval),
+        "eval_seconds": time.perf_counter() - started,
+        "layer_sparsity": {name: v["sparsity"] for name, v in stats["layers"].items()},
+    }

@@ -1,0 +1,46 @@
+"""``evaluate_model``: a saved model under an attack suite, one flat JSON record (scripts/evaluate.py).
+
+The output file is checked before anything is loaded: an existing file needs
+``overwrite``, and a location that cannot be written is refused, so no attack runs for
+results that could not be kept. The attacks are built from their names and the defaults
+of ``configs/evaluate.py`` before the model loads, and the evaluation itself is
+:func:`tfsparse.evaluation.evaluate` (per-sample worst case, diagnostics).
+"""
+
+from tfsparse import evaluation
+from tfsparse import model_io
+from tfsparse import results
+from tfsparse.pipelines._run import check_output_file
+
+
+def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=None, classes=None,
+                   num_examples=0, output=None, overwrite=False, log=print):
+    """Evaluates the model at ``model_path`` and writes the report to ``output`` (if given).
+
+    Args:
+      config: a ``configs/evaluate.py`` config (per-attack defaults, batch size, seed).
+      model_path: a Keras ``.h5``/``.keras`` file or a SavedModel directory.
+      attack_names: attack names (``evaluation.build_attacks``).
+      eps: budget of every fixed-ε attack, pixel units.
+      dataset, data_dir, classes, num_examples: the test data (first ``num_examples``).
+      output: JSON file to write atomically, or None.
+      overwrite: allow replacing an existing ``output``.
+      log: progress sink.
+
+    Returns:
+      The report dict.
+    """
+    if output:
+        check_output_file(output, overwrite)
+    attacks = evaluation.build_attacks(attack_names, eps, config)
+    model = model_io.load_model(model_path)
+    report = evaluation.evaluate_dataset(
+        model, attacks, dataset=dataset, data_dir=data_dir, classes=classes, num_examples=num_examples,
+        batch_size=config.batch_size, seed=config.seed,
+    )
+    report["metadata"] = results.metadata()
+    log(evaluation.format_table(report))
+    if output:
+        results.write_json(output, report)
+        log(f"results: {output}")
+    return report

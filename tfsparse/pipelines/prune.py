@@ -1,0 +1,78 @@
+"""``prune_saved_model(config, model_path, output)``: one-shot pruning of a saved model (scripts/prune.py).
+
+Order of work, so that bad input costs nothing and leaves nothing behind: check the
+output folder, load the model and the data, check their shapes agree, prune (a method
+that cannot apply to this model, e.g. network slimming without BatchNorm, is a usage
+error here) — and only then create the output folder, retrain and export.
+"""
+
+
+from tfsparse import export
+from tfsparse import metrics
+from tfsparse import plotting
+from tfsparse import results
+from tfsparse import sparsity
+from tfsparse import training
+from tfsparse.errors import ConfigError
+from tfsparse.model_io import load_keras_model
+from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines._build import train_section
+from tfsparse.pipelines._run import Run
+
+KIND = "prune"
+
+
+def prune_saved_model(config, model_path, output, log=print):
+    """Prunes a saved Keras model once with ``config.method``, retrains it, exports it.
+
+    ``output`` receives ``saved_model/`` (wrappers stripped, real zeros; for FP/NS the
+    physically smaller model; serving signature on [0, 1] images), ``stats.json``
+    (per-layer sparsity, norms, parameter/FLOP counts before and after, clean accuracy
+    before and after), ``weights_histogram.png`` and ``results.json`` (status and the
+    headline numbers). ``train`` with 0 steps and 0 epochs prunes without retraining.
+
+    Returns:
+      The statistics dict written to ``stats.json``.
+
+    Raises:
+      tfsparse.errors.UsageError: on a taken output folder, an unloadable model, bad data,
+        a model/data shape mismatch or a method that does not apply to the model.
+    """
+    run = Run(output, config, KIND).prepare()
+    model = load_keras_model(model_path)
+    dataset = load_data(config.data)
+    if tuple(model.input_shape[1:]) != tuple(dataset.input_shape):
+        raise ConfigError(f"model input {model.input_shape[1:]} does not match {dataset.name} images "
+                          f"{dataset.input_shape}; choose the dataset the model was trained on")
+    gamma = config.prune.gamma if config.prune.gamma >= 0 else None
+    try:
+        pruned = sparsity.prune_with(
+            config.method, model, config.sparsity, keep_dense=tuple(config.prune.keep_dense),
+            layer_types=tuple(config.prune.layer_types), gamma=gamma, ns_max_per_layer=config.prune.ns_max_per_layer,
+        )
+    except ValueError as error:
+        raise ConfigError(f"--method={config.method}: {error}") from None
+    with run.start(method=config.method, requested_sparsity=config.sparsity):
+        before = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
+        training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
+                       verbose=config.verbose)
+        final = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
+        after = metrics.clean_accuracy(final, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
+        export.save_saved_model(final, run.file("saved_model"), check_inputs=dataset.x_test[:64])
+        weight_stats = sparsity.weight_sparsity(final)
+        stats = {
+            "method": config.method, "requested_sparsity": config.sparsity, "source_model": model_path,
+            "clean_accuracy_before": before, "clean_accuracy_after": after,
+            "weight_sparsity": weight_stats, "norms": sparsity.weight_norms(final),
+            "structure_before": sparsity.structure_summary(model), "structure_after": sparsity.structure_summary(final),
+            "metadata": run.metadata,
+        }
+        results.write_json(run.file("stats.json"), stats)
+        plotting.plot_weight_histograms(final, run.file("weights_histogram.png"), log_y=True)
+        run.update(last_completed="export", clean_accuracy_before=before, clean_accuracy_after=after,
+                   weight_sparsity=weight_stats["overall"], params_before=stats["structure_before"]["params"],
+                   params_after=stats["structure_after"]["params"])
+    log(sparsity.format_sparsity_table(weight_stats))
+    log(f"clean accuracy {before:.4f} -> {after:.4f}; params {stats['structure_before']['params']} -> "
+        f"{stats['structure_after']['params']}")
+    return stats

@@ -1,0 +1,113 @@
+"""The robust-training recipe, once: Madry PGD training and RSR (Rakin et al. 2019), used by the
+``train`` pipeline and the tuner alike.
+
+* ``pgd`` — Madry et al. 2018: :class:`~tfsparse.training.AdversarialModel` with clean weight
+  0, PGD of the ``pgd`` section (ε, step, steps, random start), ε ramped from 0 over
+  ``pgd.eps_warmup_epochs``, the ``adversarial_train`` optimizer policy.
+* ``rsr`` — RSR: CNI/PNI layers (``rsr.noise``, α₀ ``rsr.noise_alpha``), ensemble loss
+  ``a·CE(clean) + (1 − a)·CE(adv) + λ·Σ‖W‖₁`` (eq. 5–6, ``rsr.clean_weight``,
+  ``rsr.lasso``) on PGD-``rsr.steps`` examples, then threshold pruning at γ (§3.4: ``rsr.gamma``,
+  or the γ that reaches ``rsr.target_sparsity``), inference noise per ``rsr.inference_noise``.
+
+PGD accuracy after training is measured by :func:`tfsparse.evaluation.evaluate` (EOT-PGD when
+the model is random at inference).
+"""
+
+import math
+
+from tfsparse import evaluation
+from tfsparse.layers import set_inference_noise
+from tfsparse.pipelines._build import build_model
+from tfsparse.pipelines._build import pgd_suite
+from tfsparse.pipelines._build import train_section
+from tfsparse.sparsity import gamma_for_sparsity
+from tfsparse.sparsity import threshold_prune
+from tfsparse.training import AdversarialModel
+from tfsparse.training import add_lasso
+from tfsparse.training import train_adversarial
+
+
+def pgd_steps(config):
+    """PGD steps of training: ``rsr.steps`` for RSR, ``pgd.steps`` for Madry training."""
+    return int(config.rsr.steps if config.training == "rsr" else config.pgd.steps)
+
+
+def adversarial_model(config, model, num_train):
+    """The :class:`AdversarialModel` of a pgd/rsr config around ``model``, and its train section.
+
+    Returns:
+      ``(adversarial_model, train_cfg)``.
+    """
+    train_cfg = train_section(config, "adversarial_train")
+    per_epoch = math.ceil(num_train / train_cfg.batch_size)
+    adversarial = AdversarialModel(
+        model, eps=config.pgd.eps, step_size=config.pgd.step_size, steps=pgd_steps(config),
+        random_start=config.pgd.random_start,
+        clean_weight=config.rsr.clean_weight if config.training == "rsr" else 0.0,
+        adversarial_eval=False, seed=config.pgd.seed,
+        eps_warmup=int(round(config.pgd.eps_warmup_epochs * per_epoch)),
+    )
+    return adversarial, train_cfg
+
+
+def threshold(model, rsr_cfg):
+    """RSR §3.4 threshold pruning at ``rsr.gamma`` (or the γ of ``rsr.target_sparsity``).
+
+    Returns:
+      ``(model, gamma)``: the pruned copy, or ``model`` itself and 0 when nothing is pruned.
+    """
+    gamma = rsr_cfg.gamma
+    if gamma == 0 and rsr_cfg.target_sparsity > 0:
+        gamma = gamma_for_sparsity(model, rsr_cfg.target_sparsity)
+    if gamma == 0:
+        return model, 0.0
+    return threshold_prune(model, gamma), float(gamma)
+
+
+def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_dir=None):
+    """Builds, trains (and for RSR prunes) the model of a pgd/rsr config.
+
+    Args:
+      config: a validated config with ``training`` in (pgd, rsr).
+      dataset: the loaded dataset.
+      seed: seed of the initial weights and of the data order.
+      verbose: Keras verbosity.
+      callbacks: extra Keras callbacks of ``fit``.
+      checkpoint_dir: per-epoch checkpoints; an existing one is resumed.
+
+    Returns:
+      ``(model, adversarial, history, info)``: the trained (pruned, for RSR) functional model,
+      its :class:`AdversarialModel`, the Keras ``History`` and a dict of what was set
+      (ε, steps, warm-up steps, optimizer, γ, ...).
+    """
+    rsr = config.training == "rsr"
+    model = build_model(config.model, dataset, seed, noise_cfg=config.rsr if rsr else None)
+    if rsr:
+        add_lasso(model, config.rsr.lasso)
+    adversarial, train_cfg = adversarial_model(config, model, len(dataset.x_train))
+    history = train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=seed,
+                                verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    info = {"eps": float(config.pgd.eps), "step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),
+            "eps_warmup_steps": adversarial.eps_warmup, "optimizer": train_cfg.optimizer,
+            "learning_rate": train_cfg.learning_rate}
+    if rsr:
+        model, gamma = threshold(model, config.rsr)
+        set_inference_noise(model, config.rsr.inference_noise)
+        info.update({"gamma": gamma, "lasso": config.rsr.lasso, "inference_noise": bool(config.rsr.inference_noise)})
+    return model, adversarial, history, info
+
+
+def pgd_accuracy(model, x, y, config, batch_size):
+    """PGD accuracy (``pgd.eval_steps`` steps at the training ε) by the evaluator; EOT when noisy.
+
+    Returns:
+      ``(accuracy, attack_repr)``; with 0 steps or ε = 0, the clean accuracy and ``"none"``.
+    """
+    if config.pgd.eps == 0 or config.pgd.eval_steps == 0:
+        from tfsparse.metrics import clean_accuracy
+
+        return clean_accuracy(model, x, y, batch_size=batch_size), "none"
+    suite = pgd_suite(config.pgd.eps, config.pgd.step_size, config.pgd.eval_steps, config.rsr.eot_samples, model)
+    report = evaluation.evaluate(model, x, y, suite, batch_size=batch_size, seed=config.pgd.seed)
+    (entry,) = report["attacks"].values()
+    return entry["accuracy"], entry["repr"]

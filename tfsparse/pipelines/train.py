@@ -1,0 +1,140 @@
+"""``train_and_evaluate(config, workdir)``: one model trained, evaluated and exported (scripts/train.py).
+
+``config.training`` picks the objective (SPEC §8): ``clean`` (the ``train`` section's SGD
+policy), ``pgd`` (Madry PGD adversarial training) or ``rsr`` (Robust Sparse
+Regularization, then threshold pruning) — the last two through the one recipe in
+:mod:`tfsparse.pipelines.rsr`. The run directory receives:
+
+* ``config.json`` — the resolved config and metadata (version, git commit);
+* ``results.json`` — ``status``, ``last_completed`` (``epoch N``, then ``evaluation``) and,
+  when complete: clean accuracy, steps, seconds; for pgd/rsr also ε, PGD accuracy on
+  ``pgd.eval_examples`` test images (by :func:`tfsparse.evaluation.evaluate`), sparsity, γ;
+* ``history.csv`` — one row per completed epoch (loss, accuracy, adv_accuracy,
+  weight_sparsity, the epoch-end robustness ``robust_*``);
+* ``tensorboard/`` — the same curves as TensorBoard event files;
+* ``checkpoints/`` — model + optimizer at every epoch end (``--resume`` continues there);
+* ``saved_model/`` — serving signature: [0, 1] images → logits.
+"""
+
+import csv
+import os
+import shutil
+import time
+
+from tfsparse import attacks
+from tfsparse import export
+from tfsparse import metrics
+from tfsparse import results
+from tfsparse.compat import keras
+from tfsparse.compat import xla_setting
+from tfsparse.layers import has_inference_noise
+from tfsparse.pipelines import rsr as robust
+from tfsparse.pipelines._build import build_model
+from tfsparse.pipelines._build import eval_subset
+from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines._build import train_section
+from tfsparse.pipelines._run import Run
+from tfsparse.sparsity import weight_sparsity
+from tfsparse.training import RobustnessEval
+from tfsparse.training import SparsityMonitor
+from tfsparse.training import train
+
+# Per-run figures that differ between an uninterrupted and a resumed run of the same config.
+TIMING_KEYS = ("train_seconds", "resumed", "metadata")
+
+
+class RunProgress(keras.callbacks.Callback):
+    """Writes ``history.csv`` and the run's ``last_completed`` epoch at every epoch end.
+
+    On resume the rows of the epochs being redone are dropped first, so the history
+    matches the checkpoint it continues from. Runs before the checkpoint callback: a kill
+    between the two costs one epoch, never a missing row.
+    """
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+        self.path = run.file("history.csv")
+        self.rows = []
+        if os.path.exists(self.path):
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                self.rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows = [row for row in self.rows if row["epoch"] <= epoch]
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        results.write_csv(self.path, self.rows)
+        self.run.update(last_completed=f"epoch {epoch + 1}", epochs_completed=epoch + 1)
+
+
+def epoch_end_attack(config, jit):
+    """The attack logged at every epoch end: PGD at the training ε for pgd/rsr, FGS otherwise."""
+    if config.training == "clean":
+        return attacks.FGSM(eps=config.eval.fgs_eps, jit_compile=jit)
+    return attacks.PGD(eps=config.pgd.eps, step_size=config.pgd.step_size,
+                       steps=max(1, config.pgd.eval_steps), jit_compile=jit)
+
+
+def train_and_evaluate(config, workdir, *, resume=False, log=print):
+    """Trains the configured model, evaluates it, saves a SavedModel.
+
+    Args:
+      config: a validated ``configs/train.py`` config.
+      workdir: the run directory (new, or with ``resume`` the one of an unfinished run).
+      resume: continue the run in ``workdir`` from its last epoch checkpoint.
+      log: progress sink.
+
+    Returns:
+      The ``results.json`` record.
+
+    Raises:
+      tfsparse.errors.UsageError: on a taken or unwritable workdir, or bad data.
+    """
+    run = Run(workdir, config, "train", resume=resume).prepare()
+    if run.already_complete:
+        log(f"run {run.path} is already complete; nothing to resume")
+        return run.previous
+    dataset = load_data(config.data)
+    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    with run.start(model=config.model.name, dataset=dataset.name, training=config.training):
+        jit = xla_setting(config.xla)
+        x_epoch, y_epoch = eval_subset(dataset, config.eval.epoch_examples)
+        callbacks = [SparsityMonitor()]
+        if config.eval.epoch_examples > 0:
+            callbacks.append(RobustnessEval(epoch_end_attack(config, jit), x_epoch, y_epoch,
+                                            batch_size=config.eval.batch_size))
+        callbacks += [RunProgress(run), keras.callbacks.TensorBoard(run.file("tensorboard"), write_graph=False,
+                                                                     profile_batch=0)]
+        started = time.perf_counter()
+        summary = {}
+        if config.training == "clean":
+            model = build_model(config.model, dataset, config.seed)
+            train(model, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
+                  verbose=config.verbose, callbacks=callbacks, checkpoint_dir=run.file("checkpoints"))
+            steps_done = int(model.optimizer.iterations.numpy())
+        else:
+            model, adversarial, _, summary = robust.train_robust(
+                config, dataset, config.seed, verbose=config.verbose, callbacks=callbacks,
+                checkpoint_dir=run.file("checkpoints"),
+            )
+            steps_done = int(adversarial.optimizer.iterations.numpy())
+        seconds = time.perf_counter() - started
+        summary["clean_accuracy"] = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test,
+                                                           batch_size=config.eval.batch_size)
+        if config.training != "clean":
+            x, y = eval_subset(dataset, config.pgd.eval_examples)
+            summary["pgd_accuracy"], summary["pgd_attack"] = robust.pgd_accuracy(model, x, y, config,
+                                                                                 config.eval.batch_size)
+            summary["weight_sparsity"] = weight_sparsity(model)["overall"]
+        saved = run.file("saved_model")
+        if os.path.exists(saved):  # a run killed while exporting left a partial copy
+            shutil.rmtree(saved)
+        stochastic = has_inference_noise(model)
+        summary["saved_model"] = export.save_saved_model(
+            model, saved, check_inputs=None if stochastic else dataset.x_test[:64]
+        )
+        summary.update({"train_steps": steps_done, "train_seconds": seconds})
+        run.update(last_completed="evaluation", **summary)
+    extra = f", PGD accuracy {summary['pgd_accuracy']:.4f} at eps {summary['eps']:.4g}" if "pgd_accuracy" in summary else ""
+    log(f"clean accuracy {summary['clean_accuracy']:.4f}{extra} after {steps_done} steps ({seconds:.1f} s)")
+    return run.state

@@ -1,0 +1,160 @@
+"""keras-tuner search over RSR's λ and γ (SPEC §8; Rakin et al. 2019 §4.2, Fig. 2b–c) (scripts/tune.py).
+
+:class:`RSRTuner` subclasses keras-tuner's ``BaseTuner`` and implements ``run_trial``
+itself (keras-tuner's ``Tuner`` drives ``model.fit`` through Keras 3 paths that clash
+with tf_keras, keras-tuner issue #1039). Each trial runs the one RSR recipe of
+:mod:`tfsparse.pipelines.rsr` with the trial's λ (log scale), target sparsity (γ), clean
+weight ``a`` and noise init α₀, then measures PGD accuracy (EOT-PGD when inference noise
+is on) with the one evaluator on the first ``search.eval_examples`` test images.
+
+Objective (stated, maximised): ``score = pgd_accuracy − penalty · max(0,
+min_sparsity − sparsity)`` — PGD accuracy subject to sparsity ≥ ``min_sparsity``,
+the constraint enforced by a linear penalty.
+"""
+
+import math
+
+import keras_tuner
+
+from tfsparse import metrics
+from tfsparse import reporting
+from tfsparse import results
+from tfsparse.compat import keras
+from tfsparse.pipelines import rsr as robust
+from tfsparse.pipelines._build import eval_subset
+from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines._run import Run
+from tfsparse.sparsity import weight_sparsity
+
+KIND = "tune_rsr"
+OBJECTIVE = "score"
+METRICS = (OBJECTIVE, "clean_accuracy", "pgd_accuracy", "sparsity", "gamma")
+
+
+def score(pgd_acc, sparsity, min_sparsity, penalty):
+    """The tuner objective: PGD accuracy minus ``penalty`` × the sparsity shortfall."""
+    return float(pgd_acc) - float(penalty) * max(0.0, float(min_sparsity) - float(sparsity))
+
+
+class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
+    """Searches RSR's λ, target sparsity (γ), clean weight ``a`` and noise init α₀.
+
+    Example::
+
+        tuner = RSRTuner(config, dataset, max_trials=8, directory="runs/tune", project_name="rsr")
+        tuner.search()
+        rows = tuner.results_table()
+
+    Args:
+      config: a ``configs/tune_rsr.py`` config (``model``, ``adversarial_train``, ``pgd``,
+        ``rsr``, ``search``, ``xla`` sections). ``search`` holds the ranges: ``lasso_min``,
+        ``lasso_max``, ``sparsities`` (choices), ``clean_weights``, ``noise_alphas``,
+        ``min_sparsity``, ``penalty``, ``eval_examples``.
+      dataset: a ``tfsparse.data`` dataset.
+      max_trials: trials of the random search.
+      seed: seed of the oracle and of every trial's model.
+      **kwargs: ``BaseTuner`` arguments (``directory``, ``project_name``, ``overwrite``).
+    """
+
+    def __init__(self, config, dataset, *, max_trials=10, seed=0, **kwargs):
+        oracle = keras_tuner.oracles.RandomSearchOracle(
+            objective=keras_tuner.Objective(OBJECTIVE, direction="max"), max_trials=max_trials, seed=seed
+        )
+        super().__init__(oracle=oracle, hypermodel=None, **kwargs)
+        self.config = config
+        self.dataset = dataset
+        self.seed = seed
+        self.on_trial = None  # called with each completed trial (the run's progress)
+
+    def _hyperparameters(self, hp):
+        search = self.config.search
+        return {
+            "lasso": hp.Float("lasso", search.lasso_min, search.lasso_max, sampling="log"),
+            "target_sparsity": hp.Choice("target_sparsity", list(search.sparsities)),
+            "clean_weight": hp.Choice("clean_weight", list(search.clean_weights)),
+            "noise_alpha": hp.Choice("noise_alpha", list(search.noise_alphas)),
+        }
+
+    def trial_config(self, values):
+        """The config of one trial: the search's config with the trial's RSR values."""
+        config = self.config.copy_and_resolve_references()
+        with config.unlocked():
+            config.training = "rsr"
+            config.rsr.lasso = values["lasso"]
+            config.rsr.target_sparsity = values["target_sparsity"]
+            config.rsr.gamma = 0.0
+            config.rsr.clean_weight = values["clean_weight"]
+            config.rsr.noise_alpha = values["noise_alpha"]
+        return config
+
+    def run_trial(self, trial, *args, **kwargs):
+        """Trains, prunes and evaluates one RSR configuration.
+
+        Returns:
+          ``{"score", "clean_accuracy", "pgd_accuracy", "sparsity", "gamma"}`` as floats.
+        """
+        config = self.trial_config(self._hyperparameters(trial.hyperparameters))
+        keras.backend.clear_session()
+        pruned, _, _, info = robust.train_robust(config, self.dataset, self.seed)
+        x, y = eval_subset(self.dataset, config.search.eval_examples)
+        robust_accuracy, _ = robust.pgd_accuracy(pruned, x, y, config, batch_size=500)
+        sparsity = weight_sparsity(pruned)["overall"]
+        return {
+            OBJECTIVE: score(robust_accuracy, sparsity, config.search.min_sparsity, config.search.penalty),
+            "clean_accuracy": float(metrics.clean_accuracy(pruned, x, y)),
+            "pgd_accuracy": float(robust_accuracy),
+            "sparsity": float(sparsity),
+            "gamma": float(info["gamma"]),
+        }
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.on_trial is not None:
+            self.on_trial(trial)
+
+    def results_table(self):
+        """One dict per completed trial: trial id, hyperparameters and metrics, best first."""
+        rows = []
+        for trial in self.oracle.get_best_trials(num_trials=len(self.oracle.trials)):
+            row = {"trial": trial.trial_id, **trial.hyperparameters.values}
+            for name in METRICS:
+                value = trial.metrics.get_last_value(name) if trial.metrics.exists(name) else math.nan
+                row[name] = float(value)
+            rows.append(row)
+        return rows
+
+
+def markdown(rows):
+    """A markdown table of trial rows (floats to 4 significant digits)."""
+    columns = [(key, key, "{:.4g}" if isinstance(value, float) else "{}") for key, value in rows[0].items()]
+    return reporting.markdown_table(rows, columns)
+
+
+def run_search(config, workdir, *, resume=False, log=print):
+    """Runs (or with ``resume`` continues) the search of ``config`` into ``workdir``.
+
+    The workdir receives ``config.json``, ``results.json`` (status, ``last_completed``
+    trial), keras-tuner's own state under ``tuner/`` (completed trials are reloaded on
+    resume), and when complete ``trials.csv`` / ``trials.md`` (every trial, best first)
+    and ``best.json``.
+
+    Returns:
+      The trial rows, best first.
+    """
+    run = Run(workdir, config, KIND, resume=resume).prepare()
+    if run.already_complete:
+        log(f"run {run.path} is already complete; nothing to resume")
+        return run.previous.get("trials", [])
+    dataset = load_data(config.data)
+    with run.start(model=config.model.name, dataset=dataset.name):
+        tuner = RSRTuner(config, dataset, max_trials=config.max_trials, seed=config.seed,
+                         directory=run.path, project_name="tuner", overwrite=False)
+        tuner.on_trial = lambda trial: run.update(last_completed=f"trial {trial.trial_id}")
+        tuner.search()
+        rows = tuner.results_table()
+        results.write_csv(run.file("trials.csv"), rows)
+        results.atomic_write_text(run.file("trials.md"), markdown(rows))
+        results.write_json(run.file("best.json"), rows[0])
+        run.update(last_completed=f"trial {len(rows)}", trials=rows, best=rows[0])
+    log(markdown(rows))
+    return rows
