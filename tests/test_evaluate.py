@@ -141,7 +141,7 @@ def test_evaluate_script_bad_usage_exits_2(saved_models, args, message):
 def test_bad_usage_is_a_config_error_in_process(saved_models):
     # The same checks the slow script tests run through the CLI (exit 2 = ConfigError).
     from configs import evaluate as evaluate_config
-    from tfsparse.config import ConfigError
+    from tfsparse.errors import ConfigError
     from tfsparse.evaluation import build_attacks
     from tfsparse.evaluation import check_model_output
     from tfsparse.model_io import load_model

@@ -143,7 +143,7 @@ def test_train_bad_usage_exits_2(tmp_path, args, message):
 
 @pytest.mark.parametrize("method, sparsity", [("gup", 0.6), ("fp", 0.5)])
 def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path, method, sparsity):
-    """scripts/prune.py over tfsparse.experiments.prune_model: real zeros or a narrower model."""
+    """scripts/prune.py over tfsparse.pipelines.prune: real zeros or a narrower model."""
     output = tmp_path / method
     result = run_script(
         "prune.py", f"--model={trained_workdir / 'saved_model'}", f"--method={method}", f"--sparsity={sparsity}",

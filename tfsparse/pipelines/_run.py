@@ -72,6 +72,8 @@ def describe(workdir):
     """One line on what ``workdir`` holds (status and last completed unit), for messages."""
     state = _read_json(os.path.join(workdir, RESULTS_FILE)) or {}
     status = state.get("status", "unknown: no status in results.json")
+    if status == "running":
+        status = "running (or killed)"
     last = state.get("last_completed")
     return f"status {status}" + (f", last completed: {last}" if last else ", nothing completed")
 
