@@ -1,38 +1,12 @@
 """The CLI scripts on the real code path with tiny configs, and their exit-code contract."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_SWEEP = [
-    "--config=configs/guo_mnist.py:quick",
-    "--config.train.steps=40",
-    "--config.prune.rounds=2",
-    "--config.prune.retrain_steps=10",
-    "--config.eval.num_examples=40",
-    "--config.eval.deepfool_max_iter=10",
-    "--config.data.num_train=600",
-    "--config.data.num_test=200",
-]
-
-
-def run_script(name, *args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", name), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
-    )
-
-
-def error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr[-2000:]
-    return lines[0]
+from cli_helpers import TINY_SWEEP
+from cli_helpers import error_line
+from cli_helpers import run_script
 
 
 def test_sweep_writes_the_run_directory_and_refuses_to_overwrite_it(tmp_path):
@@ -131,8 +105,8 @@ def test_train_adversarially_records_the_robust_setup(tmp_path, training):
         (["--model=nope"], "model.name"),
         pytest.param(["--data_dir=/nonexistent/dir"], "/nonexistent/dir", marks=pytest.mark.slow),
         pytest.param(["--dataset=imagenet"], "data.name", marks=pytest.mark.slow),
-        (["--training=pgd", "--config.pgd.by_family.mnist.train.optimizer=lbfgs"],
-         "train with pgd.by_family.mnist.train.optimizer 'lbfgs' is unknown"),
+        (["--training=pgd", "--config.adversarial_train.optimizer=lbfgs"],
+         "adversarial_train.optimizer 'lbfgs' is unknown"),
     ],
 )
 def test_train_bad_usage_exits_2(tmp_path, args, message):

@@ -14,6 +14,7 @@ The contract every script keeps:
 pipelines (scripts → cli → pipelines); nothing in the library imports it.
 """
 
+import re
 import signal
 import sys
 
@@ -36,7 +37,8 @@ def _usage_exit(message):
 def _last_line(error):
     # Config-file errors arrive with the whole traceback in the message: keep its last line.
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return (lines[-1] if lines else type(error).__name__).strip('"')
+    last = (lines[-1] if lines else type(error).__name__).strip('"')
+    return re.sub(r"^\w+(Error|Exception): ", "", last)
 
 
 def define_config_file(name, default, help_text):
@@ -122,6 +124,12 @@ def _parse_flags(argv):
         _usage_exit(_last_line(error))
     except Exception as error:  # noqa: BLE001  (loading the config file: any failure is bad usage)
         _config_error(error)
+    for name in _CONFIG_FILES:
+        # ml_collections defers some load failures (a missing file) to the first use.
+        try:
+            flags.FLAGS[name].value.keys()
+        except Exception as error:  # noqa: BLE001
+            _config_error(error)
     if len(rest) > 1:
         _usage_exit(f"unexpected arguments {rest[1:]}; pass options as --flags (see --help)")
     return rest
