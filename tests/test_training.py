@@ -91,3 +91,31 @@ def test_make_optimizer_builds_sgd_or_adam_with_the_schedule():
     assert schedule["config"]["values"] == pytest.approx([1e-3, 1e-4, 1e-5])
     with pytest.raises(ValueError, match="optimizer"):
         training.make_optimizer(cfg(optimizer="rmsprop"), 10)
+
+
+def test_a_zero_budget_trains_nothing():
+    # prune.py --retrain_epochs=0: prune without retraining, weights untouched.
+    model = small_model()
+    x, y = data()
+    before = [w.copy() for w in model.get_weights()]
+    history = training.train(model, x, y, cfg(steps=0))
+    assert history.history == {} and int(model.optimizer.iterations.numpy()) == 0
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_checkpointed_fit_resumes_with_the_weights_of_an_uninterrupted_fit(tmp_path):
+    # 16 steps = 4 epochs of 4 batches; the interrupted fit stops after epoch 2 (8 steps).
+    x, y = data()
+    whole = small_model()
+    training.train(whole, x, y, cfg(steps=16), seed=3)
+
+    first = small_model()
+    training.train(first, x, y, cfg(steps=8), seed=3, checkpoint_dir=tmp_path / "ckpt")
+    # The same run resumed: the budget is the full one, the checkpoint says 2 epochs are done.
+    resumed = small_model()
+    training.compile_model(resumed, cfg(steps=16), 16)
+    history = training.fit_arrays(resumed, x, y, cfg(steps=16), 16, seed=3, checkpoint_dir=tmp_path / "ckpt")
+    assert history.epoch == [2, 3] and int(resumed.optimizer.iterations.numpy()) == 16
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

@@ -104,6 +104,15 @@ def pgd_suite(eps, step_size, steps, eot_samples, model):
     return [attacks.PGD(eps=eps, step_size=step_size, steps=steps)]
 
 
+# Table columns (key, header, format) of the measures in a robustness_record.
+ROBUSTNESS_COLUMNS = [
+    ("sparsity", "weight sparsity", "{:.4f}"),
+    ("clean_accuracy", "clean accuracy", "{:.4f}"),
+    ("r_inf", "r∞ (FGS)", "{:.4f}"),
+    ("r2", "r2 (DeepFool)", "{:.4f}"),
+]
+
+
 def robustness_record(model, dataset, config):
     """Clean accuracy (whole test split), weight sparsity, r∞ (FGS) and r2 (DeepFool) of a model.
 

@@ -23,6 +23,7 @@ from tfsparse import reporting
 from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
+from tfsparse.pipelines._build import ROBUSTNESS_COLUMNS
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import robustness_record
@@ -31,14 +32,7 @@ from tfsparse.pipelines._run import Run
 
 KIND = "guo_progressive_pruning"
 MEASURES = ["target_sparsity", "sparsity", "clean_accuracy", "r_inf", "r2"]
-TABLE_COLUMNS = [
-    ("round", "round", "{:d}"),
-    ("target_sparsity", "target sparsity", "{:.4f}"),
-    ("sparsity", "weight sparsity", "{:.4f}"),
-    ("clean_accuracy", "clean accuracy", "{:.4f}"),
-    ("r_inf", "r∞ (FGS)", "{:.4f}"),
-    ("r2", "r2 (DeepFool)", "{:.4f}"),
-]
+TABLE_COLUMNS = [("round", "round", "{:d}"), ("target_sparsity", "target sparsity", "{:.4f}"), *ROBUSTNESS_COLUMNS]
 
 
 def round_weights_path(run, seed, round_index):

@@ -20,6 +20,7 @@ from tfsparse import reporting
 from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
+from tfsparse.pipelines._build import ROBUSTNESS_COLUMNS
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import robustness_record
@@ -27,16 +28,8 @@ from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
 
 KIND = "wang_oneshot"
-TABLE_COLUMNS = [
-    ("method", "method", "{}"),
-    ("p", "p", "{:.2f}"),
-    ("init", "weights", "{}"),
-    ("sparsity", "weight sparsity", "{:.4f}"),
-    ("params_reduction", "params removed", "{:.4f}"),
-    ("clean_accuracy", "clean accuracy", "{:.4f}"),
-    ("r_inf", "r∞ (FGS)", "{:.4f}"),
-    ("r2", "r2 (DeepFool)", "{:.4f}"),
-]
+TABLE_COLUMNS = [("method", "method", "{}"), ("p", "p", "{:.2f}"), ("init", "weights", "{}"),
+                 ("params_reduction", "params removed", "{:.4f}"), *ROBUSTNESS_COLUMNS]
 
 
 def run_oneshot_table(config, workdir, *, resume=False, log=print):

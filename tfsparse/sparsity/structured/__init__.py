@@ -2,17 +2,8 @@
 
 Both methods remove whole output channels (conv filters, or dense units) and
 rebuild a *physically narrower* functional model, unlike the zero masks of
-unstructured pruning:
-
-* **Filter pruning (FP)**, Li et al. 2017, "Pruning Filters for Efficient ConvNets":
-  in each chosen layer remove the ``round(ratio · filters)`` filters whose kernels have
-  the smallest L1 norm Σ|W[..., j]| (layer-wise, a *predefined* structure).
-* **Network slimming (NS)**, Liu et al. 2017, "Learning Efficient Convolutional
-  Networks through Network Slimming": train with λ·Σ|γ| on the batch-normalisation
-  scales (``bn_gamma_l1``), then rank every prunable BN channel *globally* by |γ| and
-  remove the smallest fraction (an *automatic* structure), with a per-layer cap so that
-  no layer vanishes (Wang et al.: "the highest pruning ratio is selected ... to avoid
-  the removal of layers").
+unstructured pruning: filter pruning (FP, Li et al. 2017) and network slimming (NS,
+Liu et al. 2017), described with their rules in :mod:`.plans`.
 
 The per-layer kept channels are exposed as a *plan* (``{layer_name: kept indices}``),
 so a structure can be inspected, stored, or re-applied: ``filter_prune`` is
