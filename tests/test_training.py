@@ -49,11 +49,15 @@ def test_steps_budget_from_epochs_or_steps():
     assert training.steps_for(cfg(steps=500), 100) == 500
 
 
-def test_train_runs_exactly_the_budget_and_traces_once():
+@pytest.mark.parametrize("steps", [12, 10, 3])
+def test_train_runs_exactly_the_budget_and_traces_once(steps):
+    # 64 images in batches of 16: 4 batches per epoch. 12 divides evenly; 10 and 3 do not
+    # (10 = 3 epochs cut short: 4 + 4 + 2), and the optimizer must still take exactly `steps`.
     model = small_model()
     x, y = data()
-    training.train(model, x, y, cfg(steps=12))  # 4 batches per epoch -> 3 epochs
-    assert int(model.optimizer.iterations.numpy()) == 12
+    history = training.train(model, x, y, cfg(steps=steps))
+    assert int(model.optimizer.iterations.numpy()) == steps
+    assert len(history.epoch) == -(-steps // 4)
     assert model.train_tf_function.experimental_get_tracing_count() == 1
 
 

@@ -10,6 +10,7 @@ from tfsparse.training.adversarial import train_adversarial
 from tfsparse.training.callbacks import EpochCheckpoint
 from tfsparse.training.callbacks import NaNGuard
 from tfsparse.training.callbacks import SparsityMonitor
+from tfsparse.training.callbacks import StopAtStep
 from tfsparse.training.callbacks import StopC
 from tfsparse.training.callbacks import StopE
 from tfsparse.training.callbacks import backup_and_restore

@@ -195,6 +195,24 @@ def backup_and_restore(directory):
     return keras.callbacks.BackupAndRestore(backup_dir=str(directory), save_freq="epoch")
 
 
+class StopAtStep(keras.callbacks.Callback):
+    """Stops ``fit`` after exactly ``steps`` optimizer steps, mid-epoch if need be.
+
+    ``done`` counts the steps already taken (e.g. by the epochs a resumed fit skips);
+    Keras checks ``stop_training`` after every batch and still ends the epoch normally.
+    """
+
+    def __init__(self, steps, done=0):
+        super().__init__()
+        self.steps = int(steps)
+        self.done = int(done)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Checkpoints model, optimizer and the epoch count at every epoch end, for exact resumption.
 

@@ -18,6 +18,7 @@ from tfsparse.sparsity import prunable_layers
 from tfsparse.sparsity import prunable_weights
 from tfsparse.training.callbacks import EpochCheckpoint
 from tfsparse.training.callbacks import NaNGuard
+from tfsparse.training.callbacks import StopAtStep
 from tfsparse.training.schedules import make_schedule
 
 OPTIMIZERS = ("sgd", "adam")
@@ -142,14 +143,15 @@ def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=()
         history.set_model(model)
         history.on_train_begin()
         return history
-    # Keras counts in epochs; split the budget so that epochs * per_epoch == steps (or
-    # exceeds it by less than one step per epoch when steps is not a multiple).
+    # Keras counts in epochs: epochs of about one pass over the data, the last one cut
+    # short by StopAtStep when the budget is not a multiple of the epoch length.
     epochs = math.ceil(steps / math.ceil(len(x) / train_cfg.batch_size))
     per_epoch = math.ceil(steps / epochs)
     dataset = pipelines.train_pipeline(
         x, y, train_cfg.batch_size, seed=seed, augment=bool(train_cfg.augment), repeat=True
     )
     all_callbacks = [NaNGuard(), *callbacks]
+    stop = StopAtStep(steps)
     if has_pruning_wrappers(model if pruned is None else pruned):
         all_callbacks.insert(0, UpdatePruningStep())
     initial_epoch = 0
@@ -159,6 +161,8 @@ def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=()
         all_callbacks.append(checkpoint)
         if initial_epoch:
             dataset = dataset.skip(initial_epoch * per_epoch)
+    stop.done = initial_epoch * per_epoch
+    all_callbacks.insert(0, stop)
     return model.fit(
         dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=per_epoch, verbose=verbose,
         callbacks=all_callbacks,
