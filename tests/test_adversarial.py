@@ -16,8 +16,6 @@ from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.training import AdversarialModel
 from tfsparse.training import add_lasso
-from tfsparse.training import ensemble_loss
-from tfsparse.training import lasso_penalty
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,16 +69,152 @@ def test_eps_warmup_ramps_the_training_radius_linearly():
     assert compiled(mlp(), eps=0.2, step_size=0.05, steps=5).training_eps().numpy() == pytest.approx(0.2)
 
 
-def test_ensemble_objective_equals_rsr_eq6():
+# --- RSR eq. 6 against a NumPy reference -------------------------------------------------
+#
+# The inner model is linear (Flatten -> Dense), so every quantity has a closed form that NumPy
+# computes without the library: logits z = x·W + b, the input gradient of the softmax CE
+# (softmax(z) − onehot(y))·Wᵀ (binary: −s·σ(−s·z)·w, s = 2y − 1), the l∞ PGD iterate
+# x ← clip_[0,1](clip_[x0−ε, x0+ε](x + α·sign(∇))) from x0 (no random start), and the objective
+#     a·mean(s_i·CE(z_clean)_i) + (1 − a)·mean(s_i·CE(z_adv)_i) + λ·Σ|W|
+# (Keras' SUM_OVER_BATCH_SIZE convention: the weighted sum divided by the batch size).
+
+EPS, STEP, STEPS, LAM = 0.1, 0.06, 2, 1e-3
+
+
+def linear(classes, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((4, 4, 1))
+    outputs = keras.layers.Dense(classes, name="fc")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.get_layer("fc").set_weights([rng.normal(size=(16, classes)).astype(np.float32),
+                                       rng.normal(scale=0.1, size=classes).astype(np.float32)])
+    return model
+
+
+def _np_logits(w, b, x):
+    return x.reshape(len(x), -1).astype(np.float64) @ w + b
+
+
+def _np_ce(z, y):
+    if z.shape[1] == 1:
+        s = 2.0 * y - 1.0
+        return np.logaddexp(0.0, -s * z[:, 0])
+    return np.logaddexp.reduce(z, axis=1) - z[np.arange(len(y)), y]
+
+
+def _np_grad(w, b, x, y):
+    z = _np_logits(w, b, x)
+    if z.shape[1] == 1:
+        s = 2.0 * y - 1.0
+        dz = (-s / (1.0 + np.exp(s * z[:, 0])))[:, None]  # d softplus(−s·z)/dz = −s·σ(−s·z)
+    else:
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        dz = p / p.sum(axis=1, keepdims=True) - np.eye(z.shape[1])[y]
+    return (dz @ w.T).reshape(x.shape)
+
+
+def _np_pgd(w, b, x, y, eps=EPS, step=STEP, steps=STEPS):
+    x0 = x.astype(np.float64)
+    cur = x0.copy()
+    for _ in range(steps):
+        cur = cur + step * np.sign(_np_grad(w, b, cur, y))
+        cur = np.clip(np.clip(cur, x0 - eps, x0 + eps), 0.0, 1.0)
+    return cur
+
+
+def _np_objective(w, b, x, y, a, sample_weight, lam=LAM):
+    sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    x_adv = _np_pgd(w, b, x, y)
+    ce_clean, ce_adv = _np_ce(_np_logits(w, b, x), y), _np_ce(_np_logits(w, b, x_adv), y)
+    loss = a * np.mean(sw * ce_clean) + (1 - a) * np.mean(sw * ce_adv) + lam * np.abs(w).sum()
+    z_adv = _np_logits(w, b, x_adv)
+    pred = (z_adv[:, 0] > 0).astype(int) if z_adv.shape[1] == 1 else z_adv.argmax(1)
+    adv_accuracy = np.sum(sw * (pred == y)) / np.sum(sw)
+    return loss, adv_accuracy, ce_clean, ce_adv
+
+
+def _compiled_linear(classes, a, grad_samples=1):
+    inner = linear(classes)
+    add_lasso(inner, LAM)
+    binary = classes == 1
+    model = AdversarialModel(inner, eps=EPS, step_size=STEP, steps=STEPS, random_start=False,
+                             clean_weight=a, grad_samples=grad_samples)
+    model.compile(
+        keras.optimizers.SGD(0.1),
+        keras.losses.BinaryCrossentropy(from_logits=True) if binary
+        else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy") if binary
+                 else keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model, inner
+
+
+CASES = {
+    # name: (classes, a, sample weights?, grad_samples)
+    "a0.3": (3, 0.3, False, 1),
+    "a0.3_sample_weight": (3, 0.3, True, 1),
+    "a0.3_grad_samples3": (3, 0.3, False, 3),
+    "madry_a0": (3, 0.0, True, 1),
+    "clean_a1": (3, 1.0, False, 1),
+    "binary_a0.3_sample_weight": (1, 0.3, True, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ensemble_objective_equals_rsr_eq6(case):
+    classes, a, weighted, grad_samples = CASES[case]
+    rng = np.random.default_rng(5)
+    n = 16
+    x = rng.random((n, 4, 4, 1), dtype=np.float32)
+    y = rng.integers(0, max(classes, 2), n)
+    sw = rng.uniform(0.2, 2.0, n).astype(np.float32) if weighted else None
+    model, inner = _compiled_linear(classes, a, grad_samples)
+    w, b = (v.astype(np.float64) for v in inner.get_layer("fc").get_weights())
+    loss, adv_accuracy, ce_clean, ce_adv = _np_objective(w, b, x, y, a, sw)
+    # The two CE terms differ a lot, so a swapped a ↔ 1 − a (or a dropped term) moves the loss.
+    assert np.mean(ce_adv) > np.mean(ce_clean) + 0.2
+
+    # test_step: the same objective, adv_accuracy on the NumPy PGD examples.
+    logs = model.evaluate(x, y, sample_weight=sw, batch_size=n, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(loss, rel=1e-5)
+    assert logs["adv_accuracy"] == pytest.approx(adv_accuracy, abs=1e-6)
+
+    # train_step: the loss of the one step is the objective at the weights before the update.
+    history = model.fit(x, y, sample_weight=sw, batch_size=n, epochs=1, shuffle=False, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(loss, rel=1e-5)
+    w_after = inner.get_layer("fc").get_weights()[0]
+    assert not np.allclose(w_after, w)  # the step did update
+
+
+class CallCounter(keras.layers.Layer):
+    """Identity layer counting its (executed, not traced) forward passes."""
+
+    def build(self, input_shape):
+        self.calls = self.add_weight(name="calls", shape=(), dtype=tf.float32,
+                                     initializer="zeros", trainable=False)
+
+    def call(self, inputs):
+        with tf.control_dependencies([self.calls.assign_add(1.0)]):
+            return tf.identity(inputs)
+
+
+@pytest.mark.parametrize("grad_samples, clean_weight", [(1, 0.5), (3, 0.5), (3, 0.0)])
+def test_attack_runs_grad_samples_forward_passes_per_step(grad_samples, clean_weight):
+    # An outside counter of executed forward passes: STEPS · grad_samples in the attack, then
+    # one training pass over concat([x, x_adv]) (plus a clean pass for metrics when a = 0).
+    inputs = keras.Input((4, 4, 1))
+    counter = CallCounter()
+    h = counter(inputs)
+    inner = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
+    model = compiled(inner, eps=0.1, step_size=0.05, steps=STEPS, grad_samples=grad_samples,
+                     clean_weight=clean_weight)
     x, y = toy(16)
-    inner = mlp()
-    add_lasso(inner, 1e-3)
-    model = compiled(inner, eps=0.1, step_size=0.05, steps=3, random_start=False, clean_weight=0.5)
-    logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
-    x_adv = model.perturb(tf.constant(x), tf.constant(y), tf.constant(0, tf.int64))
-    expected = ensemble_loss(inner(x), inner(x_adv), y, 0.5) + 1e-3 * lasso_penalty(inner)
-    assert logs["loss"] == pytest.approx(float(expected), rel=1e-5)
-    assert set(logs) == {"loss", "accuracy", "adv_accuracy"}
+    counter.calls.assign(0.0)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert int(counter.calls.numpy()) == STEPS * grad_samples + (1 if clean_weight else 2)
+    counter.calls.assign(0.0)
+    model.evaluate(x, y, batch_size=16, verbose=0)
+    assert int(counter.calls.numpy()) == STEPS * grad_samples + 2  # clean + adversarial pass
 
 
 @pytest.mark.parametrize("jit", [False, True])
