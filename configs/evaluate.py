@@ -22,6 +22,10 @@ def get_config(arg=None):
         {
             "batch_size": 500,
             "seed": 0,
+            # A model random at inference is attacked with EOT over this many draws per gradient
+            # (AutoAttack's rand version uses 20), and PGD at eps = 1 must leave accuracy 0.
+            "eot_samples": 20,
+            "check_unbounded": True,
             "attacks": {
                 "fgsm": {},
                 "rfgsm": {},

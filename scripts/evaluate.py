@@ -26,6 +26,10 @@ _CLASSES = flags.DEFINE_list("classes", None, "Class subset, relabelled 0..k-1 i
 _NUM = flags.DEFINE_integer("num_examples", 1000, "First test images evaluated (0 = all).", lower_bound=0)
 _ATTACKS = flags.DEFINE_list("attacks", "fgsm,pgd,deepfool", "Attacks: fgsm,rfgsm,pgd,eot_pgd,deepfool,cw,zoo.")
 _EPS = flags.DEFINE_float("eps", 0.1, "Budget of the fixed-eps attacks, pixel units (>= 0).")
+_SUBSET = flags.DEFINE_enum("subset", "first", ["first", "random"], "first N test images, or a seeded random N.")
+_OUTPUTS = flags.DEFINE_enum("model_outputs", "logits", ["logits", "probabilities"],
+                             "What the model returns; probabilities are attacked as log-probabilities.")
+_SIGNATURE = flags.DEFINE_string("signature", "serving_default", "Signature of a non-Keras SavedModel.")
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file to write (atomically).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Allow --output to replace an existing file.")
 
@@ -36,8 +40,8 @@ def main(argv):
 
     evaluate_model(
         config, _MODEL.value, attack_names=_ATTACKS.value, eps=_EPS.value, dataset=_DATASET.value,
-        data_dir=_DATA_DIR.value, classes=_CLASSES.value, num_examples=_NUM.value, output=_OUTPUT.value,
-        overwrite=_OVERWRITE.value,
+        data_dir=_DATA_DIR.value, classes=_CLASSES.value, num_examples=_NUM.value, subset=_SUBSET.value,
+        model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, output=_OUTPUT.value, overwrite=_OVERWRITE.value,
     )
 
 

@@ -356,20 +356,41 @@ def _order(ds):
     return np.concatenate([yb.numpy() for _, yb in ds]).tolist()
 
 
+def _paired_order(ds):
+    """Labels in pipeline order; asserts every image still carries its own label.
+
+    Image ``i`` is the constant ``i / 64`` (and ``y = i``), so a batch whose images and
+    labels were shuffled or gathered apart shows up as a value mismatch.
+    """
+    order = []
+    for xb, yb in ds:
+        xb, yb = xb.numpy(), yb.numpy()
+        assert xb.shape[1:] == (4, 4, 1)
+        np.testing.assert_array_equal(xb, np.broadcast_to(yb[:, None, None, None] / 64, xb.shape)
+                                      .astype(np.float32))
+        order.extend(yb.tolist())
+    return order
+
+
 def test_train_pipeline_shuffle_is_reproducible():
-    x, y = np.zeros((50, 4, 4, 1), np.float32), np.arange(50)
+    y = np.arange(50)
+    x = np.broadcast_to((y / 64).astype(np.float32)[:, None, None, None], (50, 4, 4, 1)).copy()
     first = train_pipeline(x, y, 8, seed=1)
-    epoch1, epoch2 = _order(first), _order(first)
+    epoch1, epoch2 = _paired_order(first), _paired_order(first)
     assert sorted(epoch1) == list(range(50)) and epoch1 != list(range(50))
     assert epoch1 != epoch2  # reshuffled every epoch
     again = train_pipeline(x, y, 8, seed=1)
-    assert _order(again) == epoch1 and _order(again) == epoch2
-    assert _order(train_pipeline(x, y, 8, seed=2)) != epoch1
-    assert _order(train_pipeline(x, y, 8, shuffle=False)) == list(range(50))
+    assert _paired_order(again) == epoch1 and _paired_order(again) == epoch2
+    other = train_pipeline(x, y, 8, seed=2)
+    other1 = _paired_order(other)
+    assert sorted(other1) == list(range(50)) and other1 != epoch1
+    assert _paired_order(train_pipeline(x, y, 8, shuffle=False)) == list(range(50))
     dropped = train_pipeline(x, y, 8, drop_remainder=True)
     assert [int(xb.shape[0]) for xb, _ in dropped] == [8] * 6
-    repeated = train_pipeline(x, y, 8, repeat=True)
-    assert len(list(repeated.take(20))) == 20
+    assert len(set(_paired_order(dropped))) == 48  # 48 distinct samples, 2 dropped
+    repeated = train_pipeline(x, y, 8, repeat=True, seed=3)
+    stream = _paired_order(repeated.take(14))  # 112 labels: two full epochs and a bit
+    assert sorted(stream[:50]) == list(range(50)) and sorted(stream[50:100]) == list(range(50))
 
 
 def test_test_pipeline_keeps_order():

@@ -12,6 +12,7 @@ from tfsparse.attacks import FGSM
 from tfsparse.attacks import PGD
 from tfsparse.attacks import TransferAttack
 from tfsparse.attacks import DeepFool
+from tfsparse.attacks.base import FixedEpsilonAttack
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.evaluation import evaluate
@@ -49,10 +50,67 @@ def test_evaluate_report_fields_and_worst_case(tiny):
     for entry in report["attacks"].values():
         assert entry["seconds"] > 0 and 0 <= entry["success_rate"] <= 1
         assert entry["params"]["name"] in entry["repr"].lower().replace("fgsm", "fgsm")
+    # FGS on a linear model in closed form (NumPy): x + ε·sign((softmax(z) − onehot(y))·Wᵀ),
+    # clipped to [0, 1]; accuracy = fraction still classified correctly.
+    w = model.layers[-1].get_weights()[0].astype(np.float64)
+    flat = x.reshape(60, -1).astype(np.float64)
+    assert report["clean_accuracy"] == pytest.approx(np.mean(np.argmax(flat @ w, 1) == y))
+    fgsm_correct = {}
+    for key, eps in (("fgsm", 0.05), ("fgsm_2", 0.1)):
+        z = flat @ w
+        p = np.exp(z - z.max(1, keepdims=True))
+        grad = (p / p.sum(1, keepdims=True) - np.eye(3)[y]) @ w.T
+        fgsm_correct[key] = np.argmax(np.clip(flat + eps * np.sign(grad), 0, 1) @ w, 1) == y
+        assert report["attacks"][key]["accuracy"] == pytest.approx(np.mean(fgsm_correct[key]))
     worst = report["worst_case"]["accuracy"]
-    assert worst <= min(report["attacks"][k]["accuracy"] for k in ("fgsm", "pgd", "fgsm_2"))
+    assert worst <= np.mean(fgsm_correct["fgsm"] & fgsm_correct["fgsm_2"]) + 1e-12
+    assert worst <= pgd["accuracy"]
+    assert len(report["worst_case"]["attacks"]) == 3  # fgsm, pgd, fgsm_2 (not DeepFool)
     assert report["warnings"] == []
     json.dumps(report)  # JSON-ready
+
+
+class Shift(FixedEpsilonAttack):
+    """A hand-made l∞ attack moving every pixel by ``sign · eps``."""
+
+    name = "shift"
+
+    def __init__(self, *, eps, sign):
+        super().__init__(eps=eps, sign=sign, jit_compile=False)
+
+    def _attack(self, model_fn, x, y, logits, seed):
+        return x + self.sign * self.eps
+
+
+def test_worst_case_is_the_per_sample_and_over_linf_attacks():
+    # One logit z = mean(x) − 0.5 on constant images of value v: "up" (v + ε) fools the label-0
+    # samples just below 0.5, "down" (v − ε) the label-1 samples just above it. The two attacks
+    # fool DIFFERENT samples, so the per-sample worst case (robust only if neither fooled it) is
+    # strictly below the accuracy of each attack. Expected values by hand in NumPy.
+    eps = 0.06
+    v = 0.305 + 0.01 * np.arange(40)                           # 0.305 … 0.695, no ties at 0.5
+    x = np.repeat(v, 16).reshape(40, 4, 4, 1).astype(np.float32)
+    y = (v > 0.5).astype(np.int32)
+    y[[0, 39]] = 1 - y[[0, 39]]                                 # two clean errors
+    model = keras.Sequential([keras.layers.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.set_weights([np.full((16, 1), 1 / 16, np.float32), np.array([-0.5], np.float32)])
+
+    def correct(values):
+        return (np.clip(values, 0, 1) > 0.5).astype(np.int32) == y
+
+    clean, up, down = correct(v), correct(v + eps), correct(v - eps)
+    expected_worst = np.mean(clean & up & down)
+    assert expected_worst < min(np.mean(up), np.mean(down))      # the case is discriminating
+    l2_everything = PGD(eps=5.0, step_size=1.0, steps=5, norm="l2", random_start=False)
+
+    report = evaluate(model, x, y, [Shift(eps=eps, sign=1.0), l2_everything,
+                                    Shift(eps=eps, sign=-1.0)], batch_size=16)
+    assert report["clean_accuracy"] == pytest.approx(np.mean(clean))
+    assert report["attacks"]["shift"]["accuracy"] == pytest.approx(np.mean(up))
+    assert report["attacks"]["shift_2"]["accuracy"] == pytest.approx(np.mean(down))
+    assert report["attacks"]["pgd"]["accuracy"] < expected_worst  # l2: must not enter the l∞ worst case
+    assert report["worst_case"]["accuracy"] == pytest.approx(expected_worst)
+    assert len(report["worst_case"]["attacks"]) == 2
 
 
 def test_evaluate_warns_on_masking_signs(tiny):

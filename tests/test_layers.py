@@ -156,3 +156,73 @@ def test_layers_factory_builds_noisy_zoo_models():
     assert model.count_params() - plain.count_params() == 20 + 50 + 500 + 10 + 4
     with pytest.raises(ValueError, match="noise"):
         models.Layers(noise="gaussian")
+
+
+def test_normalize_is_per_channel_standardisation():
+    # Distinct mean and std per channel: returning the input, or pairing a channel with another
+    # channel's constants, changes the result.
+    mean, std = [0.1, 0.5, 0.8], [0.2, 0.5, 2.0]
+    x = np.random.default_rng(3).random((2, 4, 5, 3), dtype=np.float32)
+    out = layers.Normalize(mean, std)(x).numpy()
+    expected = np.empty_like(x)
+    for k in range(3):
+        expected[..., k] = (x[..., k] - mean[k]) / std[k]
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    scalar = layers.Normalize(0.25, 0.5)(x).numpy()
+    np.testing.assert_allclose(scalar, (x - 0.25) * 2.0, rtol=1e-6, atol=1e-6)
+
+
+def _copy_weights(noisy, plain):
+    """Gives ``plain`` the kernel (and bias) of ``noisy``; α and the switch have no counterpart."""
+    plain.kernel.assign(noisy.kernel)
+    if noisy.use_bias:
+        plain.bias.assign(np.random.default_rng(4).normal(size=plain.bias.shape))
+        noisy.bias.assign(plain.bias)
+
+
+# "Noise off" is checked in both ways the layer allows: inference_noise=False with
+# training=False (α = 0.25 left in place), and α = 0 with training=True (noise drawn, times 0).
+NOISE_OFF = [pytest.param(0.25, False, id="switch-off"), pytest.param(0.0, True, id="alpha-0")]
+
+
+@pytest.mark.parametrize("alpha,training", NOISE_OFF)
+@pytest.mark.parametrize(
+    "strides,padding,use_bias,activation",
+    [(1, "valid", True, None), (2, "same", False, "relu"), ((2, 1), "same", True, "tanh"),
+     (1, "same", True, "relu")],
+)
+def test_noisy_conv2d_without_noise_equals_conv2d(strides, padding, use_bias, activation, alpha,
+                                                 training):
+    kwargs = dict(strides=strides, padding=padding, use_bias=use_bias, activation=activation)
+    noisy = NoisyConv2D(4, 3, alpha_initializer=alpha, seed=5, **kwargs)
+    plain = keras.layers.Conv2D(4, 3, **kwargs)
+    x = np.random.default_rng(6).normal(size=(3, 7, 8, 2)).astype(np.float32)
+    noisy.build(x.shape)
+    plain.build(x.shape)
+    _copy_weights(noisy, plain)
+    expected = plain(x).numpy()
+    assert not np.allclose(expected, 0)
+    np.testing.assert_allclose(noisy(x, training=training).numpy(), expected, rtol=1e-5,
+                               atol=1e-5)
+    if alpha > 0:  # the comparison can fail: the same layer with noise on differs
+        assert not np.allclose(noisy(x, training=True).numpy(), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("alpha,training", NOISE_OFF)
+@pytest.mark.parametrize("use_bias,activation", [(True, None), (False, "relu"), (True, "tanh")])
+@pytest.mark.parametrize("input_shape", [(5, 6), (2, 3, 6)])
+def test_noisy_dense_without_noise_equals_dense(use_bias, activation, input_shape, alpha,
+                                               training):
+    noisy = NoisyDense(4, alpha_initializer=alpha, use_bias=use_bias, activation=activation,
+                       seed=5)
+    plain = keras.layers.Dense(4, use_bias=use_bias, activation=activation)
+    x = np.random.default_rng(7).normal(size=input_shape).astype(np.float32)
+    noisy.build(x.shape)
+    plain.build(x.shape)
+    _copy_weights(noisy, plain)
+    expected = plain(x).numpy()
+    assert not np.allclose(expected, 0)
+    np.testing.assert_allclose(noisy(x, training=training).numpy(), expected, rtol=1e-5,
+                               atol=1e-5)
+    if alpha > 0:
+        assert not np.allclose(noisy(x, training=True).numpy(), expected, atol=1e-3)

@@ -18,7 +18,7 @@ FLOORS = [
     ("tfsparse.pipelines",),
     ("tfsparse.export", "tfsparse.model_io", "tfsparse.plotting", "tfsparse.reporting"),
     ("tfsparse.training",),
-    ("tfsparse.evaluation",),
+    ("tfsparse.evaluation", "tfsparse.sanity"),
     ("tfsparse.metrics", "tfsparse.sparsity"),
     ("tfsparse.attacks", "tfsparse.models", "tfsparse.data"),
     ("tfsparse.layers",),

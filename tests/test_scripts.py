@@ -73,9 +73,26 @@ def test_train_saves_a_servable_savedmodel(trained_workdir):
     import tfsparse  # noqa: F401
     from tfsparse.compat import tf
 
+    import ml_collections
+
+    from tfsparse.pipelines._build import build_model
+    from tfsparse.pipelines._build import load_data
+
     serve = tf.saved_model.load(str(workdir / "saved_model")).signatures["serving_default"]
-    logits = serve(images=tf.zeros([3, 28, 28, 1]))["logits"]
-    assert logits.shape == (3, 10)
+    assert serve(images=tf.zeros([3, 28, 28, 1]))["logits"].shape == (3, 10)
+    # Independent path to the same network: rebuild the architecture from the run's config.json
+    # and restore the weights from the run's epoch checkpoint (not from the SavedModel).
+    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text())["config"])
+    dataset = load_data(config.data)
+    rebuilt = build_model(config.model, dataset, seed=123)
+    x = dataset.x_test
+    served = serve(images=tf.constant(x))["logits"].numpy()
+    assert not np.allclose(rebuilt(x, training=False).numpy(), served, atol=1e-2)  # not trivially equal
+    status = tf.train.Checkpoint(model=rebuilt).restore(tf.train.latest_checkpoint(str(workdir / "checkpoints")))
+    status.expect_partial().assert_existing_objects_matched()
+    np.testing.assert_allclose(served, rebuilt(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+    # The reported accuracy is the served model's accuracy on the run's test split (argmax by hand).
+    assert summary["clean_accuracy"] == pytest.approx(np.mean(served.argmax(1) == dataset.y_test))
 
 
 @pytest.mark.parametrize("training", ["pgd", "rsr"])

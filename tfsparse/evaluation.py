@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from tfsparse import sanity
 from tfsparse.attacks import FGSM
 from tfsparse.attacks import RFGSM
 from tfsparse.attacks import TransferAttack
@@ -37,8 +38,9 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     and Guo's ``r2`` (misclassified count as 0, divided by all N), plus ``failures``. Every entry
     has ``params`` (with ``name``), ``repr``, ``success_rate`` and ``seconds`` (the attack's wall
     time only). ``worst_case`` combines the l∞ fixed-budget attacks per sample (AutoAttack's
-    robust accuracy: a sample is robust only if no attack fooled it); ``warnings`` holds the
-    :mod:`tfsparse.metrics.diagnostics` findings.
+    robust accuracy: a sample is robust only if no attack fooled it); ``flags`` holds the
+    :mod:`tfsparse.metrics.diagnostics` findings as ``{"flag", "detail"}`` (ids in
+    docs/EVALUATION_FLAGS.md) and ``warnings`` their texts.
 
     Example::
 
@@ -58,7 +60,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
 
     Returns:
       ``{"n", "clean_accuracy", "attacks": {key: {...}}, "worst_case": {...} or None,
-      "warnings": [...]}``.
+      "flags": [...], "warnings": [...]}``.
 
     Raises:
       ValueError: on bad inputs or an empty ``attacks``.
@@ -102,20 +104,24 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     report["worst_case"] = (
         {"accuracy": float(np.mean(robust)), "attacks": linf_attacks} if linf_attacks else None
     )
-    report["warnings"] = _warnings(model, attacks, by_kind, stochastic)
+    report["flags"] = _flags(model, attacks, by_kind, stochastic)
+    report["warnings"] = [f["detail"] for f in report["flags"]]
     return report
 
 
-def _warnings(model, attacks, by_kind, stochastic):
-    warnings = diagnostics.check_eot_for_stochastic_model(model, attacks, stochastic=stochastic)
+def _flags(model, attacks, by_kind, stochastic):
+    found = [sanity.flag("no_eot", w)
+             for w in diagnostics.check_eot_for_stochastic_model(model, attacks, stochastic=stochastic)]
     for eps, multi in by_kind["multi"]:
         for eps_single, single in by_kind["single"]:
             if eps_single == eps:
-                warnings += diagnostics.check_multi_step_not_weaker(single, multi)
+                found += [sanity.flag("multi_step_weaker", w)
+                          for w in diagnostics.check_multi_step_not_weaker(single, multi)]
         for eps_black, black in by_kind["black"]:
             if eps_black == eps:
-                warnings += diagnostics.check_white_box_beats_black_box(multi, black)
-    return warnings
+                found += [sanity.flag("black_box_stronger", w)
+                          for w in diagnostics.check_white_box_beats_black_box(multi, black)]
+    return found
 
 
 ALIASES = {"cw": "cw_l2", "eot": "eot_pgd", "fgs": "fgsm", "rfgs": "rfgsm"}
@@ -175,20 +181,38 @@ def check_model_output(model, x):
     return out.shape[1]
 
 
+SUBSETS = ("first", "random")
+
+
 def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, num_examples=0,
-                     batch_size=500, seed=0, progress=True):
-    """Loads a dataset's test split, checks the model on it and runs :func:`evaluate`.
+                     batch_size=500, seed=0, progress=True, subset="first", model_outputs="logits",
+                     eot_samples=20, check_unbounded=True):
+    """Loads a dataset's test split, runs the acting sanity checks, then :func:`evaluate`.
+
+    Before any attack: inputs in [0, 1], the model's input shape and logits shape, probability
+    outputs refused (or attacked as log-probabilities with ``model_outputs="probabilities"``),
+    a model random at inference attacked with the EOT forms (:func:`tfsparse.sanity.prepare`).
+    After: input-gradient, failing-attack and (``check_unbounded``) ε = 1 checks. All flags
+    land in ``report["flags"]``.
+
+    Args:
+      subset: ``"first"`` — the first ``num_examples`` test images (RobustBench's convention) —
+        or ``"random"`` — a seeded random subset.
 
     Raises:
       tfsparse.data.DataError: on bad data.
       tfsparse.errors.ConfigError: if the output is not logits-shaped, its classes do not cover
-        the labels, or an image lies outside [0, 1].
+        the labels, an image lies outside [0, 1], or a sanity check refuses the evaluation.
     """
     from tfsparse import data
 
-    loaded = data.load(dataset, data_dir, classes=classes or None, num_test=num_examples or None,
-                       seed=seed)
+    if subset not in SUBSETS:
+        raise ConfigError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    loaded = data.load(dataset, data_dir, classes=classes or None,
+                       num_test=(num_examples or None) if subset == "random" else None, seed=seed)
     x, y = loaded.x_test, loaded.y_test.astype(np.int32)
+    if subset == "first" and num_examples:
+        x, y = x[:num_examples], y[:num_examples]
     if x.min() < 0.0 or x.max() > 1.0:
         raise ConfigError(f"inputs must lie in [0, 1], got [{x.min():g}, {x.max():g}]")
     num_outputs = check_model_output(model, x)
@@ -196,8 +220,20 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
         raise ConfigError(
             f"the model has {num_outputs} outputs but the data has {loaded.num_classes} classes"
         )
-    report = evaluate(model, x, y, attacks, batch_size=batch_size, progress=progress, seed=seed)
-    report["dataset"] = {"name": dataset, "classes": list(classes or []), "source": loaded.source}
+    model, attacks, flags, stochastic = sanity.prepare(model, x, attacks, model_outputs=model_outputs,
+                                                       eot_samples=eot_samples)
+    flags += sanity.gradient_flags(model, x, y)
+    report = evaluate(model, x, y, attacks, batch_size=batch_size, progress=progress, seed=seed,
+                      stochastic=stochastic)
+    flags += report["flags"] + sanity.attack_failure_flags(report)
+    if check_unbounded:
+        flags += sanity.unbounded_flags(model, x, y, stochastic=stochastic, eot_samples=eot_samples, seed=seed)
+    report["flags"] = flags
+    report["warnings"] = [f["detail"] for f in flags]
+    report["model_outputs"] = model_outputs
+    report["random_at_inference"] = stochastic
+    report["dataset"] = {"name": dataset, "classes": list(classes or []), "source": loaded.source,
+                         "subset": subset, "num_examples": len(x)}
     return report
 
 
@@ -220,5 +256,5 @@ def format_table(report) -> str:
     if report["worst_case"] is not None:
         worst = report["worst_case"]["accuracy"]
         lines.append(f"worst case over l-inf attacks: accuracy {worst:.4f}")
-    lines.extend(f"warning: {w}" for w in report["warnings"])
+    lines.extend(f"flag {f['flag']}: {f['detail']}" for f in report["flags"])
     return "\n".join(lines)

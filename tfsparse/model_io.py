@@ -1,8 +1,14 @@
-"""Loading users' models: Keras ``.h5`` / ``.keras`` files and SavedModel directories."""
+"""Loading users' models: Keras 2 and Keras 3 ``.h5`` / ``.keras`` files and SavedModel directories.
 
+tfsparse trains with Keras 2 (``tf_keras``), but models users bring today are mostly Keras 3.
+A Keras 3 ``.keras`` file (TensorFlow backend) is loaded with Keras 3 itself, imported beside
+tf_keras only here, and attacked as a callable: attacks need nothing but
+``model(x, training=False)`` → logits and TensorFlow gradients.
+"""
+
+import json
 import os
-
-import numpy as np
+import zipfile
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
@@ -15,9 +21,12 @@ _KERAS_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, Att
 class _SignatureModel:
     """A plain TF SavedModel's ``serving_default`` signature as a ``model(x, training=...)``."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, signature="serving_default"):
         self._loaded = loaded  # keeps the signature's variables alive
-        self._fn = loaded.signatures["serving_default"]
+        if signature not in loaded.signatures:
+            raise ValueError(f"no signature {signature!r}; the SavedModel has {sorted(loaded.signatures)} "
+                             "(choose one with --signature)")
+        self._fn = loaded.signatures[signature]
         inputs = self._fn.structured_input_signature[1]
         outputs = self._fn.structured_outputs
         if len(inputs) != 1 or len(outputs) != 1:
@@ -25,15 +34,52 @@ class _SignatureModel:
         self._input = next(iter(inputs))
         self._output = next(iter(outputs))
         self.input_shape = tuple(inputs[self._input].shape.as_list())
-        self.name = "serving_default"
+        self.name = signature
 
     def __call__(self, x, training=False):
         return self._fn(**{self._input: x})[self._output]
 
-    def predict(self, x, batch_size=500, verbose=0):
-        return np.concatenate(
-            [self(x[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)]
-        )
+
+class _Keras3Model:
+    """A Keras 3 model (TensorFlow backend) as ``model(x, training=False)`` → logits."""
+
+    def __init__(self, model):
+        self.model = model
+        self.input_shape = tuple(model.input_shape)
+        self.name = model.name
+        self.layers = []  # Keras 3 layers: not inspected by tf_keras-based checks
+
+    def __call__(self, x, training=False):
+        return self.model(x, training=training)
+
+
+def keras_file_version(path):
+    """The ``keras_version`` a ``.keras`` zip was saved with, or None for other files."""
+    if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        if "metadata.json" not in archive.namelist():
+            return None
+        return json.loads(archive.read("metadata.json")).get("keras_version")
+
+
+def load_keras3_model(path):
+    """Loads a Keras 3 ``.keras`` file with Keras 3 (TensorFlow backend) as a callable.
+
+    Raises:
+      ConfigError: if Keras 3 is missing, uses another backend, or cannot load the file.
+    """
+    try:
+        import keras as keras3
+    except ImportError:
+        raise ConfigError(f"{path} is a Keras 3 file but Keras 3 is not installed; pip install 'keras>=3'") from None
+    if keras3.backend.backend() != "tensorflow":
+        raise ConfigError(f"Keras 3 runs the {keras3.backend.backend()!r} backend; set KERAS_BACKEND=tensorflow")
+    try:
+        return _Keras3Model(keras3.saving.load_model(path, compile=False))
+    except _KERAS_LOAD_ERRORS as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(f"could not load the Keras 3 model {path}: {first}") from None
 
 
 def load_keras_model(path):
@@ -60,22 +106,51 @@ def load_keras_model(path):
     return model
 
 
-def load_model(path):
-    """Loads a Keras model, or else wraps a plain TF SavedModel's ``serving_default``.
+def load_model(path, signature="serving_default"):
+    """Loads any model a user has, for evaluation: ``model(x, training=False)`` → logits.
 
-    Evaluation needs only ``model(x, training=False)`` → logits, so any SavedModel whose
-    ``serving_default`` signature takes one input ([0, 1] images) and returns one output
-    (logits) can be attacked, whether or not it was made by Keras.
+    A Keras 3 ``.keras`` file is loaded with Keras 3; other ``.h5``/``.keras`` files and
+    Keras SavedModels with tf_keras; any other SavedModel through its ``signature`` (one
+    input — [0, 1] images — and one output — logits), whether or not Keras made it (e.g.
+    ``tf.saved_model.save`` of a ``tf.Module`` or Keras 3's ``model.export``).
 
     Raises:
       ConfigError: if the path does not exist or holds no loadable model.
     """
+    version = keras_file_version(path)
+    if version and not version.startswith("2."):
+        return load_keras3_model(path)
     try:
         return load_keras_model(path)
     except ConfigError:
         if not os.path.isdir(path):
             raise
     try:
-        return _SignatureModel(tf.saved_model.load(path))
+        return _SignatureModel(tf.saved_model.load(path), signature)
     except (ValueError, OSError, KeyError) as error:
         raise ConfigError(f"{path}: neither a Keras model nor a serving SavedModel ({error})") from None
+
+
+def describe_format(path):
+    """A word for what ``path`` holds: keras3, keras2 (.keras), h5, or saved_model."""
+    version = keras_file_version(path)
+    if version:
+        return "keras2" if version.startswith("2.") else "keras3"
+    if path.endswith((".h5", ".hdf5")):
+        return "h5"
+    return "saved_model" if os.path.isdir(path) else "file"
+
+
+def content_hash(path):
+    """SHA-256 over the file, or over a directory's files (sorted relative paths and bytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+    for file in files:
+        digest.update(os.path.relpath(file, path).encode() if file != path else b"")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -66,7 +66,7 @@ def check_accuracy_reaches_zero(eps_values, accuracies, *, tol=0.0) -> list:
 def has_random_inference(model) -> bool:
     """True if any layer of ``model`` (nested models and wrappers included) has a truthy
     ``inference_noise`` attribute, i.e. a random forward pass at inference (RSR's CNI)."""
-    for layer in model.layers:
+    for layer in getattr(model, "layers", []):  # a plain SavedModel signature has no layers
         inner = getattr(layer, "layer", layer)
         if bool(getattr(inner, "inference_noise", False)):
             return True

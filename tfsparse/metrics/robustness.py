@@ -19,6 +19,7 @@ from tfsparse.attacks import labels_from_logits
 from tfsparse.attacks import lp
 from tfsparse.attacks import pgd_perturb
 from tfsparse.attacks.base import as_batch
+from tfsparse.compat import keras
 from tfsparse.compat import tf
 
 
@@ -26,15 +27,21 @@ def predict_labels(model, x, batch_size=500) -> np.ndarray:
     """Predicted labels of ``model`` on ``x``, in inference mode.
 
     Args:
-      model: Keras model returning logits ``(N, C)`` or a binary logit ``(N, 1)``.
+      model: Keras model, or any callable ``model(x, training=False)``, returning logits
+        ``(N, C)`` or a binary logit ``(N, 1)``.
       x: inputs ``(N, ...)`` in [0, 1].
       batch_size: samples per forward pass.
 
     Returns:
       int32 array ``(N,)``: argmax of the logits, or ``1[logit > 0]`` for a binary model.
     """
-    logits = model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
-    return labels_from_logits(logits).numpy()
+    x = np.asarray(x, np.float32)
+    if isinstance(model, keras.Model):
+        logits = model.predict(x, batch_size=batch_size, verbose=0)
+    else:  # a SavedModel signature, a Keras 3 model, a wrapped model: call it batch by batch
+        logits = np.concatenate([np.asarray(model(x[s : s + batch_size], training=False))
+                                 for s in range(0, len(x), batch_size)])
+    return labels_from_logits(tf.convert_to_tensor(logits)).numpy()
 
 
 def clean_accuracy(model, x, y, batch_size=500) -> float:

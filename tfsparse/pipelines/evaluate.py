@@ -7,6 +7,8 @@ of ``configs/evaluate.py`` before the model loads, and the evaluation itself is
 :func:`tfsparse.evaluation.evaluate` (per-sample worst case, diagnostics).
 """
 
+import os
+
 from tfsparse import evaluation
 from tfsparse import model_io
 from tfsparse import results
@@ -14,7 +16,8 @@ from tfsparse.pipelines._run import check_output_file
 
 
 def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=None, classes=None,
-                   num_examples=0, output=None, overwrite=False, log=print):
+                   num_examples=0, subset="first", model_outputs="logits", signature="serving_default",
+                   output=None, overwrite=False, log=print):
     """Evaluates the model at ``model_path`` and writes the report to ``output`` (if given).
 
     Args:
@@ -22,7 +25,10 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
       model_path: a Keras ``.h5``/``.keras`` file or a SavedModel directory.
       attack_names: attack names (``evaluation.build_attacks``).
       eps: budget of every fixed-ε attack, pixel units.
-      dataset, data_dir, classes, num_examples: the test data (first ``num_examples``).
+      dataset, data_dir, classes, num_examples: the test data.
+      subset: ``first`` ``num_examples`` test images (default, RobustBench) or ``random``.
+      model_outputs: ``logits`` or ``probabilities`` (see :mod:`tfsparse.sanity`).
+      signature: the SavedModel signature of a non-Keras SavedModel.
       output: JSON file to write atomically, or None.
       overwrite: allow replacing an existing ``output``.
       log: progress sink.
@@ -33,11 +39,14 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
     if output:
         check_output_file(output, overwrite)
     attacks = evaluation.build_attacks(attack_names, eps, config)
-    model = model_io.load_model(model_path)
+    model = model_io.load_model(model_path, signature=signature)
     report = evaluation.evaluate_dataset(
         model, attacks, dataset=dataset, data_dir=data_dir, classes=classes, num_examples=num_examples,
-        batch_size=config.batch_size, seed=config.seed,
+        batch_size=config.batch_size, seed=config.seed, subset=subset, model_outputs=model_outputs,
+        eot_samples=config.eot_samples, check_unbounded=config.check_unbounded,
     )
+    report["model"] = {"path": os.path.abspath(model_path), "format": model_io.describe_format(model_path),
+                       "sha256": model_io.content_hash(model_path)}
     report["metadata"] = results.metadata()
     log(evaluation.format_table(report))
     if output:

@@ -1,0 +1,77 @@
+"""reporting.aggregate / markdown_table against hand-listed values and NumPy.
+
+The std is the POPULATION standard deviation (``np.std``, ddof = 0), as
+``reporting.aggregate`` computes it; the values below are chosen so that the sample std
+(ddof = 1) differs, so a switch of convention fails here.
+"""
+
+import numpy as np
+import pytest
+
+from tfsparse import reporting
+
+# Three seeds at p = 0.5, one at p = 0.9, two at p = 0.3 (given out of order); r2 is missing
+# (None) for one p = 0.3 record and for the only p = 0.9 record.
+RECORDS = [
+    {"p": 0.5, "seed": 0, "acc": 0.90, "r2": 1.0},
+    {"p": 0.3, "seed": 0, "acc": 0.97, "r2": 2.0},
+    {"p": 0.9, "seed": 0, "acc": 0.40, "r2": None},
+    {"p": 0.5, "seed": 1, "acc": 0.80, "r2": 1.5},
+    {"p": 0.3, "seed": 1, "acc": 0.95, "r2": None},
+    {"p": 0.5, "seed": 2, "acc": 0.70, "r2": 3.5},
+]
+EXPECTED = {  # p: (n, acc values, r2 values), listed by hand
+    0.3: (2, [0.97, 0.95], [2.0]),
+    0.5: (3, [0.90, 0.80, 0.70], [1.0, 1.5, 3.5]),
+    0.9: (1, [0.40], []),
+}
+
+
+def test_aggregate_means_and_population_stds_per_group():
+    rows = reporting.aggregate(RECORDS, "p", ["acc", "r2"])
+    assert [row["p"] for row in rows] == [0.3, 0.5, 0.9]  # ordered by group value
+    for row in rows:
+        n, acc, r2 = EXPECTED[row["p"]]
+        assert row["n"] == n
+        assert row["acc"] == pytest.approx(np.mean(acc))
+        assert row["acc_std"] == pytest.approx(np.std(acc, ddof=0))
+        if len(acc) > 1:
+            assert row["acc_std"] != pytest.approx(np.std(acc, ddof=1))
+        if r2:
+            assert row["r2"] == pytest.approx(np.mean(r2))  # None entries are left out
+            assert row["r2_std"] == pytest.approx(np.std(r2, ddof=0))
+        else:
+            assert row["r2"] is None and row["r2_std"] is None
+    # Hand values for p = 0.5: mean 0.8, population std sqrt(0.02 / 3).
+    mid = rows[1]
+    assert mid["acc"] == pytest.approx(0.8) and mid["acc_std"] == pytest.approx(np.sqrt(0.02 / 3))
+    assert mid["r2"] == pytest.approx(2.0) and mid["r2_std"] == pytest.approx(np.sqrt(14 / 3) / 2)
+
+
+def _cells(table):
+    lines = table.strip().splitlines()
+    return lines[0], lines[1], [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_markdown_table_shows_plus_minus_only_for_several_records():
+    rows = reporting.aggregate(RECORDS, "p", ["acc", "r2"])
+    table = reporting.markdown_table(
+        rows, [("p", "p", "{:.1f}"), ("n", "seeds", "{}"), ("acc", "accuracy", "{:.3f}"), ("r2", "r2", "{:.2f}")]
+    )
+    assert table.endswith("\n")
+    header, rule, body = _cells(table)
+    assert header == "| p | seeds | accuracy | r2 |"
+    assert rule == "|---:|---:|---:|---:|"
+    assert body == [
+        # p = 0.3: two records -> ±; r2 has a single value among them, std 0 (n counts records).
+        ["0.3", "2", f"{0.96:.3f} ± {0.01:.3f}", "2.00 ± 0.00"],
+        ["0.5", "3", f"0.800 ± {np.sqrt(0.02 / 3):.3f}", f"2.00 ± {np.sqrt(14 / 3) / 2:.2f}"],
+        ["0.9", "1", "0.400", "–"],  # one record: no ±; missing value: a dash
+    ]
+
+
+def test_markdown_table_of_raw_rows_without_n_or_std():
+    table = reporting.markdown_table([{"method": "gup", "acc": 0.5, "acc_std": 0.1}, {"method": "fp", "acc": None}],
+                                     [("method", "method", "{}"), ("acc", "acc", "{:.2f}")])
+    # Without "n" a row counts as one record: the std is not shown.
+    assert _cells(table)[2] == [["gup", "0.50"], ["fp", "–"]]

@@ -1,0 +1,162 @@
+"""Sanity checks that act (tfsparse.sanity), through the evaluator's dataset entry point, and the
+model formats a user brings (Keras 3 ``.keras``, plain SavedModels)."""
+
+import numpy as np
+import pytest
+
+from tfsparse import attacks
+from tfsparse import data
+from tfsparse import evaluation
+from tfsparse import model_io
+from tfsparse import sanity
+from tfsparse.compat import keras
+from tfsparse.compat import tf
+from tfsparse.errors import ConfigError
+
+N = 48
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return data.load("mnist")
+
+
+def trained_dense(mnist, softmax=False):
+    """A small dense net trained for a few steps on the embedded sample (logits or softmax out)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    hidden = keras.layers.Dense(32, activation="relu")(keras.layers.Flatten()(inputs))
+    logits = keras.layers.Dense(10, name="logits")(hidden)
+    model = keras.Model(inputs, logits)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(mnist.x_train[:2000], mnist.y_train[:2000], epochs=1, batch_size=64, verbose=0)
+    if not softmax:
+        return model
+    return keras.Model(inputs, keras.layers.Softmax()(logits))
+
+
+def run(model, attack_list, **kwargs):
+    return evaluation.evaluate_dataset(model, attack_list, dataset="mnist", num_examples=N, progress=False,
+                                       check_unbounded=False, **kwargs)
+
+
+def flags_of(report):
+    return {f["flag"] for f in report["flags"]}
+
+
+def test_probability_outputs_are_refused_and_attacked_as_log_probabilities_when_declared(mnist):
+    logits_model = trained_dense(mnist)
+    softmax_model = trained_dense(mnist, softmax=True)  # same weights: the logits model plus a softmax
+    suite = [attacks.DeepFool(max_iter=20)]
+    with pytest.raises(ConfigError, match="outputs probabilities"):
+        run(softmax_model, suite)
+    with pytest.raises(ConfigError, match="not probabilities"):
+        run(logits_model, suite, model_outputs="probabilities")
+    declared = run(softmax_model, suite, model_outputs="probabilities")
+    reference = run(logits_model, suite)
+    # log softmax(z) = z − logsumexp(z): DeepFool's margins and gradients of differences are
+    # those of the logits, so r2 must be the logits model's (not the inflated softmax one).
+    assert declared["attacks"]["deepfool"]["r2"] == pytest.approx(reference["attacks"]["deepfool"]["r2"], rel=1e-3)
+    assert "probability_outputs" in flags_of(declared)
+    assert declared["model_outputs"] == "probabilities"
+
+
+class InferenceNoise(keras.layers.Layer):
+    """Adds Gaussian noise at every call, training or not (a randomised defence)."""
+
+    def call(self, inputs, training=None):
+        return inputs + tf.random.normal(tf.shape(inputs), stddev=0.5)
+
+
+def test_a_model_random_at_inference_is_attacked_with_eot_and_refuses_attacks_without_it(mnist):
+    base = trained_dense(mnist)
+    noisy = keras.Model(base.input, InferenceNoise()(base.output))
+    x = mnist.x_test[:N]
+    assert sanity.is_random_at_inference(noisy, x) and not sanity.is_random_at_inference(base, x)
+    suite = [attacks.FGSM(eps=0.1), attacks.PGD(eps=0.1, step_size=0.02, steps=5)]
+    _, switched, found, stochastic = sanity.prepare(noisy, x, suite, eot_samples=4)
+    assert stochastic and [type(a) for a in switched] == [attacks.EOTPGD, attacks.EOTPGD]
+    assert [a.params["samples"] for a in switched] == [4, 4]
+    assert switched[0].params["steps"] == 1 and switched[0].params["step_size"] == 0.1  # EOT-FGS
+    assert switched[1].params["steps"] == 5 and switched[1].params["eps"] == 0.1
+    assert [f["flag"] for f in found] == ["random_inference"]
+    with pytest.raises(ConfigError, match="deepfool has no EOT form"):
+        sanity.prepare(noisy, x, [attacks.DeepFool()])
+    report = run(noisy, suite, eot_samples=2)
+    assert report["random_at_inference"] and "eot_pgd" in report["attacks"]
+
+
+def test_zero_gradients_and_an_unbeatable_model_are_flagged(mnist):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    dead = keras.layers.Lambda(lambda t: tf.nn.relu(t - 2.0))(inputs)  # pixels in [0, 1]: always 0
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(dead)))
+    x, y = mnist.x_test[:N], mnist.y_test[:N]
+    assert [f["flag"] for f in sanity.gradient_flags(model, x, y)] == ["zero_gradients"]
+    # The constant prediction is right for one class; PGD at eps = 1 cannot move it.
+    accuracy = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+    assert accuracy > 0
+    assert [f["flag"] for f in sanity.unbounded_flags(model, x, y, steps=3)] == ["accuracy_not_zero_at_large_eps"]
+    trained = trained_dense(mnist)
+    assert sanity.gradient_flags(trained, x, y) == []
+    assert sanity.unbounded_flags(trained, x, y, steps=10) == []
+
+
+def test_an_attack_failing_where_another_succeeds_is_flagged():
+    report = {"n": 100, "clean_accuracy": 0.8,
+              "attacks": {"zoo": {"failures": 60}, "cw_l2": {"failures": 2}, "fgsm": {"accuracy": 0.3}}}
+    found = sanity.attack_failure_flags(report)
+    assert [f["flag"] for f in found] == ["attack_mostly_fails"] and "zoo" in found[0]["detail"]
+    report["attacks"]["cw_l2"]["failures"] = 30  # both weak: nothing to compare against
+    assert sanity.attack_failure_flags(report) == []
+
+
+def test_subset_first_takes_the_first_test_images(mnist):
+    model = trained_dense(mnist)
+    report = run(model, [attacks.FGSM(eps=0.0)])
+    expected = float(np.mean(np.argmax(model.predict(mnist.x_test[:N], verbose=0), axis=1) == mnist.y_test[:N]))
+    assert report["clean_accuracy"] == pytest.approx(expected)
+    assert report["dataset"]["subset"] == "first" and report["dataset"]["num_examples"] == N
+
+
+def test_a_keras3_file_loads_with_keras3_and_is_attacked_as_a_callable(mnist, tmp_path):
+    import keras as keras3
+
+    keras3.utils.set_random_seed(0)
+    model = keras3.Sequential([keras3.Input((28, 28, 1)), keras3.layers.Flatten(), keras3.layers.Dense(10)])
+    path = str(tmp_path / "k3.keras")
+    model.save(path)
+    assert model_io.keras_file_version(path).startswith("3.") and model_io.describe_format(path) == "keras3"
+    loaded = model_io.load_model(path)
+    x = mnist.x_test[:N]
+    np.testing.assert_allclose(np.asarray(loaded(x)), model.predict(x, verbose=0), atol=1e-5)
+    report = run(loaded, [attacks.FGSM(eps=0.3), attacks.DeepFool(max_iter=10)])
+    # An untrained linear model falls to FGS at eps 0.3 on most points; the attack ran on its gradients.
+    assert report["attacks"]["fgsm"]["accuracy"] <= report["clean_accuracy"]
+    assert report["attacks"]["deepfool"]["mean_l2"] > 0
+
+
+def test_a_plain_savedmodel_signature_is_evaluated(mnist, tmp_path):
+    base = trained_dense(mnist)
+
+    class Served(tf.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)])
+        def serve(self, images):
+            return {"logits": self.model(images, training=False)}
+
+    module = Served(base)
+    path = str(tmp_path / "plain")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve, "other": module.serve})
+    loaded = model_io.load_model(path, signature="other")
+    assert loaded.input_shape == (None, 28, 28, 1)
+    with pytest.raises(ConfigError, match="no signature 'nope'"):
+        model_io.load_model(path, signature="nope")
+    report = run(loaded, [attacks.FGSM(eps=0.1), attacks.PGD(eps=0.1, step_size=0.02, steps=5)])
+    direct = run(base, [attacks.FGSM(eps=0.1), attacks.PGD(eps=0.1, step_size=0.02, steps=5)])
+    assert report["attacks"]["fgsm"]["accuracy"] == pytest.approx(direct["attacks"]["fgsm"]["accuracy"])
+    assert report["worst_case"]["accuracy"] == pytest.approx(direct["worst_case"]["accuracy"])

@@ -1,0 +1,545 @@
+"""Auto-PGD (APGD, APGD-T), Croce & Hein, "Reliable evaluation of adversarial robustness with an
+ensemble of diverse parameter-free attacks", ICML 2020 (Algorithm 1, §3, eqs. 5–6).
+
+APGD is PGD with momentum and a step size that needs no tuning: it starts at ``η = 2ε`` and is
+halved, per sample, at the checkpoints ``w_j = ⌈p_j · N_iter⌉`` (:func:`checkpoints`) when the
+loss stopped increasing (conditions 1 and 2 of §3.2), the iterate then restarting from the best
+point found. The loss is the cross-entropy or the Difference of Logits Ratio (DLR, eq. 5), which
+is invariant to shifting and positively scaling the logits; APGD-T maximises the targeted DLR
+(eq. 6) towards each of the top classes in turn, as AutoAttack's APGD-T does. The per-norm pieces
+(random start, normalisation, projection) come from :mod:`tfsparse.attacks.lp`.
+"""
+
+import fractions
+import math
+import numbers
+
+from tfsparse.attacks import lp
+from tfsparse.attacks.base import FixedEpsilonAttack
+from tfsparse.attacks.base import labels_from_logits
+from tfsparse.attacks.base import loss_per_sample
+from tfsparse.compat import tf
+from tfsparse.compat import use_xla
+
+LOSSES = ("ce", "dlr")
+
+# Algorithm 1: momentum α of the update x^{k+1} = P(x^k + α(z^{k+1} - x^k) + (1 - α)(x^k - x^{k-1})).
+MOMENTUM = 0.75
+
+
+def checkpoints(n_iter):
+    """The checkpoints ``w_j = ⌈p_j · n_iter⌉`` of Croce & Hein 2020 §3.2, as a sorted list.
+
+    ``p_0 = 0``, ``p_1 = 0.22``, ``p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``, for every
+    ``p_j ≤ 1`` (exact rational arithmetic, so ``⌈0.41 · 100⌉`` is 41, not 42); duplicates (short
+    runs) are dropped. ``checkpoints(100)`` is ``[0, 22, 41, 57, 70, 80, 87, 93, 99]``.
+
+    Raises:
+      ValueError: if ``n_iter`` is not an integer ≥ 1.
+    """
+    if not (isinstance(n_iter, numbers.Integral) and n_iter >= 1):
+        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    hundredth = fractions.Fraction(1, 100)
+    fractions_of_run = [fractions.Fraction(0)]
+    previous, current = fractions.Fraction(0), 22 * hundredth
+    while current <= 1:
+        fractions_of_run.append(current)
+        previous, current = current, current + max(current - previous - 3 * hundredth, 6 * hundredth)
+    return sorted({math.ceil(p * n_iter) for p in fractions_of_run})
+
+
+def _check_classes(logits, minimum, what):
+    num_classes = logits.shape[-1]
+    if num_classes is None or num_classes < minimum:
+        raise ValueError(
+            f"{what} needs logits of at least {minimum} classes, got shape {tuple(logits.shape)}; "
+            "use loss='ce' for binary or two-class models"
+        )
+    return num_classes
+
+
+def dlr_loss(logits, y):
+    """Difference of Logits Ratio, Croce & Hein 2020 eq. 5, per sample.
+
+    ``DLR(x, y) = -(z_y - max_{i≠y} z_i) / (z_π1 - z_π3 + 1e-12)``, ``π`` ordering the logits
+    descending. Positive iff ``x`` is misclassified; invariant to adding a constant to the logits
+    and (up to the 1e-12) to scaling them by a positive factor, so a large logit scale cannot
+    flatten it the way it saturates the cross-entropy.
+
+    Args:
+      logits: float ``(batch, C)`` with ``C ≥ 3``.
+      y: int labels ``(batch,)``.
+
+    Returns:
+      ``(batch,)`` losses (to be maximised).
+
+    Raises:
+      ValueError: if the logits have fewer than 3 classes (a binary single logit included).
+    """
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    y = tf.convert_to_tensor(y, tf.int32)
+    num_classes = _check_classes(logits, 3, "the DLR loss")
+    is_label = tf.cast(tf.one_hot(y, num_classes), tf.bool)
+    z_y = tf.reduce_sum(tf.where(is_label, logits, 0.0), axis=-1)
+    other = tf.reduce_max(tf.where(is_label, tf.constant(-math.inf, logits.dtype), logits), -1)
+    top = tf.math.top_k(logits, 3).values
+    return -(z_y - other) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def targeted_dlr_loss(logits, y, target):
+    """Targeted DLR, Croce & Hein 2020 eq. 6, per sample.
+
+    ``-(z_y - z_t) / (z_π1 - (z_π3 + z_π4) / 2 + 1e-12)``. Maximising it pushes ``z_t`` above
+    ``z_y``. With exactly 3 classes there is no ``π4`` and ``z_π3`` stands in for it (the
+    denominator becomes ``z_π1 - z_π3``, still shift and scale invariant); AutoAttack's code
+    needs 4 classes.
+
+    Args:
+      logits: float ``(batch, C)`` with ``C ≥ 3``.
+      y: int true labels ``(batch,)``.
+      target: int target classes ``(batch,)``.
+
+    Returns:
+      ``(batch,)`` losses (to be maximised).
+
+    Raises:
+      ValueError: if the logits have fewer than 3 classes.
+    """
+    logits = tf.convert_to_tensor(logits, tf.float32)
+    y = tf.convert_to_tensor(y, tf.int32)
+    target = tf.convert_to_tensor(target, tf.int32)
+    num_classes = _check_classes(logits, 3, "the targeted DLR loss")
+    z_y = tf.gather(logits, y, axis=1, batch_dims=1)
+    z_t = tf.gather(logits, target, axis=1, batch_dims=1)
+    top = tf.math.top_k(logits, min(num_classes, 4)).values
+    third_fourth = top[:, 2] if num_classes == 3 else 0.5 * (top[:, 2] + top[:, 3])
+    return -(z_y - z_t) / (top[:, 0] - third_fourth + 1e-12)
+
+
+def _loss_and_gradient(model_fn, x, y, loss_fn, eot_samples, gradient=True):
+    """Loss ``(batch,)``, its input gradient (or None) and "misclassified" at ``x``.
+
+    With ``eot_samples > 1`` loss and gradient are means over that many forward passes (the EOT
+    estimate of Athalye et al. 2018 for random models; AutoAttack's ``rand`` version); the
+    misclassification is read from the last pass, as AutoAttack does.
+    """
+
+    def one_pass():
+        if not gradient:
+            logits = model_fn(x)
+            return loss_fn(logits, y), None, logits
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = model_fn(x)
+            loss = loss_fn(logits, y)
+            total = tf.reduce_sum(loss)
+        return loss, tape.gradient(total, x), logits
+
+    loss, grad, logits = one_pass()
+    if eot_samples > 1:
+
+        def body(i, loss_sum, grad_sum, _):
+            loss_i, grad_i, logits_i = one_pass()
+            grad_sum = grad_sum + grad_i if gradient else grad_sum
+            return i + 1, loss_sum + loss_i, grad_sum, logits_i
+
+        grad_init = grad if gradient else tf.zeros([])
+        _, loss, grad_sum, logits = tf.while_loop(
+            lambda i, *_: i < eot_samples, body, (tf.constant(1), loss, grad_init, logits)
+        )
+        loss = loss / float(eot_samples)
+        grad = grad_sum / float(eot_samples) if gradient else None
+    return loss, grad, tf.not_equal(labels_from_logits(logits), y)
+
+
+def apgd_perturb(
+    model_fn,
+    x,
+    y,
+    *,
+    eps,
+    steps,
+    norm="linf",
+    loss_fn=None,
+    rho=0.75,
+    eot_samples=1,
+    x_init=None,
+    seed=None,
+):
+    """One APGD run (Croce & Hein 2020, Algorithm 1) in pure TensorFlow, per sample.
+
+    No ``tf.function`` of its own; the ``steps`` iterations run in one ``tf.while_loop``. With
+    ``P`` the projection onto the ε-ball and then [0, 1] and ``g`` = ``sign`` (l∞) or the
+    l2-normalised gradient::
+
+        x¹ = P(x⁰ + η g(∇f(x⁰)))
+        z^{k+1} = P(x^k + η g(∇f(x^k)))
+        x^{k+1} = P(x^k + 0.75 (z^{k+1} - x^k) + 0.25 (x^k - x^{k-1}))
+
+    with ``η = 2ε`` at the start. ``x_max`` / ``f_max`` track the highest loss. At each
+    checkpoint ``w_j`` of :func:`checkpoints` (after computing ``x^{w_j}``), per sample, η is
+    halved and ``x^{w_j}`` replaced by ``x_max`` (its gradient reused) if
+
+      1. fewer than ``rho · (w_j - w_{j-1})`` of the steps since ``w_{j-1}`` increased the loss
+         (``f(x^{i+1}) > f(x^i)``), or
+      2. η was not halved at ``w_{j-1}`` and ``f_max`` has not grown since ``w_{j-1}``.
+
+    Condition 2 is read literally from the paper, so it can fire at ``w_1`` (``η`` and the
+    best loss unchanged since the start); AutoAttack's code skips it there. The window of
+    condition 1 is the ``w_j - w_{j-1}`` steps ending at the checkpoint, as in AutoAttack's code
+    (Algorithm 1 tests after ``x^{w_j + 1}`` but counts up to ``x^{w_j}``). Every iterate,
+    ``x⁰`` included, is also checked for misclassification: a sample misclassified at any
+    iterate counts as fooled and returns the last such iterate.
+
+    Cost: ``steps`` forward+backward passes (at ``x⁰ … x^{N-1}``) and one forward pass at
+    ``x^N``, each times ``eot_samples``.
+
+    Args:
+      model_fn: ``x -> logits``, called as given (pass ``training=False`` yourself).
+      x: float32 inputs ``(batch, ...)`` in [0, 1].
+      y: int labels ``(batch,)``.
+      eps: radius of the ball, ≥ 0.
+      steps: iterations ``N_iter`` (Python int ≥ 1).
+      norm: ``"linf"`` or ``"l2"``.
+      loss_fn: ``(logits, y) -> (batch,)`` loss to maximise; default cross-entropy
+        (:func:`tfsparse.attacks.base.loss_per_sample`).
+      rho: threshold ρ of condition 1 (paper: 0.75).
+      eot_samples: forward passes averaged per loss and gradient (random models).
+      x_init: the starting point ``x⁰`` (inside the ball and the box); default a uniform random
+        point of the ball from ``seed``, clipped to [0, 1].
+      seed: ``None`` or a shape-``(2,)`` integer seed for the random start.
+
+    Returns:
+      ``(x_adv, fooled, f_max)``: per sample the last misclassifying iterate if there was one,
+      else ``x_max``; whether some iterate was misclassified; the highest loss reached.
+
+    Raises:
+      ValueError: on an unknown norm, ``steps < 1``, ``rho`` outside (0, 1] or
+        ``eot_samples < 1``.
+    """
+    lp.check_norm(norm)
+    steps, rho, eot_samples = _check_schedule(steps, rho, eot_samples)
+    loss_fn = loss_per_sample if loss_fn is None else loss_fn
+    x = tf.convert_to_tensor(x, tf.float32)
+    y = tf.convert_to_tensor(y, tf.int32)
+    if x_init is None:
+        if seed is None:
+            seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+        x_init = lp.random_start(x, eps, norm, seed)
+    x_init = lp.clip_to_box(lp.project(tf.convert_to_tensor(x_init, tf.float32), x, eps, norm))
+
+    def constrain(point):
+        return lp.clip_to_box(lp.project(point, x, eps, norm))
+
+    def step(k, x_k, x_prev, grad, eta):
+        z = constrain(x_k + eta * lp.normalize(grad, norm))
+        alpha = tf.where(tf.equal(k, 0), 1.0, MOMENTUM)  # x¹ is a plain projected step
+        return constrain(x_k + alpha * (z - x_k) + (1.0 - alpha) * (x_k - x_prev))
+
+    # windows[w] = w_j - w_{j-1} when w = w_j is a checkpoint, else 0.
+    marks = checkpoints(steps)
+    windows = [0] * (steps + 1)
+    for before, after in zip(marks, marks[1:]):
+        windows[after] = after - before
+    windows = tf.constant(windows, tf.float32)
+
+    loss_0, grad_0, fooled_0 = _loss_and_gradient(model_fn, x_init, y, loss_fn, eot_samples)
+    eta_0 = 2.0 * eps * tf.ones_like(lp.per_sample(loss_0, x))
+    increases_0 = tf.zeros_like(loss_0)
+    state = (
+        tf.constant(0),  # k: this iteration computes x^{k+1}
+        x_init,  # x^k
+        x_init,  # x^{k-1}
+        grad_0,  # ∇f(x^k)
+        loss_0,  # f(x^k)
+        eta_0,  # η, per sample
+        x_init,  # x_max
+        grad_0,  # ∇f(x_max)
+        loss_0,  # f_max
+        x_init,  # last misclassified iterate
+        fooled_0,
+        increases_0,  # loss increases since the last checkpoint
+        loss_0,  # f_max at the last checkpoint
+        tf.zeros_like(fooled_0),  # η halved at the last checkpoint
+    )
+
+    def body(k, x_k, x_prev, grad, loss, eta, x_max, grad_max, f_max, x_fool, fooled,
+             increases, f_max_check, halved):
+        x_new = step(k, x_k, x_prev, grad, eta)
+        loss_new, grad_new, fooled_new = _loss_and_gradient(model_fn, x_new, y, loss_fn,
+                                                            eot_samples)
+        increases += tf.cast(loss_new > loss, increases.dtype)
+        better = loss_new > f_max
+        x_max = tf.where(lp.per_sample(better, x), x_new, x_max)
+        grad_max = tf.where(lp.per_sample(better, x), grad_new, grad_max)
+        f_max = tf.where(better, loss_new, f_max)
+        x_fool = tf.where(lp.per_sample(fooled_new, x), x_new, x_fool)
+        fooled = fooled | fooled_new
+
+        window = windows[k + 1]
+        at_check = window > 0
+        halve = at_check & (
+            (increases < rho * window)  # condition 1
+            | (~halved & (f_max <= f_max_check))  # condition 2
+        )
+        eta = tf.where(lp.per_sample(halve, x), 0.5 * eta, eta)
+        back = lp.per_sample(halve, x)
+        x_next = tf.where(back, x_max, x_new)
+        grad_next = tf.where(back, grad_max, grad_new)
+        loss_next = tf.where(halve, f_max, loss_new)
+        increases = tf.where(at_check, tf.zeros_like(increases), increases)
+        f_max_check = tf.where(at_check, f_max, f_max_check)
+        halved = tf.where(at_check, halve, halved)
+        return (k + 1, x_next, x_k, grad_next, loss_next, eta, x_max, grad_max, f_max, x_fool,
+                fooled, increases, f_max_check, halved)
+
+    state = tf.while_loop(lambda k, *_: k < steps - 1, body, state)
+    k, x_k, x_prev, grad, _, eta, x_max, _, f_max, x_fool, fooled = state[:11]
+    # The last iterate x^N needs its loss, not its gradient.
+    x_last = step(k, x_k, x_prev, grad, eta)
+    loss_last, _, fooled_last = _loss_and_gradient(model_fn, x_last, y, loss_fn, eot_samples,
+                                                   gradient=False)
+    better = loss_last > f_max
+    x_max = tf.where(lp.per_sample(better, x), x_last, x_max)
+    f_max = tf.where(better, loss_last, f_max)
+    x_fool = tf.where(lp.per_sample(fooled_last, x), x_last, x_fool)
+    fooled = fooled | fooled_last
+    return tf.where(lp.per_sample(fooled, x), x_fool, x_max), fooled, f_max
+
+
+def _check_schedule(steps, rho, eot_samples):
+    if not (isinstance(steps, numbers.Integral) and steps >= 1):
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not (isinstance(rho, numbers.Real) and 0 < rho <= 1):
+        raise ValueError(f"rho must be a number in (0, 1], got {rho!r}")
+    if not (isinstance(eot_samples, numbers.Integral) and eot_samples >= 1):
+        raise ValueError(f"eot_samples must be an integer >= 1, got {eot_samples!r}")
+    return int(steps), float(rho), int(eot_samples)
+
+
+def _check_restarts(restarts):
+    if not (isinstance(restarts, numbers.Integral) and restarts >= 1):
+        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+    return int(restarts)
+
+
+def _on_active(active, fn, inputs, fills, xla):
+    """``fn(*inputs)`` for the rows where ``active``; the other rows get ``fills``.
+
+    Without XLA only the active rows are gathered and attacked (dynamic batch). XLA needs static
+    shapes, so there the whole batch is attacked and the inactive rows are overwritten.
+    """
+    if xla:
+        outputs = fn(*inputs)
+        return tuple(
+            tf.where(lp.per_sample(active, out), out, fill) for out, fill in zip(outputs, fills)
+        )
+    rows = tf.where(active)
+    outputs = fn(*(tf.gather_nd(t, rows) for t in inputs))
+    return tuple(tf.tensor_scatter_nd_update(fill, rows, out) for out, fill in zip(outputs, fills))
+
+
+class _AutoPGD(FixedEpsilonAttack):
+    """Shared APGD machinery: runs, each on the samples no earlier run has fooled."""
+
+    @property
+    def norm(self):
+        return self._params["norm"]
+
+    def _runs(self, model_fn, x, y, logits, seed, n_runs, run_extra, make_loss):
+        """The best of ``n_runs`` APGD runs per sample, in one ``tf.while_loop``.
+
+        Run ``i`` starts from its own uniform random point of the ball (seed folded with ``i``,
+        drawn for the whole batch so a sample's start does not depend on which samples are still
+        attacked) and attacks only the samples not yet fooled; samples misclassified on clean
+        input are never attacked (their ``x_adv`` is ``x``). Per sample a fooling run wins, else
+        the highest loss.
+
+        Args:
+          run_extra: ``i -> (batch,)`` int tensor handed (gathered) to ``make_loss``.
+          make_loss: ``extra -> loss_fn`` for :func:`apgd_perturb`.
+        """
+        xla = use_xla(self.jit_compile)
+        fooled = tf.not_equal(labels_from_logits(logits), y)
+        best_loss = tf.fill(tf.shape(y), tf.constant(-math.inf, tf.float32))
+
+        def perturb(x_sub, y_sub, start_sub, extra_sub):
+            return apgd_perturb(
+                model_fn,
+                x_sub,
+                y_sub,
+                eps=self.eps,
+                steps=self.steps,
+                norm=self.norm,
+                loss_fn=make_loss(extra_sub),
+                rho=self.rho,
+                eot_samples=self.eot_samples,
+                x_init=start_sub,
+            )
+
+        def body(i, best_x, fooled, best_loss):
+            start = lp.clip_to_box(
+                lp.random_start(x, self.eps, self.norm, tf.random.experimental.stateless_fold_in(
+                    seed, i))
+            )
+            active = ~fooled
+            x_new, fooled_new, loss_new = _on_active(
+                active,
+                perturb,
+                (x, y, start, run_extra(i)),
+                (x, tf.zeros_like(fooled), best_loss),
+                xla,
+            )
+            take = active & (fooled_new | (loss_new > best_loss))
+            return (
+                i + 1,
+                tf.where(lp.per_sample(take, x), x_new, best_x),
+                fooled | (active & fooled_new),
+                tf.where(take, loss_new, best_loss),
+            )
+
+        return tf.while_loop(
+            lambda i, _, fooled, __: (i < n_runs) & tf.reduce_any(~fooled),
+            body,
+            (tf.constant(0), x, fooled, best_loss),
+        )[1]
+
+
+class APGD(_AutoPGD):
+    """Auto-PGD with the cross-entropy or DLR loss, l∞ or l2 (Croce & Hein 2020, Algorithm 1).
+
+    Each of ``restarts`` runs of :func:`apgd_perturb` starts from a uniform random point of the
+    ε-ball and attacks only the samples no earlier run has fooled. Per sample the result is a
+    misclassified iterate if any run found one (a sample fooled at any iterate counts as
+    fooled), else the highest-loss point. AutoAttack's standard components are
+    ``APGD(loss="ce")`` and :class:`APGDT`, both with ``steps=100``; with ``eot_samples=20`` this
+    is its ``rand`` version for models with random inference (EOT gradients, like
+    :class:`~tfsparse.attacks.EOTPGD`). ``loss="dlr"`` needs at least 3 classes; the
+    cross-entropy also works on a binary single-logit model (sigmoid cross-entropy).
+
+    Example::
+
+        result = APGD(eps=8 / 255, loss="ce").run(model, x_test, y_test)
+        print(result.adv_accuracy)
+
+    Args:
+      eps: radius of the ball in ``norm`` (pixel units).
+      norm: ``"linf"`` or ``"l2"``.
+      loss: ``"ce"`` (softmax / sigmoid cross-entropy) or ``"dlr"`` (eq. 5).
+      steps: iterations per run, ``N_iter`` (paper: 100).
+      restarts: runs per sample.
+      rho: threshold ρ of the step-size condition 1 (paper: 0.75).
+      eot_samples: forward/backward passes averaged per step (1 for deterministic models).
+      jit_compile: ``True``, ``False`` or ``"auto"`` (XLA on GPU only).
+
+    Raises:
+      ValueError: on a bad ``eps``, an unknown norm or loss, ``steps < 1``, ``restarts < 1``,
+        ``rho`` outside (0, 1] or ``eot_samples < 1``; when attacking, ``loss="dlr"`` on a model
+        with fewer than 3 classes.
+    """
+
+    name = "apgd"
+
+    def __init__(
+        self,
+        *,
+        eps,
+        norm="linf",
+        loss="ce",
+        steps=100,
+        restarts=1,
+        rho=0.75,
+        eot_samples=1,
+        jit_compile="auto",
+    ):
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        steps, rho, eot_samples = _check_schedule(steps, rho, eot_samples)
+        super().__init__(
+            eps=eps,
+            norm=lp.check_norm(norm),
+            loss=loss,
+            steps=steps,
+            restarts=_check_restarts(restarts),
+            rho=rho,
+            eot_samples=eot_samples,
+            jit_compile=jit_compile,
+        )
+
+    def _attack(self, model_fn, x, y, logits, seed):
+        if self.loss == "dlr":
+            _check_classes(logits, 3, "APGD with loss='dlr'")
+        loss_fn = dlr_loss if self.loss == "dlr" else loss_per_sample
+        return self._runs(
+            model_fn, x, y, logits, seed, self.restarts, lambda i: y, lambda _: loss_fn
+        )
+
+
+class APGDT(_AutoPGD):
+    """Targeted Auto-PGD with the targeted DLR loss (eq. 6), AutoAttack's APGD-T.
+
+    For each of the ``n_target_classes`` classes with the highest clean logits other than ``y``
+    (highest first; at most ``C - 1``), ``restarts`` APGD runs maximise the targeted DLR towards
+    that class, each attacking only the samples still correctly classified. As in AutoAttack,
+    success means *misclassified* (any class other than ``y``, not necessarily the target), and
+    per sample the first fooling run's result is kept, else the highest targeted-DLR point.
+    Needs at least 3 classes.
+
+    Example::
+
+        result = APGDT(eps=8 / 255).run(model, x_test, y_test)
+
+    Args:
+      eps, norm, steps, restarts, rho, eot_samples, jit_compile: as in :class:`APGD`.
+      n_target_classes: target classes tried per sample (AutoAttack: 9).
+
+    Raises:
+      ValueError: as :class:`APGD`, or ``n_target_classes < 1``; when attacking, a model with
+        fewer than 3 classes.
+    """
+
+    name = "apgd_t"
+
+    def __init__(
+        self,
+        *,
+        eps,
+        norm="linf",
+        steps=100,
+        n_target_classes=9,
+        restarts=1,
+        rho=0.75,
+        eot_samples=1,
+        jit_compile="auto",
+    ):
+        if not (isinstance(n_target_classes, numbers.Integral) and n_target_classes >= 1):
+            raise ValueError(f"n_target_classes must be an integer >= 1, got {n_target_classes!r}")
+        steps, rho, eot_samples = _check_schedule(steps, rho, eot_samples)
+        super().__init__(
+            eps=eps,
+            norm=lp.check_norm(norm),
+            steps=steps,
+            n_target_classes=int(n_target_classes),
+            restarts=_check_restarts(restarts),
+            rho=rho,
+            eot_samples=eot_samples,
+            jit_compile=jit_compile,
+        )
+
+    def _attack(self, model_fn, x, y, logits, seed):
+        num_classes = _check_classes(logits, 3, "APGDT (targeted DLR)")
+        n_targets = min(self.n_target_classes, num_classes - 1)
+        is_label = tf.cast(tf.one_hot(y, num_classes), tf.bool)
+        others = tf.where(is_label, tf.constant(-math.inf, logits.dtype), logits)
+        targets = tf.math.top_k(others, n_targets).indices  # (batch, n_targets), best first
+        restarts = self.restarts
+
+        def run_target(i):
+            return tf.gather(targets, i // restarts, axis=1)
+
+        def make_loss(target):
+            return lambda z, labels: targeted_dlr_loss(z, labels, target)
+
+        return self._runs(
+            model_fn, x, y, logits, seed, n_targets * restarts, run_target, make_loss
+        )

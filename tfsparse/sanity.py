@@ -1,0 +1,212 @@
+"""Sanity checks that act before an evaluation, so that a number it prints can be trusted.
+
+AutoAttack's ``checks.py`` and RobustBench's admission rules warn about the usual ways a
+robustness number is inflated (Athalye, Carlini, Wagner, ICML 2018 §3.1; Croce & Hein 2020
+§5); here the worst of them change what is run instead of only being printed:
+
+* **Probability outputs.** Attacks and Guo's r2 need logits: on softmax outputs the
+  cross-entropy gradient vanishes where the model is confident and DeepFool's linearisation
+  measures distances in probability space (measured: r2 5.60 for a CNN whose logits give
+  1.45). A model whose rows are non-negative and sum to 1 is refused
+  (:class:`~tfsparse.errors.ConfigError`) unless the caller states ``model_outputs=
+  "probabilities"``; then it is attacked through ``log p`` (logits up to a per-row constant,
+  which leaves the argmax, the cross-entropy and the DeepFool/C&W margins unchanged).
+* **Randomness at inference.** Two forward passes of the same inputs differ (or a layer
+  says it injects noise): every gradient attack is replaced by its EOT form (gradients
+  averaged over ``eot_samples`` draws; Athalye et al. §4.2), and an attack without one is
+  refused, naming it.
+* **Gradients.** Zero or non-finite input gradients on most clean points (masked or
+  saturated gradients) are flagged.
+* **Unbounded budget.** PGD at ε = 1 (l∞ on [0, 1] images: any image is reachable) must
+  leave accuracy 0; otherwise the gradients do not lead to the model's decisions.
+
+Every flag is a dict ``{"flag", "detail"}``; the flags, with what raises them, what they mean
+and what to do, are documented in docs/EVALUATION_FLAGS.md.
+"""
+
+import numpy as np
+
+from tfsparse import attacks as attack_lib
+from tfsparse.attacks.base import loss_per_sample
+from tfsparse.compat import tf
+from tfsparse.errors import ConfigError
+from tfsparse.metrics.diagnostics import has_random_inference
+
+MODEL_OUTPUTS = ("logits", "probabilities")
+PROBE = 64  # inputs used by the output and randomness probes
+
+
+def flag(name, detail):
+    """One evaluation flag, as it lands in the JSON report."""
+    return {"flag": name, "detail": detail}
+
+
+def looks_like_probabilities(outputs, atol=1e-4):
+    """True if every row is non-negative and sums to 1 (softmax outputs), for ≥ 2 columns."""
+    outputs = np.asarray(outputs, np.float64)
+    if outputs.ndim != 2 or outputs.shape[1] < 2:
+        return False
+    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=atol))
+
+
+class LogProbabilities:
+    """A probability-output model seen as one with logits ``log p`` (clipped at 1e-12)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.input_shape = getattr(model, "input_shape", None)
+        self.layers = getattr(model, "layers", [])
+        self.name = f"log({getattr(model, 'name', 'model')})"
+
+    def __call__(self, x, training=False):
+        return tf.math.log(tf.clip_by_value(tf.cast(self.model(x, training=training), tf.float32), 1e-12, 1.0))
+
+
+def is_random_at_inference(model, x):
+    """True if a layer declares inference noise or two passes over ``x`` differ."""
+    if has_random_inference(model):
+        return True
+    first = np.asarray(model(x, training=False))
+    second = np.asarray(model(x, training=False))
+    return not np.array_equal(first, second)
+
+
+def eot_version(attack, samples):
+    """The EOT form of a gradient attack, the attack itself if it needs none, or None.
+
+    FGS becomes one EOT step of size ε from x; PGD becomes EOT-PGD; an attack with an
+    ``eot_samples`` parameter gets ``samples``. Black-box attacks (ZOO, transfer, Square)
+    query the random model as it is. DeepFool, C&W and rFGS have no EOT form here (None).
+    """
+    if isinstance(attack, attack_lib.EOTPGD) or attack.params.get("eot_samples", 1) > 1:
+        return attack
+    if isinstance(attack, attack_lib.PGD):
+        p = attack.params
+        return attack_lib.EOTPGD(eps=p["eps"], step_size=p["step_size"], steps=p["steps"], samples=samples,
+                                 norm=p["norm"], random_start=p["random_start"], restarts=p["restarts"],
+                                 targeted=p["targeted"], jit_compile=p["jit_compile"])
+    if type(attack) is attack_lib.FGSM:
+        return attack_lib.EOTPGD(eps=attack.eps, step_size=attack.eps, steps=1, samples=samples, random_start=False,
+                                 jit_compile=attack.params["jit_compile"])
+    if "eot_samples" in attack.params:
+        params = {k: v for k, v in attack.params.items() if k != "name"}
+        return type(attack)(**{**params, "eot_samples": samples})
+    if isinstance(attack, (attack_lib.ZOO, attack_lib.TransferAttack)) or getattr(attack, "black_box", False):
+        return attack
+    return None
+
+
+def prepare(model, x, attacks, *, model_outputs="logits", eot_samples=20):
+    """Applies the acting checks before an evaluation.
+
+    Args:
+      model: the model, called as ``model(x, training=False)``.
+      x: the evaluation inputs (the first :data:`PROBE` are probed).
+      attacks: the requested attacks.
+      model_outputs: ``"logits"`` (default; probabilities are refused) or ``"probabilities"``.
+      eot_samples: draws per gradient of the EOT forms used on a random model (AutoAttack's
+        ``rand`` version uses 20).
+
+    Returns:
+      ``(model, attacks, flags, stochastic)`` — the model to attack (wrapped for
+      probabilities), the attacks to run, the flags raised, and whether the model is random.
+
+    Raises:
+      ConfigError: probabilities without ``model_outputs="probabilities"``, logits declared as
+        probabilities, or an attack without an EOT form on a random model.
+    """
+    if model_outputs not in MODEL_OUTPUTS:
+        raise ConfigError(f"model_outputs must be one of {MODEL_OUTPUTS}, got {model_outputs!r}")
+    probe = x[:PROBE]
+    flags = []
+    probabilities = looks_like_probabilities(model(probe, training=False))
+    if probabilities and model_outputs == "logits":
+        raise ConfigError("the model outputs probabilities (rows are non-negative and sum to 1), which inflates "
+                          "r2 and weakens gradient attacks; give a model that outputs logits, or pass "
+                          "--model_outputs=probabilities to attack log-probabilities")
+    if model_outputs == "probabilities":
+        if not probabilities:
+            raise ConfigError("--model_outputs=probabilities, but the outputs are not probabilities "
+                              "(rows must be non-negative and sum to 1); drop the flag")
+        model = LogProbabilities(model)
+        flags.append(flag("probability_outputs", "the model outputs probabilities; attacked through log p"))
+    stochastic = is_random_at_inference(model, probe)
+    if stochastic:
+        switched, refused = [], []
+        for attack in attacks:
+            eot = eot_version(attack, eot_samples)
+            (refused if eot is None else switched).append(attack if eot is None else eot)
+        if refused:
+            names = ", ".join(a.name for a in refused)
+            raise ConfigError(f"the model is random at inference (two passes differ) and {names} has no EOT form; "
+                              "drop it and use pgd/eot_pgd (or the attacks' EOT versions)")
+        changed = [f"{a.name} -> {b!r}" for a, b in zip(attacks, switched) if a is not b]
+        attacks = switched
+        flags.append(flag("random_inference", "the model is random at inference; gradient attacks use EOT over "
+                          f"{eot_samples} draws" + (f" ({'; '.join(changed)})" if changed else "")))
+    return model, list(attacks), flags, stochastic
+
+
+def gradient_flags(model, x, y, threshold=0.5):
+    """Flags zero or non-finite input gradients of the loss on most of ``x``.
+
+    Raised if: more than ``threshold`` of the samples have an all-zero, or any non-finite,
+    gradient of the training loss with respect to the input.
+    """
+    x = tf.convert_to_tensor(x[:PROBE], tf.float32)
+    y = tf.convert_to_tensor(np.asarray(y[:PROBE]), tf.int32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = loss_per_sample(tf.convert_to_tensor(model(x, training=False)), y)
+    grad = tape.gradient(loss, x)
+    if grad is None:
+        return [flag("no_gradients", "the loss has no gradient with respect to the input (not differentiable); "
+                     "only black-box attacks apply")]
+    grad = np.asarray(grad).reshape(len(x), -1)
+    flags = []
+    nonfinite = np.mean(~np.all(np.isfinite(grad), axis=1))
+    zero = np.mean(np.all(grad == 0, axis=1))
+    if nonfinite > 0:
+        flags.append(flag("nonfinite_gradients", f"{nonfinite:.0%} of the probed inputs have NaN/Inf input gradients"))
+    if zero > threshold:
+        flags.append(flag("zero_gradients", f"{zero:.0%} of the probed inputs have all-zero input gradients "
+                          "(saturated or masked): gradient attacks cannot move them"))
+    return flags
+
+
+def unbounded_flags(model, x, y, *, steps=20, stochastic=False, eot_samples=20, seed=0):
+    """Flags accuracy above 0 under PGD at ε = 1 (l∞), where every image is reachable.
+
+    Raised if: some of the first :data:`PROBE` inputs stay correctly classified.
+    """
+    if stochastic:
+        attack = attack_lib.EOTPGD(eps=1.0, step_size=0.1, steps=steps, samples=eot_samples)
+    else:
+        attack = attack_lib.PGD(eps=1.0, step_size=0.1, steps=steps)
+    result = attack.run(model, x[:PROBE], y[:PROBE], seed=seed)
+    if result.adv_accuracy > 0:
+        return [flag("accuracy_not_zero_at_large_eps",
+                     f"accuracy {result.adv_accuracy:.4f} under {attack!r} at eps 1 (any image reachable) is not 0: "
+                     "the gradients do not lead to the decision boundary (masking) or the attack is too weak")]
+    return []
+
+
+def attack_failure_flags(report, majority=0.5, other=0.1):
+    """Flags a minimal-perturbation attack failing on most points while another succeeds.
+
+    Raised if: one attack's failures exceed ``majority`` of the clean-correct points while
+    another minimal-perturbation attack fails on fewer than ``other`` of them (e.g. ZOO
+    within its query budget next to C&W): its r2 is then not a robustness figure.
+    """
+    correct = report["clean_accuracy"] * report["n"]
+    if correct == 0:
+        return []
+    rates = {k: e["failures"] / correct for k, e in report["attacks"].items() if "failures" in e}
+    flags = []
+    for key, rate in rates.items():
+        strong = [k for k, r in rates.items() if k != key and r < other]
+        if rate > majority and strong:
+            flags.append(flag("attack_mostly_fails", f"{key} failed on {rate:.0%} of the clean-correct points while "
+                              f"{', '.join(strong)} failed on fewer than {other:.0%}: its r2 measures the attack, "
+                              "not the model"))
+    return flags
