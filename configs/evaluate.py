@@ -35,6 +35,8 @@ def get_config(arg=None):
                 "cw_l2": {"binary_search_steps": 9, "steps": 1000, "learning_rate": 0.01,
                           "initial_const": 0.01, "confidence": 0.0},
                 "zoo": {"coords": 128, "max_queries": 20000, "learning_rate": 0.01, "const": 10.0},
+                # AutoAttack's standard Square (Andriushchenko et al. 2020): p_init 0.8, 5,000 queries.
+                "square": {"max_queries": 5000, "p_init": 0.8, "restarts": 1},
             },
         }
     )

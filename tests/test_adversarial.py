@@ -186,6 +186,35 @@ def test_ensemble_objective_equals_rsr_eq6(case):
     assert not np.allclose(w_after, w)  # the step did update
 
 
+def test_attack_and_evaluation_use_inference_mode_batch_norm():
+    # Flatten -> BatchNormalization (hand-set moving statistics) -> Dense. In inference mode BN
+    # is the affine map h = (x − μ)·γ/√(σ² + ε_bn) + β, so the network folds into one linear
+    # layer W' = diag(γ/√(σ² + ε_bn))·W, b' = b + (β − μ·γ/√(σ² + ε_bn))·W for the NumPy
+    # reference. An attack (or evaluation) run in training mode would use batch statistics.
+    rng = np.random.default_rng(7)
+    inputs = keras.Input((4, 4, 1))
+    bn = keras.layers.BatchNormalization(name="bn")
+    outputs = keras.layers.Dense(3, name="fc")(bn(keras.layers.Flatten()(inputs)))
+    inner = keras.Model(inputs, outputs)
+    gamma, beta = rng.uniform(0.5, 2.0, 16), rng.normal(scale=0.3, size=16)
+    mu, var = rng.uniform(0.3, 0.7, 16), rng.uniform(0.01, 0.05, 16)
+    bn.set_weights([v.astype(np.float32) for v in (gamma, beta, mu, var)])
+    w, b = rng.normal(scale=0.3, size=(16, 3)), rng.normal(scale=0.1, size=3)
+    inner.get_layer("fc").set_weights([w.astype(np.float32), b.astype(np.float32)])
+    add_lasso(inner, LAM)
+    model = compiled(inner, eps=EPS, step_size=STEP, steps=STEPS, random_start=False, clean_weight=0.3)
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    w32, b32 = w.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64)
+    w_fold, b_fold = scale[:, None] * w32, b32 + (beta - mu * scale) @ w32
+    x = rng.random((16, 4, 4, 1), dtype=np.float32)
+    y = rng.integers(0, 3, 16)
+    loss, adv_accuracy, _, _ = _np_objective(w_fold, b_fold, x, y, 0.3, None, lam=0.0)
+    loss += LAM * np.abs(w32).sum()  # the lasso is on the Dense kernel, never on BN
+    logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(loss, rel=1e-4)
+    assert logs["adv_accuracy"] == pytest.approx(adv_accuracy, abs=1e-6)
+
+
 class CallCounter(keras.layers.Layer):
     """Identity layer counting its (executed, not traced) forward passes."""
 

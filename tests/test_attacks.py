@@ -91,8 +91,8 @@ def linear_logits(x_adv, w, b):
 
 
 def binary_scores(x_adv, w, b):
-    """The binary model's logit computed in NumPy (float64), outside TensorFlow."""
-    return np.asarray(x_adv, np.float64).reshape(len(x_adv), -1) @ w + b
+    """The binary model's logit ``wᵀx + b`` per sample, computed in NumPy (float64)."""
+    return linear_logits(x_adv, w, b)
 
 
 @pytest.fixture(scope="module")
@@ -447,7 +447,8 @@ def test_rfgsm_binary_linear_is_the_closed_form(jit):
     x, score = binary_points(w, b, sign * linf_margin * l1, along=np.sign(w))
     assert eps < x.min() and x.max() < 1 - eps
     y = (score > 0).astype(np.int32)
-    result = RFGSM(eps=eps, alpha=alpha, jit_compile=jit)(model, x, y, seed=4)
+    attack = RFGSM(eps=eps, alpha=alpha, jit_compile=jit)
+    result = attack(model, x, y, seed=4)
     delta = (result.x_adv - x).reshape(len(x), -1).astype(np.float64)
     gradient_part = -(eps - alpha) * np.sign(score)[:, None] * np.sign(w)[None, :]
     random_part = delta - gradient_part
@@ -457,11 +458,10 @@ def test_rfgsm_binary_linear_is_the_closed_form(jit):
     with_gradient = random_sign == np.sign(gradient_part)
     np.testing.assert_allclose(np.abs(delta[with_gradient]), eps, atol=1e-6)
     np.testing.assert_allclose(np.abs(delta[~with_gradient]), eps - 2 * alpha, atol=1e-6)
-    # Seeded: the same seed gives the same random step, another seed another one. (The stream
-    # of a seed is not the same with and without XLA, so both use the same setting.)
-    again = RFGSM(eps=eps, alpha=alpha, jit_compile=jit)
-    np.testing.assert_array_equal(again(model, x, y, seed=4).x_adv, result.x_adv)
-    assert not np.array_equal(again(model, x, y, seed=5).x_adv, result.x_adv)
+    # Seeded: the same seed gives the same random step, another seed another one. (A seed's
+    # stream differs with and without XLA, so the same compiled attack is reused.)
+    np.testing.assert_array_equal(attack(model, x, y, seed=4).x_adv, result.x_adv)
+    assert not np.array_equal(attack(model, x, y, seed=5).x_adv, result.x_adv)
     # Flips: the random part moves z by at most α·‖w‖₁ either way.
     assert result.success[linf_margin < eps - 2 * alpha].all()
     assert not result.success[linf_margin > eps].any()

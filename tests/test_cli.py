@@ -80,9 +80,20 @@ def test_interrupted_exception_exits_128_plus_signal(capsys):
     assert code == 143 and "interrupted by signal 15" in err
 
 
+class _NoHandler(Exception):
+    pass
+
+
+def _sentinel(signum, frame):
+    raise _NoHandler("cli.run did not install its SIGTERM handler")
+
+
 def test_a_real_sigterm_exits_143(capsys):
     # run() installs the SIGTERM handler; a real signal to this process, delivered while main
-    # works, must end the run with 143 (128 + 15).
+    # works, must end the run with 143 (128 + 15). A sentinel handler stands in before run(),
+    # so a missing handler fails the test instead of terminating pytest.
+    signal.signal(signal.SIGTERM, _sentinel)
+
     def main(argv):
         os.kill(os.getpid(), signal.SIGTERM)
         deadline = time.monotonic() + 5

@@ -30,12 +30,12 @@ class EagerOffset(keras.layers.Layer):
         return {**super().get_config(), "offset": self.offset}
 
 
-def linear(offset=0.0, seed=0):
+def linear(offset=0.0, seed=0, bias=0.0):
     rng = np.random.default_rng(seed)
     inputs = keras.Input((4, 4, 1))
     logits = keras.layers.Dense(3, name="fc")(keras.layers.Flatten()(inputs))
     model = keras.Model(inputs, EagerOffset(offset)(logits))
-    model.get_layer("fc").set_weights([rng.normal(size=(16, 3)).astype(np.float32), np.zeros(3, np.float32)])
+    model.get_layer("fc").set_weights([rng.normal(size=(16, 3)).astype(np.float32), np.full(3, bias, np.float32)])
     return model
 
 
@@ -69,8 +69,9 @@ def test_round_trip_mismatch_raises_and_publishes_nothing(tmp_path, offset):
 
 
 def test_round_trip_tolerance_is_atol(tmp_path):
-    # A difference of 1e-3 is accepted at atol = 1e-2 and refused at atol = 1e-4.
-    model = linear(1e-3)
+    # A difference of 1e-3 is accepted at atol = 1e-2 and refused at atol = 1e-4, also on
+    # logits near 50 (an absolute tolerance: no relative slack from the logits' size).
+    model = linear(1e-3, bias=50.0)
     export.save_saved_model(model, str(tmp_path / "loose"), check_inputs=X, atol=1e-2)
     with pytest.raises(RuntimeError):
         export.save_saved_model(model, str(tmp_path / "tight"), check_inputs=X, atol=1e-4)

@@ -39,6 +39,7 @@ def table(tmp_path_factory):
     config.eval.deepfool_max_iter = 5
     config.data.num_train = 300
     config.data.num_test = 100
+    config.data.classes = "1,7"  # two classes: DeepFool traces 2 class gradients, not 10
     assert config.model.name == "lenet5_bn" and tuple(config.inits) == ("inherited", "reinit")
 
     seen = []

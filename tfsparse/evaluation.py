@@ -12,7 +12,7 @@ import numpy as np
 from tfsparse import sanity
 from tfsparse.attacks import FGSM
 from tfsparse.attacks import RFGSM
-from tfsparse.attacks import TransferAttack
+from tfsparse.attacks import BLACK_BOX
 from tfsparse.attacks.base import as_batch
 from tfsparse.errors import ConfigError
 from tfsparse.metrics import diagnostics
@@ -90,7 +90,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
             if attack.eps_ball[0] == "linf":
                 robust &= result.adv_correct
                 linf_attacks.append(repr(attack))
-                kind = "black" if isinstance(attack, TransferAttack) else (
+                kind = "black" if isinstance(attack, BLACK_BOX) else (
                     "single" if isinstance(attack, _SINGLE_STEP) else "multi")
                 by_kind[kind].append((attack.eps_ball[1], result.adv_accuracy))
         else:

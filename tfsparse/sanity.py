@@ -91,7 +91,7 @@ def eot_version(attack, samples):
     if "eot_samples" in attack.params:
         params = {k: v for k, v in attack.params.items() if k != "name"}
         return type(attack)(**{**params, "eot_samples": samples})
-    if isinstance(attack, (attack_lib.ZOO, attack_lib.TransferAttack)) or getattr(attack, "black_box", False):
+    if isinstance(attack, attack_lib.BLACK_BOX):
         return attack
     return None
 

@@ -5,7 +5,7 @@ an attack from a results record's ``params``.
 
 White-box: FGSM, RFGSM (l∞, one step); PGD and EOTPGD (l∞ / l2, iterative, EOT for random
 models); DeepFool and CarliniWagnerL2 (minimal l2). Black-box: ZOO (queries counted) and
-TransferAttack (crafted on a source model).
+TransferAttack (crafted on a source model); Square (score-based random search, queries counted).
 """
 
 from tfsparse.attacks import lp
@@ -23,14 +23,18 @@ from tfsparse.attacks.fgsm import loss_gradient
 from tfsparse.attacks.pgd import PGD
 from tfsparse.attacks.pgd import pgd_perturb
 from tfsparse.attacks.rfgsm import RFGSM
+from tfsparse.attacks.square import Square
 from tfsparse.attacks.transfer import TransferAttack
 from tfsparse.attacks.zoo import ZOO
 
 # TransferAttack is left out: its source model cannot be rebuilt from a results record.
-ATTACKS = {cls.name: cls for cls in (FGSM, RFGSM, PGD, EOTPGD, DeepFool, CarliniWagnerL2, ZOO)}
+ATTACKS = {cls.name: cls for cls in (FGSM, RFGSM, PGD, EOTPGD, DeepFool, CarliniWagnerL2, ZOO, Square)}
+# Attacks that only query the model (or a source model): no gradient of the attacked model.
+BLACK_BOX = (ZOO, Square, TransferAttack)
 
 __all__ = [
     "ATTACKS",
+    "BLACK_BOX",
     "Attack",
     "AttackResult",
     "CarliniWagnerL2",
@@ -40,6 +44,7 @@ __all__ = [
     "FixedEpsilonAttack",
     "PGD",
     "RFGSM",
+    "Square",
     "TransferAttack",
     "ZOO",
     "fgsm_step",
