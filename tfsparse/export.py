@@ -1,6 +1,7 @@
 """SavedModel export with a serving signature on [0, 1] images, checked by reloading (SPEC §10)."""
 
 import os
+import shutil
 
 import numpy as np
 
@@ -32,12 +33,16 @@ def save_saved_model(model, path, *, check_inputs=None, atol=1e-5):
         return {"logits": model(images, training=False)}
 
     tmp = path.rstrip("/") + ".partial"
-    model.save(tmp, save_format="tf", signatures={"serving_default": serve}, include_optimizer=False)
-    if check_inputs is not None:
-        reloaded = tf.saved_model.load(tmp).signatures["serving_default"]
-        expected = model(check_inputs, training=False).numpy()
-        got = reloaded(images=tf.constant(check_inputs, tf.float32))["logits"].numpy()
-        if not np.allclose(expected, got, atol=atol):
-            raise RuntimeError(f"SavedModel round trip changed predictions (max diff {np.abs(expected - got).max()})")
-    os.replace(tmp, path)
+    try:
+        model.save(tmp, save_format="tf", signatures={"serving_default": serve}, include_optimizer=False)
+        if check_inputs is not None:
+            reloaded = tf.saved_model.load(tmp).signatures["serving_default"]
+            expected = model(check_inputs, training=False).numpy()
+            got = reloaded(images=tf.constant(check_inputs, tf.float32))["logits"].numpy()
+            if not np.allclose(expected, got, atol=atol):
+                raise RuntimeError(f"SavedModel round trip changed predictions (max diff {np.abs(expected - got).max()})")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # a failed save or check leaves nothing half-written behind
+            shutil.rmtree(tmp)
     return path
