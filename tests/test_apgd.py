@@ -37,10 +37,13 @@ def linear_model(kernel, bias):
 
 @pytest.fixture(scope="module")
 def linear5():
-    """A 5-class linear model on interior points (x ∈ [0.3, 0.7]: optimal steps stay in the box)."""
+    """A 5-class linear model on interior points (x ∈ [0.3, 0.7]: optimal steps stay in the box).
+
+    Median distance to the boundary: 0.015 in l∞, 0.047 in l2.
+    """
     rng = np.random.default_rng(7)
     w = rng.normal(size=(N_FEATURES, 5))
-    b = rng.normal(size=5) * 0.5
+    b = -0.5 * w.sum(0) + rng.normal(size=5) * 0.2  # boundaries through the image centre
     x = rng.uniform(0.3, 0.7, size=(96,) + SHAPE).astype(np.float32)
     logits = x.reshape(len(x), -1).astype(np.float64) @ w + b
     return linear_model(w, b), w, b, x, np.argmax(logits, 1).astype(np.int32), logits
@@ -218,7 +221,7 @@ def numpy_apgd_linear(w, b, x, y, x0, eps, steps, norm, rho=0.75):
     return out.reshape(x.shape), fooled, f_max
 
 
-@pytest.mark.parametrize("norm, eps", [("linf", 0.06), ("l2", 0.25)])
+@pytest.mark.parametrize("norm, eps", [("linf", 0.02), ("l2", 0.07)])
 def test_apgd_perturb_matches_a_numpy_transcription_of_algorithm_1(norm, eps, linear5):
     model, w, b, x, y, _ = linear5
     rng = np.random.default_rng(3)
@@ -245,12 +248,16 @@ ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-@pytest.mark.parametrize("norm, eps", [("linf", 0.08), ("l2", 0.3)])
-@pytest.mark.parametrize("which", list(ATTACKS))
+BALLS = [("linf", 0.03), ("l2", 0.1)]
+
+
+@pytest.mark.parametrize(
+    "which, norm, eps, jit_compile",
+    [(which, norm, eps, False) for which in ATTACKS for norm, eps in BALLS]
+    # XLA compiles slowly on CPU: one case covers the whole-batch (static shape) path.
+    + [("apgd_ce", "linf", 0.03, True)],
+)
 def test_inside_eps_ball_and_box(which, norm, eps, jit_compile, linear5):
-    if jit_compile and which != "apgd_ce":
-        pytest.skip("XLA compiles slowly on CPU; one loss suffices for the XLA path")
     model, _, _, x, y, _ = linear5
     # Points near the box edges too, so clipping to [0, 1] matters.
     x = np.clip(x + np.where(x > 0.5, 0.3, -0.3), 0, 1).astype(np.float32)
@@ -272,7 +279,7 @@ def test_eps_zero_returns_x(which, norm, linear5):
     assert not result.success.any()
 
 
-@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 0.4)])
+@pytest.mark.parametrize("norm, eps", [("linf", 0.02), ("l2", 0.07)])
 @pytest.mark.parametrize("which", list(ATTACKS))
 def test_linear_model_flips_exactly_what_the_closed_form_allows(which, norm, eps, linear5):
     """Distance of x to the boundary with class j: margin_j / ‖w_y - w_j‖_q (q = 1 for l∞, 2)."""
@@ -320,16 +327,16 @@ def test_misclassified_inputs_are_returned_unchanged_and_restarts_only_add(linea
     model, _, _, x, y, _ = linear5
     y_wrong = y.copy()
     y_wrong[:10] = (y[:10] + 1) % 5
-    one = APGD(eps=0.04, steps=10)(model, x, y_wrong, seed=3)
-    three = APGD(eps=0.04, steps=10, restarts=3)(model, x, y_wrong, seed=3)
+    one = APGD(eps=0.015, steps=10)(model, x, y_wrong, seed=3)
+    three = APGD(eps=0.015, steps=10, restarts=3)(model, x, y_wrong, seed=3)
     np.testing.assert_array_equal(one.x_adv[:10], x[:10])
     assert not one.success[:10].any()
     # Run 0 of both is the same; later runs only attack what is still robust.
     assert np.all(three.success[one.success])
     assert three.success.sum() >= one.success.sum()
     np.testing.assert_array_equal(
-        APGD(eps=0.04, steps=10).run(model, x, y_wrong, batch_size=40, seed=5).x_adv,
-        APGD(eps=0.04, steps=10).run(model, x, y_wrong, batch_size=40, seed=5).x_adv,
+        APGD(eps=0.015, steps=10).run(model, x, y_wrong, batch_size=40, seed=5).x_adv,
+        APGD(eps=0.015, steps=10).run(model, x, y_wrong, batch_size=40, seed=5).x_adv,
     )
 
 
@@ -368,16 +375,20 @@ class LogitNoise(keras.layers.Layer):
 
 def test_eot_samples_on_deterministic_and_noisy_models(linear5):
     model, _, _, x, y, _ = linear5
-    params = dict(eps=0.05, steps=10)
+    params = dict(eps=0.04, steps=10)
     plain = APGD(**params)(model, x, y, seed=0)
     eot = APGD(**params, eot_samples=4)(model, x, y, seed=0)
     np.testing.assert_allclose(eot.x_adv, plain.x_adv, atol=1e-6)  # same gradient, 4x cost
-    noisy = keras.Sequential([model, LogitNoise(3.0)])
-    tf.random.set_seed(1)
-    result = APGD(**params, eot_samples=8)(noisy, x, y, seed=0)
-    assert np.all(result.linf <= params["eps"] + 1e-6)
-    # The averaged gradient still finds adversarial points of the underlying linear model.
-    assert np.mean(predictions(model, result.x_adv) != y) > 0.3
+    noisy = keras.Sequential([model, LogitNoise(0.3)])  # logits spread ≈ 0.43
+    flip_rates = {}
+    for samples in (1, 8):
+        tf.random.set_seed(1)
+        result = APGD(**params, eot_samples=samples)(noisy, x, y, seed=0)
+        assert np.all(result.linf <= params["eps"] + 1e-6)
+        flip_rates[samples] = np.mean(predictions(model, result.x_adv) != y)
+    # Averaged gradients (and mean-logit decisions) find more adversarial points of the
+    # underlying linear model than single noisy passes do (measured: 0.61 vs 0.52).
+    assert flip_rates[8] > flip_rates[1] and flip_rates[8] >= 0.5
 
 
 def test_repr_params_frozen_and_bad_arguments():

@@ -119,9 +119,10 @@ def targeted_dlr_loss(logits, y, target):
 def _loss_and_gradient(model_fn, x, y, loss_fn, eot_samples, gradient=True):
     """Loss ``(batch,)``, its input gradient (or None) and "misclassified" at ``x``.
 
-    With ``eot_samples > 1`` loss and gradient are means over that many forward passes (the EOT
-    estimate of Athalye et al. 2018 for random models; AutoAttack's ``rand`` version); the
-    misclassification is read from the last pass, as AutoAttack does.
+    With ``eot_samples > 1`` loss, gradient and logits are means over that many forward passes
+    (the EOT estimate of Athalye et al. 2018 for random models; AutoAttack's ``rand`` version).
+    The misclassification is read from the mean logits (AutoAttack reads the last pass, which on
+    a very noisy model flags points as fooled by chance and stops improving them).
     """
 
     def one_pass():
@@ -138,16 +139,17 @@ def _loss_and_gradient(model_fn, x, y, loss_fn, eot_samples, gradient=True):
     loss, grad, logits = one_pass()
     if eot_samples > 1:
 
-        def body(i, loss_sum, grad_sum, _):
+        def body(i, loss_sum, grad_sum, logits_sum):
             loss_i, grad_i, logits_i = one_pass()
             grad_sum = grad_sum + grad_i if gradient else grad_sum
-            return i + 1, loss_sum + loss_i, grad_sum, logits_i
+            return i + 1, loss_sum + loss_i, grad_sum, logits_sum + logits_i
 
         grad_init = grad if gradient else tf.zeros([])
         _, loss, grad_sum, logits = tf.while_loop(
             lambda i, *_: i < eot_samples, body, (tf.constant(1), loss, grad_init, logits)
         )
         loss = loss / float(eot_samples)
+        logits = logits / float(eot_samples)
         grad = grad_sum / float(eot_samples) if gradient else None
     return loss, grad, tf.not_equal(labels_from_logits(logits), y)
 
@@ -352,14 +354,21 @@ class _AutoPGD(FixedEpsilonAttack):
         Run ``i`` starts from its own uniform random point of the ball (seed folded with ``i``,
         drawn for the whole batch so a sample's start does not depend on which samples are still
         attacked) and attacks only the samples not yet fooled; samples misclassified on clean
-        input are never attacked (their ``x_adv`` is ``x``). Per sample a fooling run wins, else
-        the highest loss.
+        input are never attacked (their ``x_adv`` is ``x``; with ``eot_samples > 1`` judged on
+        the mean logits of that many passes). Per sample a fooling run wins, else the highest
+        loss.
 
         Args:
           run_extra: ``i -> (batch,)`` int tensor handed (gathered) to ``make_loss``.
           make_loss: ``extra -> loss_fn`` for :func:`apgd_perturb`.
         """
         xla = use_xla(self.jit_compile)
+        if self.eot_samples > 1:  # a random model: judge "misclassified" on the mean logits
+            logits = tf.while_loop(
+                lambda i, _: i < self.eot_samples,
+                lambda i, total: (i + 1, total + model_fn(x)),
+                (tf.constant(1), logits),
+            )[1] / float(self.eot_samples)
         fooled = tf.not_equal(labels_from_logits(logits), y)
         best_loss = tf.fill(tf.shape(y), tf.constant(-math.inf, tf.float32))
 
