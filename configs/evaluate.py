@@ -35,6 +35,12 @@ def get_config(arg=None):
                 "cw_l2": {"binary_search_steps": 9, "steps": 1000, "learning_rate": 0.01,
                           "initial_const": 0.01, "confidence": 0.0},
                 "zoo": {"coords": 128, "max_queries": 20000, "learning_rate": 0.01, "const": 10.0},
+                # Croce & Hein 2020 (AutoAttack's budgets): 100 iterations, 9 target classes.
+                "apgd": {"loss": "ce", "steps": 100, "restarts": 1},
+                "apgd_t": {"steps": 100, "n_target_classes": 9},
+                "fab_t": {"steps": 100, "n_target_classes": 9},
+                "autoattack": {"version": "standard", "steps": 100, "n_target_classes": 9,
+                               "square_queries": 5000, "eot_samples": 20},
                 # AutoAttack's standard Square (Andriushchenko et al. 2020): p_init 0.8, 5,000 queries.
                 "square": {"max_queries": 5000, "p_init": 0.8, "restarts": 1},
             },

@@ -24,7 +24,7 @@ _DATASET = flags.DEFINE_string("dataset", "mnist", "Dataset name (tfsparse.data.
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset file/dir; default: embedded MNIST sample or TFDS.")
 _CLASSES = flags.DEFINE_list("classes", None, "Class subset, relabelled 0..k-1 in this order (e.g. 1,7).")
 _NUM = flags.DEFINE_integer("num_examples", 1000, "First test images evaluated (0 = all).", lower_bound=0)
-_ATTACKS = flags.DEFINE_list("attacks", "fgsm,pgd,deepfool", "Attacks: fgsm,rfgsm,pgd,eot_pgd,deepfool,cw,zoo,square.")
+_ATTACKS = flags.DEFINE_list("attacks", "fgsm,pgd,deepfool", "Attacks: fgsm,rfgsm,pgd,eot_pgd,apgd,apgd_t,fab_t,square,autoattack,deepfool,cw,zoo.")
 _EPS = flags.DEFINE_float("eps", 0.1, "Budget of the fixed-eps attacks, pixel units (>= 0).")
 _SUBSET = flags.DEFINE_enum("subset", "first", ["first", "random"], "first N test images, or a seeded random N.")
 _OUTPUTS = flags.DEFINE_enum("model_outputs", "logits", ["logits", "probabilities"],

@@ -360,6 +360,11 @@ def test_binary_model_ce_works_and_dlr_is_refused():
     two_class = linear_model(rng.normal(size=(N_FEATURES, 2)), np.zeros(2))
     with pytest.raises(ValueError, match="at least 3 classes"):
         APGD(eps=eps, loss="dlr", steps=5)(two_class, x, y)
+    # Three classes are enough; APGD-T then tries the 2 other classes, not the default 9.
+    w3 = rng.normal(size=(N_FEATURES, 3))
+    three_class = linear_model(w3, -0.5 * w3.sum(0))
+    y3 = predictions(three_class, x)
+    assert APGDT(eps=0.1, steps=5)(three_class, x, y3, seed=0).success.mean() > 0.5
 
 
 class LogitNoise(keras.layers.Layer):

@@ -124,7 +124,8 @@ def _flags(model, attacks, by_kind, stochastic):
     return found
 
 
-ALIASES = {"cw": "cw_l2", "eot": "eot_pgd", "fgs": "fgsm", "rfgs": "rfgsm"}
+ALIASES = {"cw": "cw_l2", "eot": "eot_pgd", "fgs": "fgsm", "rfgs": "rfgsm", "aa": "autoattack",
+           "apgd_ce": "apgd", "apgdt": "apgd_t", "fab": "fab_t"}
 
 
 def build_attacks(names, eps, config):

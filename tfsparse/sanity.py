@@ -75,9 +75,13 @@ def eot_version(attack, samples):
     """The EOT form of a gradient attack, the attack itself if it needs none, or None.
 
     FGS becomes one EOT step of size ε from x; PGD becomes EOT-PGD; an attack with an
-    ``eot_samples`` parameter gets ``samples``. Black-box attacks (ZOO, transfer, Square)
+    ``eot_samples`` parameter gets ``samples``; AutoAttack becomes its ``rand`` version. Black-box attacks (ZOO, transfer, Square)
     query the random model as it is. DeepFool, C&W and rFGS have no EOT form here (None).
     """
+    if isinstance(attack, attack_lib.AutoAttack):
+        p = attack.params
+        return attack_lib.AutoAttack(eps=p["eps"], norm=p["norm"], version="rand", steps=p["steps"],
+                                     eot_samples=samples, jit_compile=p["jit_compile"])
     if isinstance(attack, attack_lib.EOTPGD) or attack.params.get("eot_samples", 1) > 1:
         return attack
     if isinstance(attack, attack_lib.PGD):

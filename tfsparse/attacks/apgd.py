@@ -23,7 +23,7 @@ from tfsparse.compat import use_xla
 
 LOSSES = ("ce", "dlr")
 
-# Algorithm 1: momentum α of the update x^{k+1} = P(x^k + α(z^{k+1} - x^k) + (1 - α)(x^k - x^{k-1})).
+# Algorithm 1's momentum α: x^{k+1} = P(x^k + α(z^{k+1} - x^k) + (1 - α)(x^k - x^{k-1})).
 MOMENTUM = 0.75
 
 
@@ -44,7 +44,8 @@ def checkpoints(n_iter):
     previous, current = fractions.Fraction(0), 22 * hundredth
     while current <= 1:
         fractions_of_run.append(current)
-        previous, current = current, current + max(current - previous - 3 * hundredth, 6 * hundredth)
+        step = max(current - previous - 3 * hundredth, 6 * hundredth)
+        previous, current = current, current + step
     return sorted({math.ceil(p * n_iter) for p in fractions_of_run})
 
 
