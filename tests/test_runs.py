@@ -53,10 +53,19 @@ def uninterrupted_sweep(tmp_path_factory):
     return workdir
 
 
-def test_a_complete_sweep_says_so_and_is_not_redone(uninterrupted_sweep):
+def test_a_complete_sweep_writes_its_files_says_so_and_is_not_redone(uninterrupted_sweep):
+    for name in ("config.json", "results.json", "results.csv", "results.md", "robustness_vs_sparsity.png"):
+        assert (uninterrupted_sweep / name).is_file(), name
     final = state(uninterrupted_sweep)
     assert final["status"] == "complete" and final["last_completed"] == "seed 0 round 3"
     assert [r["round"] for r in final["records"]] == [0, 1, 2, 3]
+    for record in final["records"]:
+        for key in ("round", "sparsity", "clean_accuracy", "r_inf", "r2"):
+            assert isinstance(record[key], (int, float)), key
+    # ρ = 1/3 per round, counted in the stripped weights: 1 − (2/3)^r.
+    np.testing.assert_allclose([r["sparsity"] for r in final["records"]], [0, 1 / 3, 5 / 9, 19 / 27], atol=2e-3)
+    assert "| round |" in (uninterrupted_sweep / "results.md").read_text()
+    assert (uninterrupted_sweep / "checkpoints" / "seed0" / "round3.weights.h5").is_file()
     again = run_script("sweep.py", *SWEEP, f"--workdir={uninterrupted_sweep}")
     assert again.returncode == 2
     assert "status complete" in error_line(again) and "choose a new --workdir" in error_line(again)

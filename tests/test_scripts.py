@@ -9,33 +9,10 @@ from cli_helpers import error_line
 from cli_helpers import run_script
 
 
-def test_sweep_writes_the_run_directory_and_refuses_to_overwrite_it(tmp_path):
-    workdir = tmp_path / "sweep"
-    result = run_script("sweep.py", *TINY_SWEEP, f"--workdir={workdir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"run directory: {workdir}" in result.stdout
-    for name in ("config.json", "results.json", "results.csv", "results.md", "robustness_vs_sparsity.png"):
-        assert (workdir / name).is_file(), name
-    records = json.loads((workdir / "results.json").read_text())["records"]
-    assert [r["round"] for r in records] == [0, 1, 2]
-    for record in records:
-        for key in ("round", "sparsity", "clean_accuracy", "r_inf", "r2"):
-            assert isinstance(record[key], (int, float)), key
-    sparsities = [r["sparsity"] for r in records]
-    np.testing.assert_allclose(sparsities, [0.0, 1 / 3, 5 / 9], atol=2e-3)
-    assert "| round |" in (workdir / "results.md").read_text()
-
-    before = (workdir / "results.json").read_text()
-    again = run_script("sweep.py", *TINY_SWEEP, f"--workdir={workdir}")
-    assert again.returncode == 2
-    assert "already exists" in error_line(again)
-    assert (workdir / "results.json").read_text() == before
-
-
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("--config.prune.rate=1.5", "prune.rate"),
+        # prune.rate=1.5 runs in the fast tier of tests/test_bad_input.py.
         pytest.param("--config.eval.fgs_eps=-0.1", "eval.fgs_eps", marks=pytest.mark.slow),
         pytest.param("--config.model.name=resnet99", "model.name", marks=pytest.mark.slow),
     ],
