@@ -326,22 +326,6 @@ def _check_restarts(restarts):
     return int(restarts)
 
 
-def _on_active(active, fn, inputs, fills, xla):
-    """``fn(*inputs)`` for the rows where ``active``; the other rows get ``fills``.
-
-    Without XLA only the active rows are gathered and attacked (dynamic batch). XLA needs static
-    shapes, so there the whole batch is attacked and the inactive rows are overwritten.
-    """
-    if xla:
-        outputs = fn(*inputs)
-        return tuple(
-            tf.where(lp.per_sample(active, out), out, fill) for out, fill in zip(outputs, fills)
-        )
-    rows = tf.where(active)
-    outputs = fn(*(tf.gather_nd(t, rows) for t in inputs))
-    return tuple(tf.tensor_scatter_nd_update(fill, rows, out) for out, fill in zip(outputs, fills))
-
-
 class _AutoPGD(FixedEpsilonAttack):
     """Shared APGD machinery: runs, each on the samples no earlier run has fooled."""
 
@@ -393,7 +377,7 @@ class _AutoPGD(FixedEpsilonAttack):
                     seed, i))
             )
             active = ~fooled
-            x_new, fooled_new, loss_new = _on_active(
+            x_new, fooled_new, loss_new = lp.on_active_rows(
                 active,
                 perturb,
                 (x, y, start, run_extra(i)),

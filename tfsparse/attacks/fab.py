@@ -195,23 +195,6 @@ def fab_perturb(
     return x_best, best_norm
 
 
-def _on_active(active, fn, inputs, fills, xla):
-    """``fn(*inputs)`` for the rows where ``active``; the other rows get ``fills``.
-
-    Without XLA only the active rows are gathered and attacked (dynamic batch). XLA needs static
-    shapes, so there the whole batch is attacked and the inactive rows are overwritten.
-    (Same helper as in :mod:`tfsparse.attacks.apgd`, kept local: that one is private.)
-    """
-    if xla:
-        outputs = fn(*inputs)
-        return tuple(
-            tf.where(lp.per_sample(active, out), out, fill) for out, fill in zip(outputs, fills)
-        )
-    rows = tf.where(active)
-    outputs = fn(*(tf.gather_nd(t, rows) for t in inputs))
-    return tuple(tf.tensor_scatter_nd_update(fill, rows, out) for out, fill in zip(outputs, fills))
-
-
 def _check_number(value, name, low, high, low_open=False):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     ok = ok and (value > low if low_open else value >= low) and value <= high
@@ -343,7 +326,7 @@ class FABT(FixedEpsilonAttack):
             target = tf.gather(targets, i // restarts, axis=1)
             start = tf.cond(tf.equal(i % restarts, 0), lambda: x, lambda: random_start(i))
             active = ~done
-            x_new, norm_new = _on_active(
+            x_new, norm_new = lp.on_active_rows(
                 active,
                 perturb,
                 (x, y, target, start),

@@ -85,3 +85,20 @@ def random_start(x, eps, norm: str, seed):
     dims = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
     radius = tf.random.stateless_uniform(tf.shape(x)[:1], seeds[1], dtype=x.dtype) ** (1.0 / dims)
     return x + eps * per_sample(radius, x) * direction
+
+
+def on_active_rows(active, fn, inputs, fills, xla):
+    """``fn(*inputs)`` for the rows where ``active``; the other rows get ``fills``.
+
+    Without XLA only the active rows are gathered and attacked (dynamic batch). XLA needs static
+    shapes, so there the whole batch is attacked and the inactive rows are overwritten. Used by
+    the attacks that stop per sample (APGD, FAB).
+    """
+    if xla:
+        outputs = fn(*inputs)
+        return tuple(
+            tf.where(per_sample(active, out), out, fill) for out, fill in zip(outputs, fills)
+        )
+    rows = tf.where(active)
+    outputs = fn(*(tf.gather_nd(t, rows) for t in inputs))
+    return tuple(tf.tensor_scatter_nd_update(fill, rows, out) for out, fill in zip(outputs, fills))
