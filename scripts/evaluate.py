@@ -5,8 +5,9 @@ Usage:
       --data_dir=../shared/data/mnist.npz --num_examples=1000 --attacks=fgsm,pgd,deepfool,cw \
       --eps=0.1 --output=results.json
 
---model is a Keras .h5/.keras file or a SavedModel directory (a Keras one, or a plain TF one whose
-serving_default signature maps [0, 1] images to logits). Attack defaults: configs/evaluate.py.
+--model is a Keras 2/3 .h5/.keras file, a SavedModel directory (a Keras one, or a plain TF one whose
+--signature maps [0, 1] images to logits) or a .tflite file (black-box attacks square/zoo, or
+gradient attacks transferred from --source_model). Attack defaults: configs/evaluate.py.
 --output is checked before any attack runs; an existing file is replaced only with --overwrite.
 Exit codes: 0 ok, 1 failure, 2 bad usage (unknown attack, eps < 0, bad model, data or output).
 """
@@ -30,6 +31,7 @@ _SUBSET = flags.DEFINE_enum("subset", "first", ["first", "random"], "first N tes
 _OUTPUTS = flags.DEFINE_enum("model_outputs", "logits", ["logits", "probabilities"],
                              "What the model returns; probabilities are attacked as log-probabilities.")
 _SIGNATURE = flags.DEFINE_string("signature", "serving_default", "Signature of a non-Keras SavedModel.")
+_SOURCE = flags.DEFINE_string("source_model", None, "Differentiable model for transfer attacks on a TFLite model.")
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file to write (atomically).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Allow --output to replace an existing file.")
 
@@ -41,7 +43,8 @@ def main(argv):
     evaluate_model(
         config, _MODEL.value, attack_names=_ATTACKS.value, eps=_EPS.value, dataset=_DATASET.value,
         data_dir=_DATA_DIR.value, classes=_CLASSES.value, num_examples=_NUM.value, subset=_SUBSET.value,
-        model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, output=_OUTPUT.value, overwrite=_OVERWRITE.value,
+        model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, source_model=_SOURCE.value, output=_OUTPUT.value,
+        overwrite=_OVERWRITE.value,
     )
 
 

@@ -160,3 +160,27 @@ def test_a_plain_savedmodel_signature_is_evaluated(mnist, tmp_path):
     direct = run(base, [attacks.FGSM(eps=0.1), attacks.PGD(eps=0.1, step_size=0.02, steps=5)])
     assert report["attacks"]["fgsm"]["accuracy"] == pytest.approx(direct["attacks"]["fgsm"]["accuracy"])
     assert report["worst_case"]["accuracy"] == pytest.approx(direct["worst_case"]["accuracy"])
+
+
+def test_a_tflite_model_runs_black_box_and_transfer_attacks_only(mnist, tmp_path):
+    from tfsparse.pipelines.evaluate import gradient_free_attacks
+
+    base = trained_dense(mnist)
+    path = str(tmp_path / "m.tflite")
+    with open(path, "wb") as handle:
+        handle.write(tf.lite.TFLiteConverter.from_keras_model(base).convert())
+    lite = model_io.load_model(path)
+    assert model_io.describe_format(path) == "tflite" and lite.input_shape == (None, 28, 28, 1)
+    x = mnist.x_test[:N]
+    np.testing.assert_allclose(np.asarray(lite(x)), base.predict(x, verbose=0), atol=1e-4)
+    with pytest.raises(ConfigError, match="has no gradients"):
+        gradient_free_attacks([attacks.PGD(eps=0.1, step_size=0.02, steps=5)])
+    suite = gradient_free_attacks([attacks.Square(eps=0.1, max_queries=50),
+                                   attacks.PGD(eps=0.1, step_size=0.02, steps=5)], source_model=base)
+    assert [a.name for a in suite] == ["square", "transfer"] and suite[0].params["jit_compile"] is False
+    report = run(lite, suite)
+    direct = run(base, [attacks.PGD(eps=0.1, step_size=0.02, steps=5)])
+    # Crafted on the Keras twin of the TFLite model, the transfer is the white-box attack itself.
+    assert report["attacks"]["transfer"]["accuracy"] == pytest.approx(direct["attacks"]["pgd"]["accuracy"], abs=1 / N)
+    assert report["attacks"]["square"]["queries_per_sample"] <= 50
+    assert "no_gradients" not in flags_of(report)

@@ -223,11 +223,13 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
         )
     model, attacks, flags, stochastic = sanity.prepare(model, x, attacks, model_outputs=model_outputs,
                                                        eot_samples=eot_samples)
-    flags += sanity.gradient_flags(model, x, y)
+    gradient_free = getattr(model, "gradient_free", False)  # e.g. a TFLite model: checks need gradients
+    if not gradient_free:
+        flags += sanity.gradient_flags(model, x, y)
     report = evaluate(model, x, y, attacks, batch_size=batch_size, progress=progress, seed=seed,
                       stochastic=stochastic)
     flags += report["flags"] + sanity.attack_failure_flags(report)
-    if check_unbounded:
+    if check_unbounded and not gradient_free:
         flags += sanity.unbounded_flags(model, x, y, stochastic=stochastic, eot_samples=eot_samples, seed=seed)
     report["flags"] = flags
     report["warnings"] = [f["detail"] for f in flags]

@@ -53,6 +53,45 @@ class _Keras3Model:
         return self.model(x, training=training)
 
 
+class _TFLiteModel:
+    """A TFLite flatbuffer as ``model(x, training=False)`` → logits, through the TFLite interpreter.
+
+    It has no gradients (``gradient_free``): only black-box attacks (Square, ZOO) or a transfer
+    from a differentiable source model apply, and its attacks run without XLA (the interpreter
+    is called through ``tf.numpy_function``).
+    """
+
+    gradient_free = True
+
+    def __init__(self, path):
+        import warnings
+
+        with warnings.catch_warnings():  # tf.lite.Interpreter's pointer to LiteRT, not our concern
+            warnings.simplefilter("ignore")
+            self.interpreter = tf.lite.Interpreter(model_path=path)
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError("a TFLite model must take one input (images) and return one output (logits)")
+        self._input, self._output = inputs[0], outputs[0]
+        self.input_shape = (None, *(int(d) for d in self._input["shape"][1:]))
+        self.num_outputs = int(self._output["shape"][-1])
+        self.name = os.path.basename(path)
+        self.layers = []
+
+    def _run(self, x):
+        self.interpreter.resize_tensor_input(self._input["index"], x.shape)
+        self.interpreter.allocate_tensors()
+        self.interpreter.set_tensor(self._input["index"], x.astype(self._input["dtype"]))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output["index"]).astype("float32")
+
+    def __call__(self, x, training=False):
+        x = tf.convert_to_tensor(x, tf.float32)
+        logits = tf.numpy_function(self._run, [x], tf.float32)
+        logits.set_shape([x.shape[0], self.num_outputs])
+        return logits
+
+
 def keras_file_version(path):
     """The ``keras_version`` a ``.keras`` zip was saved with, or None for other files."""
     if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
@@ -109,7 +148,8 @@ def load_keras_model(path):
 def load_model(path, signature="serving_default"):
     """Loads any model a user has, for evaluation: ``model(x, training=False)`` → logits.
 
-    A Keras 3 ``.keras`` file is loaded with Keras 3; other ``.h5``/``.keras`` files and
+    A ``.tflite`` flatbuffer runs in the TFLite interpreter (no gradients: black-box attacks or
+    a transfer only). A Keras 3 ``.keras`` file is loaded with Keras 3; other ``.h5``/``.keras`` files and
     Keras SavedModels with tf_keras; any other SavedModel through its ``signature`` (one
     input — [0, 1] images — and one output — logits), whether or not Keras made it (e.g.
     ``tf.saved_model.save`` of a ``tf.Module`` or Keras 3's ``model.export``).
@@ -117,6 +157,13 @@ def load_model(path, signature="serving_default"):
     Raises:
       ConfigError: if the path does not exist or holds no loadable model.
     """
+    if path.endswith(".tflite"):
+        if not os.path.isfile(path):
+            raise ConfigError(f"model {path} does not exist; pass a .tflite file")
+        try:
+            return _TFLiteModel(path)
+        except (ValueError, RuntimeError) as error:
+            raise ConfigError(f"could not load the TFLite model {path}: {error}") from None
     version = keras_file_version(path)
     if version and not version.startswith("2."):
         return load_keras3_model(path)
@@ -132,7 +179,9 @@ def load_model(path, signature="serving_default"):
 
 
 def describe_format(path):
-    """A word for what ``path`` holds: keras3, keras2 (.keras), h5, or saved_model."""
+    """A word for what ``path`` holds: tflite, keras3, keras2 (.keras), h5, or saved_model."""
+    if path.endswith(".tflite"):
+        return "tflite"
     version = keras_file_version(path)
     if version:
         return "keras2" if version.startswith("2.") else "keras3"

@@ -9,15 +9,17 @@ of ``configs/evaluate.py`` before the model loads, and the evaluation itself is
 
 import os
 
+from tfsparse import attacks as attack_lib
 from tfsparse import evaluation
 from tfsparse import model_io
 from tfsparse import results
+from tfsparse.errors import ConfigError
 from tfsparse.pipelines._run import check_output_file
 
 
 def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=None, classes=None,
                    num_examples=0, subset="first", model_outputs="logits", signature="serving_default",
-                   output=None, overwrite=False, log=print):
+                   source_model=None, output=None, overwrite=False, log=print):
     """Evaluates the model at ``model_path`` and writes the report to ``output`` (if given).
 
     Args:
@@ -29,6 +31,8 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
       subset: ``first`` ``num_examples`` test images (default, RobustBench) or ``random``.
       model_outputs: ``logits`` or ``probabilities`` (see :mod:`tfsparse.sanity`).
       signature: the SavedModel signature of a non-Keras SavedModel.
+      source_model: a differentiable model to craft gradient attacks on when the evaluated
+        model has no gradients (TFLite): they run as transfer attacks.
       output: JSON file to write atomically, or None.
       overwrite: allow replacing an existing ``output``.
       log: progress sink.
@@ -40,6 +44,8 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
         check_output_file(output, overwrite)
     attacks = evaluation.build_attacks(attack_names, eps, config)
     model = model_io.load_model(model_path, signature=signature)
+    if getattr(model, "gradient_free", False):
+        attacks = gradient_free_attacks(attacks, source_model and model_io.load_model(source_model))
     report = evaluation.evaluate_dataset(
         model, attacks, dataset=dataset, data_dir=data_dir, classes=classes, num_examples=num_examples,
         batch_size=config.batch_size, seed=config.seed, subset=subset, model_outputs=model_outputs,
@@ -53,3 +59,25 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
         results.write_json(output, report)
         log(f"results: {output}")
     return report
+
+
+def gradient_free_attacks(attacks, source_model=None):
+    """The attacks for a model without gradients (TFLite), all rebuilt without XLA.
+
+    Black-box attacks run as they are; a gradient attack becomes a transfer from
+    ``source_model`` or, without one, is refused.
+
+    Raises:
+      ConfigError: for a gradient attack and no ``source_model``.
+    """
+    usable = []
+    for attack in attacks:
+        if isinstance(attack, attack_lib.BLACK_BOX):
+            params = {k: v for k, v in attack.params.items() if k != "name"}
+            usable.append(type(attack)(**{**params, "jit_compile": False}))
+        elif source_model is not None:
+            usable.append(attack_lib.TransferAttack(source_model=source_model, attack=attack, jit_compile=False))
+        else:
+            raise ConfigError(f"the model has no gradients (TFLite): {attack.name} needs them; use square or zoo, "
+                              "or give --source_model to transfer it from a differentiable model")
+    return usable
