@@ -197,6 +197,18 @@ class Attack(abc.ABC):
           The adversarial inputs; the base class then projects and clips them.
         """
 
+    # True for an attack whose traced core counts its model queries per sample (Square): it
+    # implements _attack_and_queries, and its results carry ``queries``.
+    counts_queries = False
+
+    def _attack_and_queries(self, model_fn, x, y, logits, seed):
+        """``(x_adv, queries)``: the adversarial batch and the per-sample query counts (int32).
+
+        The default runs :meth:`_attack` and counts nothing (zeros); a query-counting
+        attack overrides it and sets :attr:`counts_queries`.
+        """
+        return self._attack(model_fn, x, y, logits, seed), tf.zeros(tf.shape(y), tf.int32)
+
     def _constrain(self, x, x_adv):
         if self.eps_ball is not None:
             norm, eps = self.eps_ball
@@ -216,7 +228,7 @@ class Attack(abc.ABC):
           input_shape: the shape of one input, without the batch axis.
 
         Returns:
-          ``fn(x, y, seed) -> (x_adv, clean_correct, adv_correct, l2, linf)``.
+          ``fn(x, y, seed) -> (x_adv, clean_correct, adv_correct, l2, linf, queries)``.
         """
         input_shape = tuple(int(d) for d in input_shape)
         per_model = self._functions.setdefault(model, {})
@@ -230,7 +242,8 @@ class Attack(abc.ABC):
 
         def attack_batch(x, y, seed):
             logits = model_fn(x)
-            x_adv = self._constrain(x, self._attack(model_fn, x, y, logits, seed))
+            x_adv, queries = self._attack_and_queries(model_fn, x, y, logits, seed)
+            x_adv = self._constrain(x, x_adv)
             y_clean = labels_from_logits(logits)
             y_adv = labels_from_logits(model_fn(x_adv))
             delta = x_adv - x
@@ -240,6 +253,7 @@ class Attack(abc.ABC):
                 tf.equal(y_adv, y),
                 lp.per_sample_norm(delta, "l2"),
                 lp.per_sample_norm(delta, "linf"),
+                queries,
             )
 
         signature = [
@@ -254,7 +268,7 @@ class Attack(abc.ABC):
     def _attack_batch(self, model, x, y, seed_pair):
         fn = self.graph_function(model, x.shape[1:])
         outputs = fn(tf.constant(x), tf.constant(y), tf.constant(seed_pair, tf.int64))
-        x_adv, clean_correct, adv_correct, l2, linf = (t.numpy() for t in outputs)
+        x_adv, clean_correct, adv_correct, l2, linf, queries = (t.numpy() for t in outputs)
         return AttackResult(
             x_adv=x_adv,
             success=clean_correct & ~adv_correct,
@@ -263,6 +277,7 @@ class Attack(abc.ABC):
             l2=l2,
             linf=linf,
             params=self.params,
+            queries=queries.astype(np.int64) if self.counts_queries else None,
         )
 
     def __call__(self, model, x, y, *, seed=None) -> AttackResult:

@@ -15,12 +15,10 @@ import numbers
 import numpy as np
 
 from tfsparse.attacks import lp
-from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import FixedEpsilonAttack
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.attacks.carlini_wagner import logit_margin
 from tfsparse.compat import tf
-from tfsparse.compat import use_xla
 
 # Iterations after which p is halved (paper §3 / reference code ``p_selection``; 10,000 queries).
 SCHEDULE_ITERATIONS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -226,50 +224,11 @@ class Square(FixedEpsilonAttack):
     def norm(self):
         return self._params["norm"]
 
-    # --- the traced function: the base's, plus the per-sample query counts --------------------
+    counts_queries = True
 
-    def _trace(self, model_ref, input_shape):
-        def model_fn(inputs):
-            return model_ref()(inputs, training=False)
-
-        def attack_batch(x, y, seed):
-            logits = model_fn(x)
-            x_adv, queries = self._search(model_fn, x, y, logits, seed)
-            x_adv = self._constrain(x, x_adv)
-            y_adv = labels_from_logits(model_fn(x_adv))
-            delta = x_adv - x
-            return (
-                x_adv,
-                tf.equal(labels_from_logits(logits), y),
-                tf.equal(y_adv, y),
-                lp.per_sample_norm(delta, "l2"),
-                lp.per_sample_norm(delta, "linf"),
-                queries,
-            )
-
-        signature = [
-            tf.TensorSpec((None,) + input_shape, tf.float32),
-            tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((2,), tf.int64),
-        ]
-        return tf.function(
-            attack_batch, input_signature=signature, jit_compile=use_xla(self.jit_compile)
-        )
-
-    def _attack_batch(self, model, x, y, seed_pair):
-        fn = self.graph_function(model, x.shape[1:])
-        outputs = fn(tf.constant(x), tf.constant(y), tf.constant(seed_pair, tf.int64))
-        x_adv, clean_correct, adv_correct, l2, linf, queries = (t.numpy() for t in outputs)
-        return AttackResult(
-            x_adv=x_adv,
-            success=clean_correct & ~adv_correct,
-            clean_correct=clean_correct,
-            adv_correct=adv_correct,
-            l2=l2,
-            linf=linf,
-            params=self.params,
-            queries=queries.astype(np.int64),
-        )
+    def _attack_and_queries(self, model_fn, x, y, logits, seed):
+        x_adv, queries = self._search(model_fn, x, y, logits, seed)
+        return x_adv, tf.cast(queries, tf.int32)
 
     def _attack(self, model_fn, x, y, logits, seed):
         return self._search(model_fn, x, y, logits, seed)[0]
