@@ -24,7 +24,8 @@ from tfsparse._version import __version__  # noqa: E402,F401
 # Curated re-exports, grouped like the subpackages above. They load on first access
 # (PEP 562), so ``import tfsparse.cli`` or ``tfsparse.errors`` does not pay for TensorFlow
 # (a script's ``--help`` answers at once); ``tfsparse.attacks`` etc. import as usual.
-_SUBPACKAGES = ("attacks", "data", "layers", "metrics", "models", "sparsity", "training")
+_SUBPACKAGES = ("attacks", "data", "errors", "evaluation", "export", "layers", "metrics", "model_io", "models",
+                "sanity", "sparsity", "training")
 _EXPORTS = {
     "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks", "PGD": "tfsparse.attacks",
     "RFGSM": "tfsparse.attacks", "ZOO": "tfsparse.attacks", "CarliniWagnerL2": "tfsparse.attacks",

@@ -2,6 +2,8 @@
 
 from tfsparse.sparsity.progressive import progressive_prune
 from tfsparse.sparsity.progressive import progressive_targets
+from tfsparse.sparsity.prune import ConstantSparsity
+from tfsparse.sparsity.prune import PolynomialDecay
 from tfsparse.sparsity.prune import UpdatePruningStep
 from tfsparse.sparsity.prune import apply_masks
 from tfsparse.sparsity.prune import copy_model
