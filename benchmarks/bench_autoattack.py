@@ -23,11 +23,17 @@ same model and images, no XLA (``jit_compile=False``):
 Robust accuracy is measured the same way for all, by re-classifying the returned images
 (``bench_attacks.summarize``), and every perturbation is checked to lie in the ε-ball.
 
-Command (2 CPU cores; ~15 min with ART's AutoAttack at one ε on 100 images)::
+Command (2 shared CPU cores: 13 min, training included)::
 
     python benchmarks/bench_autoattack.py --data=/work/shared/data/mnist.npz \
-        --model=/tmp/bench_models/lenet5.h5 --num_examples=1000 --aa_examples=100 \
+        --save_models=/tmp/bench_models_aa --num_examples=1000 --aa_examples=100 \
         --art_aa_eps=0.3 --output=/tmp/bench_autoattack.json
+
+then ART's AutoAttack at ε 0.1 on the saved model (the ε at which it has work to do)::
+
+    python benchmarks/bench_autoattack.py --data=/work/shared/data/mnist.npz \
+        --model=/tmp/bench_models_aa/lenet5.h5 --attacks=autoattack --eps=0.1 \
+        --aa_examples=100 --art_aa_eps=0.1 --output=/tmp/bench_autoattack_aa01.json
 """
 
 import argparse

@@ -63,7 +63,7 @@ CASES = [
     ("prune: missing model", "prune.py", ["--model={tmp}/none.h5", "--output={tmp}/out"], "does not exist"),
 ]
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
-SLOW = {"two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
+SLOW = {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
         "missing data directory", "evaluate: negative eps", "prune: sparsity out of range", "prune: missing model"}
 
 

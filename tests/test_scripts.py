@@ -12,7 +12,7 @@ from cli_helpers import run_script
 @pytest.mark.parametrize(
     "override, message",
     [
-        # prune.rate=1.5 runs in the fast tier of tests/test_bad_input.py.
+        # prune.rate=1.5: tests/test_bad_input.py ("sweep: pruning rate out of range").
         pytest.param("--config.eval.fgs_eps=-0.1", "eval.fgs_eps", marks=pytest.mark.slow),
         pytest.param("--config.model.name=resnet99", "model.name", marks=pytest.mark.slow),
     ],
@@ -72,7 +72,7 @@ def test_train_saves_a_servable_savedmodel(trained_workdir):
     assert summary["clean_accuracy"] == pytest.approx(np.mean(served.argmax(1) == dataset.y_test))
 
 
-@pytest.mark.parametrize("training", ["pgd", "rsr"])
+@pytest.mark.parametrize("training", [pytest.param("pgd", marks=pytest.mark.slow), "rsr"])
 def test_train_adversarially_records_the_robust_setup(tmp_path, training):
     workdir = tmp_path / training
     result = run_script(
