@@ -514,3 +514,36 @@ def test_reader_class_order_is_mapped_to_canonical_order():
     assert y_train.tolist() == [9, 0] and y_test.tolist() == [8]
     unknown = ("x", "y")
     assert sources._reorder_canonical("image_folder", unknown, y_train, y_test)[0] == unknown
+
+
+def test_discovery_picks_the_reader_for_each_kind_of_data_dir(tmp_path):
+    """tfsparse.data.discovery: which reader a data_dir resolves to, checked on files we write."""
+    from tfsparse.data import discovery
+    from tfsparse.data import readers
+
+    arrays = {"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": np.arange(4, dtype=np.uint8),
+              "x_test": np.zeros((2, 28, 28), np.uint8), "y_test": np.arange(2, dtype=np.uint8)}
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    assert discovery._find_local("mnist", str(tmp_path)) == (readers.read_npz, str(tmp_path / "mnist.npz"))
+    assert discovery._find_local("mnist", str(tmp_path / "mnist.npz"))[0] is readers.read_npz
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="unknown type"):
+        discovery._find_local("mnist", str(tmp_path / "notes.txt"))
+    with pytest.raises(DataError, match="no cifar10 data"):
+        discovery._find_local("cifar10", str(tmp_path))
+
+
+def test_readers_read_npz_returns_the_arrays_written(tmp_path):
+    """tfsparse.data.readers.read_npz: the raw arrays back unchanged, class names when given."""
+    from tfsparse.data import readers
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), "y_train": np.arange(5),
+              "x_test": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8), "y_test": np.arange(3)}
+    np.savez(tmp_path / "a.npz", **arrays, class_names=np.array([f"c{i}" for i in range(5)]))
+    x_train, y_train, x_test, y_test, names = readers.read_npz(str(tmp_path / "a.npz"))
+    for got, key in zip((x_train, y_train, x_test, y_test), ("x_train", "y_train", "x_test", "y_test")):
+        np.testing.assert_array_equal(got, arrays[key])
+    assert list(names) == [f"c{i}" for i in range(5)]
+    with pytest.raises(DataError, match="does not exist"):
+        readers.read_npz(str(tmp_path / "missing.npz"))

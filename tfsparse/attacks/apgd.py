@@ -16,6 +16,7 @@ import numbers
 
 from tfsparse.attacks import lp
 from tfsparse.attacks.base import FixedEpsilonAttack
+from tfsparse.attacks.base import positive_int
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.attacks.base import loss_per_sample
 from tfsparse.compat import tf
@@ -37,8 +38,7 @@ def checkpoints(n_iter):
     Raises:
       ValueError: if ``n_iter`` is not an integer ≥ 1.
     """
-    if not (isinstance(n_iter, numbers.Integral) and n_iter >= 1):
-        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    n_iter = positive_int(n_iter, "n_iter")
     hundredth = fractions.Fraction(1, 100)
     fractions_of_run = [fractions.Fraction(0)]
     previous, current = fractions.Fraction(0), 22 * hundredth
@@ -311,19 +311,15 @@ def apgd_perturb(
 
 
 def _check_schedule(steps, rho, eot_samples):
-    if not (isinstance(steps, numbers.Integral) and steps >= 1):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = positive_int(steps, "steps")
     if not (isinstance(rho, numbers.Real) and 0 < rho <= 1):
         raise ValueError(f"rho must be a number in (0, 1], got {rho!r}")
-    if not (isinstance(eot_samples, numbers.Integral) and eot_samples >= 1):
-        raise ValueError(f"eot_samples must be an integer >= 1, got {eot_samples!r}")
-    return int(steps), float(rho), int(eot_samples)
+    eot_samples = positive_int(eot_samples, "eot_samples")
+    return steps, float(rho), eot_samples
 
 
 def _check_restarts(restarts):
-    if not (isinstance(restarts, numbers.Integral) and restarts >= 1):
-        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
-    return int(restarts)
+    return positive_int(restarts, "restarts")
 
 
 class _AutoPGD(FixedEpsilonAttack):
@@ -506,14 +502,13 @@ class APGDT(_AutoPGD):
         eot_samples=1,
         jit_compile="auto",
     ):
-        if not (isinstance(n_target_classes, numbers.Integral) and n_target_classes >= 1):
-            raise ValueError(f"n_target_classes must be an integer >= 1, got {n_target_classes!r}")
+        n_target_classes = positive_int(n_target_classes, "n_target_classes")
         steps, rho, eot_samples = _check_schedule(steps, rho, eot_samples)
         super().__init__(
             eps=eps,
             norm=lp.check_norm(norm),
             steps=steps,
-            n_target_classes=int(n_target_classes),
+            n_target_classes=n_target_classes,
             restarts=_check_restarts(restarts),
             rho=rho,
             eot_samples=eot_samples,

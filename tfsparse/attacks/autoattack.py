@@ -21,6 +21,7 @@ from tfsparse.attacks.apgd import APGD
 from tfsparse.attacks.apgd import APGDT
 from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import FixedEpsilonAttack
+from tfsparse.attacks.base import positive_int
 from tfsparse.attacks.fab import FABT
 from tfsparse.attacks.square import Square
 
@@ -56,13 +57,10 @@ class AutoAttack(FixedEpsilonAttack):
         lp.check_norm(norm)
         if version not in VERSIONS:
             raise ValueError(f"version must be one of {VERSIONS}, got {version!r}")
-        for key, value in (("steps", steps), ("n_target_classes", n_target_classes),
-                           ("square_queries", square_queries), ("eot_samples", eot_samples)):
-            if not (isinstance(value, (int, np.integer)) and value >= 1):
-                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
-        super().__init__(eps=eps, norm=norm, version=version, steps=int(steps),
-                         n_target_classes=int(n_target_classes), square_queries=int(square_queries),
-                         eot_samples=int(eot_samples), jit_compile=jit_compile)
+        super().__init__(eps=eps, norm=norm, version=version, steps=positive_int(steps, "steps"),
+                         n_target_classes=positive_int(n_target_classes, "n_target_classes"),
+                         square_queries=positive_int(square_queries, "square_queries"),
+                         eot_samples=positive_int(eot_samples, "eot_samples"), jit_compile=jit_compile)
 
     @property
     def eps_ball(self):

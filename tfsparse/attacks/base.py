@@ -16,6 +16,7 @@ Two model output kinds are supported (SPEC §3):
 
 import abc
 import dataclasses
+import numbers
 import weakref
 
 import numpy as np
@@ -43,6 +44,13 @@ def loss_per_sample(logits, y):
         sign = 2.0 * tf.cast(y, logits.dtype) - 1.0
         return tf.nn.softplus(-sign * logits[:, 0])
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+
+
+def positive_int(value, name):
+    """``value`` as an int, if it is an integer ≥ 1; else ValueError naming ``name`` (constructors)."""
+    if not (isinstance(value, numbers.Integral) and value >= 1):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def as_batch(x, y):

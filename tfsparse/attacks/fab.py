@@ -23,6 +23,7 @@ import numbers
 
 from tfsparse.attacks import lp
 from tfsparse.attacks.base import FixedEpsilonAttack
+from tfsparse.attacks.base import positive_int
 from tfsparse.attacks.base import is_binary
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.compat import tf
@@ -259,18 +260,15 @@ class FABT(FixedEpsilonAttack):
         alpha_max=0.1,
         jit_compile="auto",
     ):
-        if not (isinstance(steps, numbers.Integral) and steps >= 1):
-            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-        if not (isinstance(n_target_classes, numbers.Integral) and n_target_classes >= 1):
-            raise ValueError(f"n_target_classes must be an integer >= 1, got {n_target_classes!r}")
-        if not (isinstance(restarts, numbers.Integral) and restarts >= 1):
-            raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+        steps = positive_int(steps, "steps")
+        n_target_classes = positive_int(n_target_classes, "n_target_classes")
+        restarts = positive_int(restarts, "restarts")
         super().__init__(
             eps=eps,
             norm=lp.check_norm(norm),
-            steps=int(steps),
-            n_target_classes=int(n_target_classes),
-            restarts=int(restarts),
+            steps=steps,
+            n_target_classes=n_target_classes,
+            restarts=restarts,
             eta=_check_number(eta, "eta", 1.0, math.inf),
             beta=_check_number(beta, "beta", 0.0, 1.0, low_open=True),
             alpha_max=_check_number(alpha_max, "alpha_max", 0.0, 1.0),

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfsparse.attacks import lp
 from tfsparse.attacks.base import FixedEpsilonAttack
+from tfsparse.attacks.base import positive_int
 from tfsparse.attacks.base import labels_from_logits
 from tfsparse.attacks.carlini_wagner import logit_margin
 from tfsparse.compat import tf
@@ -202,20 +203,18 @@ class Square(FixedEpsilonAttack):
         rescale_schedule=False,
         jit_compile="auto",
     ):
-        if not (isinstance(max_queries, numbers.Integral) and max_queries >= 1):
-            raise ValueError(f"max_queries must be an integer >= 1, got {max_queries!r}")
+        max_queries = positive_int(max_queries, "max_queries")
         if not (isinstance(p_init, numbers.Real) and 0 < p_init <= 1):
             raise ValueError(f"p_init must be a number in (0, 1], got {p_init!r}")
-        if not (isinstance(restarts, numbers.Integral) and restarts >= 1):
-            raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+        restarts = positive_int(restarts, "restarts")
         if not isinstance(rescale_schedule, bool):
             raise ValueError(f"rescale_schedule must be True or False, got {rescale_schedule!r}")
         super().__init__(
             eps=eps,
             norm=lp.check_norm(norm),
-            max_queries=int(max_queries),
+            max_queries=max_queries,
             p_init=float(p_init),
-            restarts=int(restarts),
+            restarts=restarts,
             rescale_schedule=rescale_schedule,
             jit_compile=jit_compile,
         )
