@@ -61,10 +61,16 @@ CASES = [
     ("prune: sparsity out of range", "prune.py",
      ["--model={plain_model}", "--sparsity=1.5", "--output={tmp}/out"], "sparsity must be in [0, 1)"),
     ("prune: missing model", "prune.py", ["--model={tmp}/none.h5", "--output={tmp}/out"], "does not exist"),
+    ("export: unknown format", "export.py", ["--model={plain_model}", "--formats=tflite,onnx", "--output={tmp}/out"],
+     "unknown ['onnx']"),
+    ("export: output exists", "export.py", ["--model={plain_model}", "--output={tmp}/a_file"], "already exists"),
+    ("export: model/data shape mismatch", "export.py", ["--model={cifar_model}", "--output={tmp}/out"],
+     "does not match mnist images"),
 ]
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
 SLOW = {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
-        "missing data directory", "evaluate: negative eps", "prune: sparsity out of range", "prune: missing model"}
+        "missing data directory", "evaluate: negative eps", "prune: sparsity out of range", "prune: missing model",
+        "export: model/data shape mismatch"}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +147,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, models, ca
     assert doc_rows().get(case) == (command, shown), f"docs/BAD_INPUT.md row for {case!r} is stale; regenerate it"
 
 
-@pytest.mark.parametrize("script", ["train.py", "sweep.py", "experiment.py", "prune.py", "tune.py", "evaluate.py"])
+@pytest.mark.parametrize("script", ["train.py", "sweep.py", "experiment.py", "prune.py", "tune.py", "evaluate.py",
+                                    "export.py"])
 def test_help_exits_0_and_says_where_config_keys_live(script):
     result = run_script(script, "--help")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -289,6 +289,23 @@ def test_structure_summary_hand_computed():
     assert wrapped["params"] == summary["params"] and wrapped["flops"] == summary["flops"]
 
 
+def test_structure_summary_counts_nonzero_params():
+    # Zeroing 30 of conv1's 72 (random, non-zero) kernel entries removes exactly 30 non-zero
+    # parameters and no parameter; biases, BN beta and moving means start at 0 and are not counted.
+    model = tiny_convnet()
+    before = structured.structure_summary(model)
+    kernel, bias = model.get_layer("conv1").get_weights()
+    assert np.count_nonzero(kernel) == kernel.size
+    flat = kernel.reshape(-1).copy()
+    flat[:30] = 0.0
+    model.get_layer("conv1").set_weights([flat.reshape(kernel.shape), bias])
+    after = structured.structure_summary(model)
+    assert after["params"] == before["params"]
+    assert after["nonzero_params"] == before["nonzero_params"] - 30
+    independent = sum(int(np.count_nonzero(w)) for w in model.get_weights())
+    assert after["nonzero_params"] == independent
+
+
 # ------------------------------------------------------------- re-initialisation
 
 

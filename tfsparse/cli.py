@@ -19,6 +19,7 @@ import signal
 import sys
 
 from absl import app
+from absl import logging as absl_logging
 from absl import flags
 
 from tfsparse.errors import Interrupted
@@ -115,7 +116,7 @@ def _help(argv):
     sys.exit(0)
 
 
-def _parse_flags(argv):
+def _parse_flags(argv, positional=False):
     if any(arg in _HELP_FLAGS for arg in argv[1:]):
         _help(argv)
     try:
@@ -130,7 +131,7 @@ def _parse_flags(argv):
             flags.FLAGS[name].value.keys()
         except Exception as error:  # noqa: BLE001
             _config_error(error)
-    if len(rest) > 1:
+    if len(rest) > 1 and not positional:
         _usage_exit(f"unexpected arguments {rest[1:]}; pass options as --flags (see --help)")
     return rest
 
@@ -139,8 +140,12 @@ def _on_sigterm(signum, frame):
     raise Interrupted(signum)
 
 
-def run(main):
-    """Runs an absl ``main(argv)`` with tfsparse's exit-code and signal contract."""
+def run(main, positional=False):
+    """Runs an absl ``main(argv)`` with tfsparse's exit-code and signal contract.
+
+    ``positional``: the script takes positional arguments (``argv[1:]``); otherwise any is
+    refused as bad usage.
+    """
 
     def guarded(argv):
         from tfsparse.compat import tf
@@ -148,6 +153,7 @@ def run(main):
         # Each pruning round attacks a new model, which TF reports as "retracing"; that is
         # expected here and would bury the progress lines.
         tf.get_logger().setLevel("ERROR")
+        absl_logging.set_verbosity(absl_logging.WARNING)  # tf_keras's INFO lines on every SavedModel save
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return main(argv)
@@ -160,4 +166,4 @@ def run(main):
             sys.stderr.write("interrupted (Ctrl-C); partial results kept (resume with --resume)\n")
             sys.exit(130)
 
-    app.run(guarded, flags_parser=_parse_flags)
+    app.run(guarded, flags_parser=lambda argv: _parse_flags(argv, positional))

@@ -49,3 +49,38 @@ def markdown_table(rows, columns):
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# Columns of the artifact-robustness table (docs/RESULTS.md), one row per model and format.
+ARTIFACT_COLUMNS = [
+    ("model", "model", "{}"), ("format", "format", "{}"), ("weight_sparsity", "weight sparsity", "{:.3f}"),
+    ("gzip_bytes", "gzip bytes", "{:,}"), ("top1_agreement", "top-1 agreement", "{:.4f}"),
+    ("clean", "clean", "{}"), ("pgd", "PGD", "{}"), ("square", "Square", "{}"), ("flags", "flagged", "{}"),
+]
+
+
+def artifact_rows(export, robustness, name):
+    """Rows of the artifact-robustness table for one ``export.json`` / ``robustness.json`` pair.
+
+    The first row is the float source model (its accuracies with their Wilson interval); then
+    one row per artifact, whose flagged measures lie outside that interval.
+
+    Args:
+      export: the dict of ``export.json``; robustness: the dict of ``robustness.json``;
+      name: the model's label in the table.
+    """
+    def accuracy(entry):
+        low, high = entry["interval"]
+        return f"{entry['accuracy']:.4f} ({low:.3f}–{high:.3f})"
+
+    rows = [{"model": name, "format": "float (source)", "weight_sparsity": export["source"]["weight_sparsity"],
+             **{m: accuracy(robustness["float"][m]) for m in ("clean", "pgd", "square")}, "flags": ""}]
+    for fmt, entry in export["formats"].items():
+        if fmt not in robustness["artifacts"]:
+            continue
+        flagged = [f["measure"] for f in robustness["flags"] if f["format"] == fmt]
+        rows.append({"model": name, "format": fmt, "weight_sparsity": entry["weight_sparsity"],
+                     "gzip_bytes": entry["gzip_bytes"], "top1_agreement": entry["top1_agreement"],
+                     **{m: f"{a:.4f}" for m, a in robustness["artifacts"][fmt].items()},
+                     "flags": ", ".join(flagged) or "no"})
+    return rows

@@ -1,5 +1,5 @@
 """Robustness metrics (SPEC §7): Guo's r∞ / r2, PGD accuracy, the distortion lower bound, CLEVER,
-the Lipschitz upper bound, the linear-model theory and gradient-masking diagnostics."""
+the Lipschitz upper bound, confidence intervals, the linear-model theory and gradient-masking diagnostics."""
 
 from tfsparse.metrics.clever import clever
 from tfsparse.metrics.diagnostics import check_accuracy_reaches_zero
@@ -7,6 +7,7 @@ from tfsparse.metrics.diagnostics import check_eot_for_stochastic_model
 from tfsparse.metrics.diagnostics import check_multi_step_not_weaker
 from tfsparse.metrics.diagnostics import check_white_box_beats_black_box
 from tfsparse.metrics.diagnostics import has_random_inference
+from tfsparse.metrics.intervals import wilson_interval
 from tfsparse.metrics.lipschitz import lipschitz_bound
 from tfsparse.metrics.robustness import clean_accuracy
 from tfsparse.metrics.robustness import distortion_lower_bound
@@ -35,4 +36,5 @@ __all__ = [
     "predict_labels",
     "r2",
     "r_inf",
+    "wilson_interval",
 ]

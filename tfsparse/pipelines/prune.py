@@ -71,8 +71,11 @@ def prune_saved_model(config, model_path, output, log=print):
         plotting.plot_weight_histograms(final, run.file("weights_histogram.png"), log_y=True)
         run.update(last_completed="export", clean_accuracy_before=before, clean_accuracy_after=after,
                    weight_sparsity=weight_stats["overall"], params_before=stats["structure_before"]["params"],
-                   params_after=stats["structure_after"]["params"])
+                   params_after=stats["structure_after"]["params"],
+                   nonzero_params_before=stats["structure_before"]["nonzero_params"],
+                   nonzero_params_after=stats["structure_after"]["nonzero_params"])
     log(sparsity.format_sparsity_table(weight_stats))
-    log(f"clean accuracy {before:.4f} -> {after:.4f}; params {stats['structure_before']['params']} -> "
-        f"{stats['structure_after']['params']}")
+    shape, nonzero = (stats["structure_before"], stats["structure_after"]), "nonzero_params"
+    log(f"clean accuracy {before:.4f} -> {after:.4f}; params {shape[0]['params']} -> {shape[1]['params']}, "
+        f"non-zero {shape[0][nonzero]} -> {shape[1][nonzero]}")
     return stats

@@ -28,10 +28,12 @@ def structure_summary(model):
 
     Returns:
       ``{"layers": {name: {"type", "channels", "params", "flops"}},
-      "params": int, "trainable_params": int, "flops": int}`` where ``layers`` lists the
+      "params": int, "nonzero_params": int, "trainable_params": int, "flops": int}`` where ``layers`` lists the
       conv and dense layers (``channels`` = filters or units, ``params`` = kernel and
       bias) and ``params`` counts every weight of the model, BN statistics included
-      (``trainable_params`` without them).
+      (``trainable_params`` without them); ``nonzero_params`` counts the entries of those
+      weights that are not exactly zero, which is what unstructured pruning reduces (``params``
+      is the dense shape's count, which only FP/NS reduce).
     """
     layers = {}
     for wrapper in _leaf_layers(model, unwrap=False):
@@ -56,10 +58,11 @@ def structure_summary(model):
             "flops": positions * per_position,
         }
     trainable = int(sum(w.shape.num_elements() for w in _unwrapped_weights(model, True)))
-    every = int(sum(w.shape.num_elements() for w in _unwrapped_weights(model, False)))
+    every = _unwrapped_weights(model, False)
     return {
         "layers": layers,
-        "params": every,
+        "params": int(sum(w.shape.num_elements() for w in every)),
+        "nonzero_params": int(sum(np.count_nonzero(w.numpy()) for w in every)),
         "trainable_params": trainable,
         "flops": int(sum(v["flops"] for v in layers.values())),
     }

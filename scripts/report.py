@@ -1,0 +1,26 @@
+"""Writes results tables (markdown) from run folders, so documents are generated, never hand-copied.
+
+Usage:
+  python scripts/report.py runs/export_dense runs/export_g50 runs/export_g90 --output=artifacts.md
+
+Reads the export folders of scripts/export.py --robustness (export.json, robustness.json) and
+writes the robustness-of-the-artifact table of docs/RESULTS.md; without --output it prints it.
+Exit codes: 0 ok, 1 failure, 2 bad usage (a folder without those files, an existing --output).
+"""
+
+import _bootstrap  # noqa: F401
+from absl import flags
+
+from tfsparse import cli
+
+_OUTPUT = flags.DEFINE_string("output", None, "Markdown file to write (must not exist); default: print.")
+
+
+def main(argv):
+    from tfsparse.pipelines.report import write_report
+
+    write_report(argv[1:], _OUTPUT.value)
+
+
+if __name__ == "__main__":
+    cli.run(main, positional=True)

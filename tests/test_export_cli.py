@@ -1,0 +1,77 @@
+"""scripts/export.py on the real code path: a pruned LeNet-5 to SavedModel and TFLite, then attacked.
+
+The library's per-format checks (round trips, zeros, noise, gzip) are in tests/test_export.py;
+this file checks what the script adds: the flags, export.json as written, the artifact
+robustness step, and that a second export never touches the first one.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from cli_helpers import error_line
+from cli_helpers import run_script
+
+TINY_ROBUSTNESS = [
+    "--config.robustness.num_examples=40", "--config.robustness.pgd_steps=3",
+    "--config.robustness.square_queries=20", "--config.export.check_examples=50",
+    "--config.export.representative_examples=20", "--config.export.latency_runs=3",
+]
+
+
+@pytest.fixture(scope="module")
+def pruned_model(tmp_path_factory):
+    """A LeNet-5 (width 0.5) trained briefly on the embedded MNIST sample, 60 % of its weights zero."""
+    from tfsparse import data
+    from tfsparse import models
+    from tfsparse import sparsity
+    from tfsparse.compat import keras
+
+    keras.utils.set_random_seed(0)
+    mnist = data.load("mnist", num_train=600)
+    model = models.get("lenet5")(10, mnist.input_shape, mnist.mean, mnist.std, width=0.5)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(mnist.x_train, mnist.y_train, epochs=1, batch_size=64, verbose=0)
+    pruned = sparsity.strip(sparsity.prune_with("threshold", model, 0.6))  # global magnitude, zeros at once
+    path = tmp_path_factory.mktemp("model") / "lenet5.h5"
+    pruned.save(path)
+    kernels = [w for w in pruned.get_weights() if w.ndim >= 2]
+    zeros = sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)
+    return str(path), zeros
+
+
+def test_export_writes_checked_artifacts_and_their_robustness(pruned_model, tmp_path):
+    path, zeros = pruned_model
+    output = tmp_path / "export"
+    result = run_script("export.py", f"--model={path}", f"--output={output}",
+                        "--formats=saved_model,tflite,tflite_int8", "--robustness", *TINY_ROBUSTNESS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((output / "export.json").read_text())
+    assert {"saved_model", "tflite", "tflite_int8"} <= set(report["formats"])
+    for name, entry in report["formats"].items():
+        assert (output / entry["path"]).exists(), name
+        assert entry["gzip_bytes"] < entry["bytes"]
+        # Sparsity is counted in each artifact: the 60 % of zeroed kernel entries survive conversion.
+        assert entry["weight_sparsity"] == pytest.approx(zeros, abs=0.01), name
+    assert report["formats"]["tflite"]["max_abs_logit_diff"] <= report["formats"]["tflite"]["tolerance"]
+    assert 0.9 <= report["formats"]["tflite_int8"]["top1_agreement"] <= 1.0
+    assert report["formats"]["tflite"]["latency_ms"]["runs"] == 3
+
+    found = json.loads((output / "robustness.json").read_text())
+    assert found["num_examples"] == 40 and set(found["artifacts"]) >= {"saved_model", "tflite", "tflite_int8"}
+    low, high = found["float"]["clean"]["interval"]
+    assert low <= found["float"]["clean"]["accuracy"] <= high
+    # The float SavedModel computes the float model's logits: same clean accuracy, same transferred
+    # PGD examples scored the same way as the white-box ones.
+    assert found["artifacts"]["saved_model"]["clean"] == found["float"]["clean"]["accuracy"]
+    assert found["artifacts"]["saved_model"]["pgd"] == found["float"]["pgd"]["accuracy"]
+    flagged = {(f["format"], f["measure"]) for f in found["flags"]}
+    for name, row in found["artifacts"].items():
+        for measure, accuracy in row.items():
+            low, high = found["float"][measure]["interval"]
+            assert ((name, measure) in flagged) == (not low <= accuracy <= high)
+    assert "transferred from float" in result.stdout
+
+    again = run_script("export.py", f"--model={path}", f"--output={output}")
+    assert again.returncode == 2 and "already exists" in error_line(again)
+    assert json.loads((output / "export.json").read_text()) == report
