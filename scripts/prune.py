@@ -6,7 +6,7 @@ Usage:
 
 Methods: gup, lup (Wang et al. unstructured), fp (filter pruning), ns (network slimming;
 needs BN layers), threshold (RSR gamma: set --config.prune.gamma, or --sparsity picks gamma).
---retrain_epochs=0 prunes without retraining. --output receives saved_model/ (real zeros,
+--retrain_epochs=0 prunes without retraining; --training=pgd fine-tunes adversarially (--eps). --output receives saved_model/ (real zeros,
 wrappers stripped; FP/NS physically smaller), stats.json, weights_histogram.png and
 results.json; the per-layer table is printed. Exit codes: 0 ok, 1 failure, 2 bad usage,
 130/143 interrupted.
@@ -23,17 +23,23 @@ _METHOD = flags.DEFINE_enum("method", None, ["gup", "lup", "fp", "ns", "threshol
 _SPARSITY = flags.DEFINE_float("sparsity", None, "Fraction of weights (gup/lup/threshold) or channels (fp/ns) to remove.")
 _DATASET = flags.DEFINE_string("dataset", None, "Dataset to retrain on (config.data.name).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (config.data.data_dir).")
-_EPOCHS = flags.DEFINE_float("retrain_epochs", None, "Retraining epochs (config.train.epochs; train.steps becomes 0); "
-                                                     "0 = no retraining.")
+_EPOCHS = flags.DEFINE_float("retrain_epochs", None, "Retraining epochs (config.train.epochs and "
+                              "config.adversarial_train.epochs; their steps become 0); 0 = no retraining.")
+_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd"], "Retraining objective (config.training): clean, "
+                                                                  "or pgd for adversarial fine-tuning.")
+_EPS = flags.DEFINE_float("eps", None, "PGD fine-tuning radius in pixel units (config.pgd.eps).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory to create (must not already hold files).", required=True)
 
 
 def main(argv):
     config = _CONFIG.value
-    budget = [] if _EPOCHS.value is None else [(_EPOCHS.value, config.train, "epochs"), (0, config.train, "steps")]
+    budget = [] if _EPOCHS.value is None else [
+        (_EPOCHS.value, section, "epochs") for section in (config.train, config.adversarial_train)] + [
+        (0, section, "steps") for section in (config.train, config.adversarial_train)]
     config = cli.resolved_config(_CONFIG, [
         (_METHOD.value, config, "method"), (_SPARSITY.value, config, "sparsity"),
-        (_DATASET.value, config.data, "name"), (_DATA_DIR.value, config.data, "data_dir"), *budget,
+        (_DATASET.value, config.data, "name"), (_DATA_DIR.value, config.data, "data_dir"),
+        (_TRAINING.value, config, "training"), (_EPS.value, config.pgd, "eps"), *budget,
     ], allow_no_training=True)
     from tfsparse.pipelines.prune import prune_saved_model
 

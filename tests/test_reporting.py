@@ -75,3 +75,45 @@ def test_markdown_table_of_raw_rows_without_n_or_std():
                                      [("method", "method", "{}"), ("acc", "acc", "{:.2f}")])
     # Without "n" a row counts as one record: the std is not shown.
     assert _cells(table)[2] == [["gup", "0.50"], ["fp", "–"]]
+
+
+def test_wilson_interval_matches_hand_computed_values():
+    from tfsparse.metrics import wilson_interval
+
+    # 90 of 100 at 95 % (z = 1.959964): (0.8256, 0.9448), computed by hand from the Wilson formula.
+    low, high = wilson_interval(0.9, 100)
+    assert low == pytest.approx(0.825634, abs=1e-6) and high == pytest.approx(0.944771, abs=1e-6)
+    # At 0 % the interval is not a point (the normal approximation's failure): [0, z²/(n + z²)].
+    low, high = wilson_interval(0.0, 40)
+    assert low == 0.0 and high == pytest.approx(1.959964 ** 2 / (40 + 1.959964 ** 2), rel=1e-5)
+    with pytest.raises(ValueError):
+        wilson_interval(1.2, 10)
+
+
+def test_artifact_report_is_generated_from_export_folders(tmp_path):
+    import json
+
+    from tfsparse.errors import ConfigError
+    from tfsparse.pipelines.report import artifact_section
+
+    folder = tmp_path / "lenet5_g90"
+    folder.mkdir()
+    export = {"source": {"weight_sparsity": 0.9},
+              "formats": {"tflite": {"weight_sparsity": 0.9, "gzip_bytes": 12345, "top1_agreement": 1.0},
+                          "tflite_int8": {"weight_sparsity": 0.9, "gzip_bytes": 4321, "top1_agreement": 0.97}}}
+    robustness = {"eps": 0.3, "num_examples": 100, "confidence": 0.95,
+                  "float": {m: {"accuracy": 0.9, "interval": [0.8256, 0.9448]} for m in ("clean", "pgd", "square")},
+                  "artifacts": {"tflite": {"clean": 0.9, "pgd": 0.9, "square": 0.9},
+                                "tflite_int8": {"clean": 0.9, "pgd": 0.8, "square": 0.9}},
+                  "flags": [{"format": "tflite_int8", "measure": "pgd", "detail": "..."}]}
+    (folder / "export.json").write_text(json.dumps(export))
+    (folder / "robustness.json").write_text(json.dumps(robustness))
+    text = artifact_section([str(folder)])
+    rows = [line for line in text.splitlines() if line.startswith("| lenet5_g90")]
+    assert rows[0].startswith("| lenet5_g90 | float (source) | 0.900 |") and "0.9000 (0.826–0.945)" in rows[0]
+    assert rows[1] == "| lenet5_g90 | tflite | 0.900 | 12,345 | 1.0000 | 0.9000 | 0.9000 | 0.9000 | no |"
+    assert rows[2] == "| lenet5_g90 | tflite_int8 | 0.900 | 4,321 | 0.9700 | 0.9000 | 0.8000 | 0.9000 | pgd |"
+    assert "ε 0.3" in text and "first 100 test images" in text
+    (folder / "robustness.json").unlink()
+    with pytest.raises(ConfigError, match="has no robustness.json"):
+        artifact_section([str(folder)])

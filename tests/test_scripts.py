@@ -109,17 +109,20 @@ def test_train_bad_usage_exits_2(tmp_path, args, message):
     assert message in error_line(result)
 
 
-@pytest.mark.parametrize("method, sparsity", [("gup", 0.6), ("fp", 0.5)])
-def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path, method, sparsity):
-    """scripts/prune.py over tfsparse.pipelines.prune: real zeros or a narrower model."""
+@pytest.mark.parametrize("method, sparsity, training", [("gup", 0.6, "clean"), ("fp", 0.5, "clean"),
+                                                       ("threshold", 0.6, "pgd")])
+def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path, method, sparsity, training):
+    """scripts/prune.py over tfsparse.pipelines.prune: real zeros or a narrower model; the
+    zeros survive adversarial fine-tuning (PGD steps call the model, the masks must hold)."""
     output = tmp_path / method
     result = run_script(
         "prune.py", f"--model={trained_workdir / 'saved_model'}", f"--method={method}", f"--sparsity={sparsity}",
         "--dataset=mnist", "--retrain_epochs=0.2", f"--output={output}", "--config.data.num_train=600",
-        "--config.verbose=0",
+        "--config.verbose=0", f"--training={training}", "--config.pgd.steps=2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     stats = json.loads((output / "stats.json").read_text())
+    assert stats["training"] == training
     assert (output / "weights_histogram.png").is_file()
     assert "overall" in result.stdout  # the per-layer table
     import tfsparse  # noqa: F401
@@ -127,7 +130,7 @@ def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path
     from tfsparse.model_io import load_keras_model
 
     reloaded = load_keras_model(str(output / "saved_model"))
-    if method == "gup":
+    if method != "fp":
         assert stats["weight_sparsity"]["overall"] == pytest.approx(sparsity, abs=1e-3)
         assert sparsity_lib.weight_sparsity(reloaded)["overall"] == pytest.approx(sparsity, abs=1e-3)
     else:

@@ -31,4 +31,4 @@ def wilson_interval(accuracy, n, confidence=0.95):
     denominator = 1 + z * z / n
     centre = (accuracy + z * z / (2 * n)) / denominator
     half = z * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

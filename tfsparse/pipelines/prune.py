@@ -18,6 +18,7 @@ from tfsparse.model_io import load_keras_model
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
+from tfsparse.pipelines.rsr import adversarial_model
 
 KIND = "prune"
 
@@ -30,6 +31,9 @@ def prune_saved_model(config, model_path, output, log=print):
     (per-layer sparsity, norms, parameter/FLOP counts before and after, clean accuracy
     before and after), ``weights_histogram.png`` and ``results.json`` (status and the
     headline numbers). ``train`` with 0 steps and 0 epochs prunes without retraining.
+    ``training = "pgd"`` fine-tunes adversarially instead (Wang et al. 2020: pruned models
+    are fine-tuned with the PGD training that made the reference robust): the ``pgd`` attack
+    inside the ``adversarial_train`` policy, the masks held as in clean retraining.
 
     Returns:
       The statistics dict written to ``stats.json``.
@@ -38,6 +42,8 @@ def prune_saved_model(config, model_path, output, log=print):
       tfsparse.errors.UsageError: on a taken output folder, an unloadable model, bad data,
         a model/data shape mismatch or a method that does not apply to the model.
     """
+    if config.training not in ("clean", "pgd"):
+        raise ConfigError(f"training {config.training!r}: pruned models are retrained clean or fine-tuned with pgd")
     run = Run(output, config, KIND).prepare()
     model = load_keras_model(model_path)
     dataset = load_data(config.data)
@@ -54,14 +60,20 @@ def prune_saved_model(config, model_path, output, log=print):
         raise ConfigError(f"--method={config.method}: {error}") from None
     with run.start(method=config.method, requested_sparsity=config.sparsity):
         before = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
-        training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
-                       verbose=config.verbose)
+        if config.training == "pgd":
+            adversarial, train_cfg = adversarial_model(config, pruned, len(dataset.x_train))
+            training.train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=config.seed,
+                                       verbose=config.verbose)
+        else:
+            training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
+                           verbose=config.verbose)
         final = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
         after = metrics.clean_accuracy(final, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
         export.save_saved_model(final, run.file("saved_model"), check_inputs=dataset.x_test[:64])
         weight_stats = sparsity.weight_sparsity(final)
         stats = {
             "method": config.method, "requested_sparsity": config.sparsity, "source_model": model_path,
+            "training": config.training,
             "clean_accuracy_before": before, "clean_accuracy_after": after,
             "weight_sparsity": weight_stats, "norms": sparsity.weight_norms(final),
             "structure_before": sparsity.structure_summary(model), "structure_after": sparsity.structure_summary(final),
