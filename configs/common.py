@@ -56,3 +56,19 @@ def evaluation(num_examples=1000, fgs_eps=0.1):
          "deepfool_overshoot": 0.02, "deepfool_max_iter": 50, "deepfool_box": True,
          "deepfool_box_rule": "accumulate"}
     )
+
+
+def scale(config, *sections, distribute=True):
+    """The scale-out keys of the pipelines that train under ``tf.distribute`` (docs/SCALE.md).
+
+    ``distribute`` (top level, added when ``distribute`` is True): ``none`` (one device),
+    ``mirrored`` (every GPU of the machine), ``multi_worker`` (the TF_CONFIG cluster) or
+    ``tpu``; a train section's ``batch_size`` is then the global batch, split over the
+    replicas. ``mixed_precision`` (in each train section named): 16-bit compute with float32
+    variables, logits and attacks (``tfsparse.training.precision``).
+    """
+    if distribute:
+        config.distribute = "none"
+    for section in sections:
+        config[section].mixed_precision = False
+    return config

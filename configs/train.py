@@ -17,6 +17,10 @@ Variants (``--config=configs/train.py:VARIANT``):
 ``training`` (flag ``--training``) picks the objective; ``clean`` trains with ``train``,
 ``pgd`` and ``rsr`` with ``adversarial_train`` (two sections, so a value set for one is never
 replaced by the other). A budget is ``steps`` or ``epochs`` (the other 0).
+
+``distribute`` (``none``, ``mirrored``, ``multi_worker``, ``tpu``) and each train section's
+``mixed_precision`` come from ``common.scale``: every variant trains on one device in float32;
+docs/SCALE.md shows the other settings.
 """
 
 import ml_collections
@@ -48,7 +52,7 @@ def get_config(arg=None):
     config.eval.epoch_examples = 200  # robustness logged at every epoch end on the first N test images
     config.pgd = pgd_training(family)
     config.rsr = rsr_training(family)
-    return config
+    return common.scale(config, "train", "adversarial_train")
 
 
 def adversarial_policy(family, train):

@@ -6,6 +6,10 @@
 (minutes on 2 CPU cores). ``paper``: ResNet-20 on CIFAR-10 (RSR §4: ε = 8/255, step 2/255,
 PGD-7 training, λ around 5e-5, a = 0.5), 20 trials — meant for a GPU.
 Objective: PGD accuracy − penalty · max(0, min_sparsity − sparsity).
+
+Trials run in parallel with keras-tuner's distributed mode: one chief (the oracle, which
+writes the run directory) and N workers running trials, e.g.
+``python scripts/launch_local.py --keras_tuner --num_workers=2 -- scripts/tune.py FLAGS`` (docs/SCALE.md).
 """
 
 import ml_collections
@@ -45,4 +49,4 @@ def get_config(arg=None):
          "clean_weights": [0.5], "noise_alphas": [0.1, 0.25], "min_sparsity": 0.5, "penalty": 1.0,
          "eval_examples": 200 if quick else 1000}
     )
-    return config
+    return common.scale(config, "adversarial_train", distribute=False)

@@ -13,6 +13,10 @@ ensemble loss with lasso, PGD, threshold pruning); --eps sets the PGD radius in 
 [0, 1] images. The config variant holds the dataset family's settings: lenet (default, MNIST),
 cifar, mnist_pgd, mnist_rsr, cifar_pgd, cifar_rsr (configs/train.py).
 
+--config.distribute=mirrored (every GPU here), multi_worker (the TF_CONFIG cluster, e.g. under
+scripts/launch_local.py) or tpu trains under that tf.distribute strategy, batch_size being the
+global batch; --config.adversarial_train.mixed_precision=true computes in 16 bits (docs/SCALE.md).
+
 The workdir receives config.json, results.json (status, last completed epoch, results),
 history.csv, tensorboard/, checkpoints/ and saved_model/ (serving signature: [0, 1] images ->
 logits). A killed or interrupted run continues with the same flags plus --resume.

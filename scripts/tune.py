@@ -7,8 +7,10 @@ Usage:
 The workdir receives config.json, results.json (status, last completed trial), trials.csv and
 trials.md (every trial: lambda, target sparsity, a, alpha0, score, clean / PGD accuracy,
 sparsity, gamma; best first), best.json (the best trial) and keras-tuner's own state under
-tuner/. An interrupted search continues with the same flags plus --resume (completed trials
-are kept). Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
+tuner/. Under scripts/launch_local.py --keras_tuner the trials run on parallel workers and the
+chief (keras-tuner's oracle) writes the workdir (docs/SCALE.md). An interrupted search
+continues with the same flags plus --resume (completed trials are kept).
+Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
 """
 
 import _bootstrap  # noqa: F401

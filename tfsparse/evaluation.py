@@ -13,7 +13,9 @@ from tfsparse import sanity
 from tfsparse.attacks import FGSM
 from tfsparse.attacks import RFGSM
 from tfsparse.attacks import BLACK_BOX
+from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import as_batch
+from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
 from tfsparse.metrics import diagnostics
 from tfsparse.metrics.robustness import predict_labels
@@ -28,7 +30,64 @@ def _key(attack, taken):
     return key
 
 
-def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, stochastic=False):
+def run_sharded(attack, model, x, y, *, strategy, batch_size=500, seed=0):
+    """``attack.run`` with its batches dealt over the replicas of a ``tf.distribute`` strategy.
+
+    The batches are those of :meth:`~tfsparse.attacks.base.Attack.run` (``batch_size``
+    samples, batch ``i`` seeded ``(seed, i)``); in round ``k`` replica ``r`` attacks batch
+    ``k·R + r`` through ``strategy.run`` (the last round repeats the last batch on the idle
+    replicas and drops the copies), and ``strategy.gather`` brings every replica's per-sample
+    outputs to every process. Each batch is computed exactly as ``attack.run`` computes it, so
+    the result equals the single-process one sample for sample. Under a
+    ``MultiWorkerMirroredStrategy`` the replicas are spread over the workers: each worker
+    attacks its replicas' batches only, and every worker receives the whole result (every
+    worker must call this, with the same arguments).
+
+    Args:
+      attack: a :class:`~tfsparse.attacks.Attack`.
+      model: the model, with plain (not distributed) variables; each worker holds its own copy.
+      x, y: the inputs and labels, the same on every worker.
+      strategy: ``MirroredStrategy``, ``MultiWorkerMirroredStrategy``, ...
+      batch_size, seed: as in ``Attack.run``.
+
+    Returns:
+      An :class:`~tfsparse.attacks.base.AttackResult` over all samples.
+    """
+    x, y = as_batch(x, y)
+    fn = attack.graph_function(model, x.shape[1:])
+    starts = list(range(0, len(x), batch_size))
+    replicas = strategy.num_replicas_in_sync
+    batches = {}
+    for first in range(0, len(starts), replicas):
+        ids = [min(first + r, len(starts) - 1) for r in range(replicas)]
+
+        def inputs(context, ids=ids):
+            i = ids[context.replica_id_in_sync_group]
+            part = slice(starts[i], starts[i] + batch_size)
+            return tf.constant(x[part]), tf.constant(y[part]), tf.constant([seed, i], tf.int64)
+
+        per_replica = strategy.run(lambda args: _numbers(fn(*args)),
+                                   args=(strategy.experimental_distribute_values_from_function(inputs),))
+        gathered = [strategy.gather(output, axis=0).numpy() for output in per_replica]
+        offset = 0
+        for i in ids:
+            size = len(x[starts[i]:starts[i] + batch_size])
+            batches.setdefault(i, [g[offset:offset + size] for g in gathered])
+            offset += size
+    x_adv, clean_correct, adv_correct, l2, linf, queries = (np.concatenate(parts) for parts in
+                                                            zip(*(batches[i] for i in range(len(starts)))))
+    clean_correct, adv_correct = clean_correct.astype(bool), adv_correct.astype(bool)
+    return AttackResult(x_adv=x_adv, success=clean_correct & ~adv_correct, clean_correct=clean_correct,
+                        adv_correct=adv_correct, l2=l2, linf=linf, params=attack.params,
+                        queries=queries.astype(np.int64) if attack.counts_queries else None)
+
+
+def _numbers(outputs):
+    # Collective gathers take numbers, not booleans (the correctness flags).
+    return tuple(tf.cast(o, tf.int32) if o.dtype == tf.bool else o for o in outputs)
+
+
+def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, stochastic=False, strategy=None):
     """Runs ``attacks`` on ``(x, y)`` and summarises each, plus the worst case per sample.
 
     Every attack runs on all samples, so each attack's numbers stand alone. Fixed-budget attacks
@@ -57,6 +116,9 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
       progress: tqdm progress bars.
       seed: seed of every attack run.
       stochastic: the model is random at inference although no layer says so (adds the EOT check).
+      strategy: a ``tf.distribute`` strategy to shard every attack's batches over its replicas
+        and workers (:func:`run_sharded`; the report equals the single-process one but for
+        ``seconds``), or None.
 
     Returns:
       ``{"n", "clean_accuracy", "attacks": {key: {...}}, "worst_case": {...} or None,
@@ -76,7 +138,10 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     by_kind = {"single": [], "multi": [], "black": []}
     for attack in attacks:
         start = time.perf_counter()
-        result = attack.run(model, x, y, batch_size=batch_size, seed=seed, progress=progress)
+        if strategy is None:
+            result = attack.run(model, x, y, batch_size=batch_size, seed=seed, progress=progress)
+        else:
+            result = run_sharded(attack, model, x, y, strategy=strategy, batch_size=batch_size, seed=seed)
         entry = {
             "params": attack.params,
             "repr": repr(attack),
@@ -187,7 +252,7 @@ SUBSETS = ("first", "random")
 
 def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, num_examples=0,
                      batch_size=500, seed=0, progress=True, subset="first", model_outputs="logits",
-                     eot_samples=20, check_unbounded=True):
+                     eot_samples=20, check_unbounded=True, strategy=None):
     """Loads a dataset's test split, runs the acting sanity checks, then :func:`evaluate`.
 
     Before any attack: inputs in [0, 1], the model's input shape and logits shape, probability
@@ -199,6 +264,7 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
     Args:
       subset: ``"first"`` — the first ``num_examples`` test images (RobustBench's convention) —
         or ``"random"`` — a seeded random subset.
+      strategy: shard the attacks over a ``tf.distribute`` strategy (see :func:`evaluate`).
 
     Raises:
       tfsparse.data.DataError: on bad data.
@@ -227,7 +293,7 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
     if not gradient_free:
         flags += sanity.gradient_flags(model, x, y)
     report = evaluate(model, x, y, attacks, batch_size=batch_size, progress=progress, seed=seed,
-                      stochastic=stochastic)
+                      stochastic=stochastic, strategy=strategy)
     flags += report["flags"] + sanity.attack_failure_flags(report)
     if check_unbounded and not gradient_free:
         flags += sanity.unbounded_flags(model, x, y, stochastic=stochastic, eot_samples=eot_samples, seed=seed)

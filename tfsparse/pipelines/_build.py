@@ -70,6 +70,26 @@ def build_model(model_cfg, dataset, seed, noise_cfg=None):
     )
 
 
+def single_device_copy(model, model_cfg, dataset, seed, noise_cfg=None):
+    """A float32 copy, outside any strategy, of a model trained under a strategy or mixed precision.
+
+    Evaluation and export work on this copy: it has plain variables, so the chief can attack
+    and save it alone (reading a synchronised variable of the distributed model, e.g. batch
+    normalisation's moving statistics, is a collective every worker would have to join), and
+    float32 layers. Call it on every worker, outside ``strategy.scope()`` and the
+    mixed-precision policy: ``get_weights`` is that collective read.
+
+    Args:
+      model: the trained model (a :func:`tfsparse.training.float32_logits` wrapper allowed:
+        it adds no weights).
+      model_cfg, dataset, seed, noise_cfg: as given to :func:`build_model` for ``model``.
+    """
+    weights = model.get_weights()
+    copy = build_model(model_cfg, dataset, seed, noise_cfg=noise_cfg)
+    copy.set_weights(weights)
+    return copy
+
+
 def train_section(config, section="train", **overrides):
     """A copy of a train section with the run-wide XLA switch resolved, plus overrides."""
     result = ml_collections.ConfigDict(config[section].to_dict())

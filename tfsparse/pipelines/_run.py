@@ -87,13 +87,17 @@ class Run:
         the same one).
       kind: the pipeline name, stored as ``pipeline`` in ``results.json``.
       resume: continue an interrupted/failed run in ``workdir`` instead of refusing it.
+      writer: False for the non-chief workers of a multi-worker run: they read the run
+        (``previous``, the checkpoints under it) but never write or check it — the chief
+        does both, and a worker's check would race with the chief's first files.
     """
 
-    def __init__(self, workdir, config, kind, *, resume=False):
+    def __init__(self, workdir, config, kind, *, resume=False, writer=True):
         self.path = os.path.abspath(workdir)
         self.config = config
         self.kind = kind
         self.resume = bool(resume)
+        self.writer = bool(writer)
         self.state = {}
         self.previous = None  # results.json of the run being resumed
         self.metadata = None
@@ -114,6 +118,9 @@ class Run:
           RunDirError: naming the workdir, its state and what to do.
         """
         path = self.path
+        if not self.writer:
+            self.previous = _read_json(self.file(RESULTS_FILE)) if self.resume else None
+            return self
         if os.path.exists(path) and not os.path.isdir(path):
             raise RunDirError(f"--workdir {path} is a file; choose a new --workdir")
         taken = os.path.isdir(path) and bool(os.listdir(path))
@@ -156,6 +163,8 @@ class Run:
         On resume the previous results are kept (``fields`` are added) and ``resumed``
         counts the restarts. Returns self, a context manager that records the end status.
         """
+        if not self.writer:
+            return self
         os.makedirs(self.path, exist_ok=True)
         if self.previous is None:
             self.metadata = results.metadata()
@@ -178,6 +187,8 @@ class Run:
         self._write()
 
     def _write(self):
+        if not self.writer:
+            return
         ordered = {"pipeline": self.kind, "status": self.state["status"],
                    "last_completed": self.state.get("last_completed")}
         ordered.update({k: v for k, v in self.state.items() if k not in ordered and k != "metadata"})

@@ -15,11 +15,13 @@ from tfsparse import model_io
 from tfsparse import results
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines._run import check_output_file
+from tfsparse.training import is_chief
+from tfsparse.training import strategy_from_config
 
 
 def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=None, classes=None,
                    num_examples=0, subset="first", model_outputs="logits", signature="serving_default",
-                   source_model=None, output=None, overwrite=False, log=print):
+                   source_model=None, output=None, overwrite=False, distribute="none", log=print):
     """Evaluates the model at ``model_path`` and writes the report to ``output`` (if given).
 
     Args:
@@ -35,11 +37,18 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
         model has no gradients (TFLite): they run as transfer attacks.
       output: JSON file to write atomically, or None.
       overwrite: allow replacing an existing ``output``.
+      distribute: a ``tf.distribute`` word (``tfsparse.training.STRATEGIES``): the attacks'
+        batches are sharded over its replicas and workers
+        (:func:`tfsparse.evaluation.run_sharded`); in a multi-worker cluster every worker
+        evaluates its share and only the chief logs the table and writes ``output``.
       log: progress sink.
 
     Returns:
       The report dict.
     """
+    strategy = strategy_from_config(distribute)
+    chief = is_chief(strategy)
+    output = output if chief else None
     if output:
         check_output_file(output, overwrite)
     attacks = evaluation.build_attacks(attack_names, eps, config)
@@ -50,10 +59,13 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
         model, attacks, dataset=dataset, data_dir=data_dir, classes=classes, num_examples=num_examples,
         batch_size=config.batch_size, seed=config.seed, subset=subset, model_outputs=model_outputs,
         eot_samples=config.eot_samples, check_unbounded=config.check_unbounded,
+        strategy=None if distribute == "none" else strategy,
     )
     report["model"] = {"path": os.path.abspath(model_path), "format": model_io.describe_format(model_path),
                        "sha256": model_io.content_hash(model_path)}
     report["metadata"] = results.metadata()
+    if not chief:
+        return report
     log(evaluation.format_table(report))
     if output:
         results.write_json(output, report)

@@ -13,17 +13,21 @@ PGD accuracy after training is measured by :func:`tfsparse.evaluation.evaluate` 
 the model is random at inference).
 """
 
+import contextlib
 import math
 
 from tfsparse import evaluation
 from tfsparse.layers import set_inference_noise
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import pgd_suite
+from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import train_section
 from tfsparse.sparsity import gamma_for_sparsity
 from tfsparse.sparsity import threshold_prune
 from tfsparse.training import AdversarialModel
 from tfsparse.training import add_lasso
+from tfsparse.training import float32_logits
+from tfsparse.training import precision_policy
 from tfsparse.training import train_adversarial
 
 
@@ -64,8 +68,13 @@ def threshold(model, rsr_cfg):
     return threshold_prune(model, gamma), float(gamma)
 
 
-def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_dir=None):
+def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_dir=None, strategy=None):
     """Builds, trains (and for RSR prunes) the model of a pgd/rsr config.
+
+    The model, its :class:`AdversarialModel` and the optimizer are built inside
+    ``strategy.scope()`` and under the ``adversarial_train.mixed_precision`` policy
+    (:mod:`tfsparse.training.distribute`, :mod:`tfsparse.training.precision`); the returned
+    model is then a plain float32 copy (:func:`~tfsparse.pipelines._build.single_device_copy`).
 
     Args:
       config: a validated config with ``training`` in (pgd, rsr).
@@ -74,6 +83,7 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
       verbose: Keras verbosity.
       callbacks: extra Keras callbacks of ``fit``.
       checkpoint_dir: per-epoch checkpoints; an existing one is resumed.
+      strategy: a ``tf.distribute`` strategy, or None for the default one.
 
     Returns:
       ``(model, adversarial, history, info)``: the trained (pruned, for RSR) functional model,
@@ -81,12 +91,18 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
       (ε, steps, warm-up steps, optimizer, γ, ...).
     """
     rsr = config.training == "rsr"
-    model = build_model(config.model, dataset, seed, noise_cfg=config.rsr if rsr else None)
-    if rsr:
-        add_lasso(model, config.rsr.lasso)
-    adversarial, train_cfg = adversarial_model(config, model, len(dataset.x_train))
-    history = train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=seed,
-                                verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    noise_cfg = config.rsr if rsr else None
+    train_cfg = train_section(config, "adversarial_train")
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope, precision_policy(train_cfg.mixed_precision):
+        model = float32_logits(build_model(config.model, dataset, seed, noise_cfg=noise_cfg))
+        if rsr:
+            add_lasso(model, config.rsr.lasso)
+        adversarial, train_cfg = adversarial_model(config, model, len(dataset.x_train))
+        history = train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=seed,
+                                    verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    if strategy is not None or train_cfg.mixed_precision:
+        model = single_device_copy(model, config.model, dataset, seed, noise_cfg)
     info = {"eps": float(config.pgd.eps), "step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),
             "eps_warmup_steps": adversarial.eps_warmup, "optimizer": train_cfg.optimizer,
             "learning_rate": train_cfg.learning_rate}

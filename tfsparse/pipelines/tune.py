@@ -13,6 +13,9 @@ the constraint enforced by a linear penalty.
 """
 
 import math
+import os
+import shutil
+import tempfile
 
 import keras_tuner
 
@@ -36,6 +39,20 @@ def score(pgd_acc, sparsity, min_sparsity, penalty):
     return float(pgd_acc) - float(penalty) * max(0.0, float(min_sparsity) - float(sparsity))
 
 
+class RandomSearch(keras_tuner.oracles.RandomSearchOracle):
+    """keras-tuner's random search that calls ``on_end(trial)`` once it has recorded (and saved)
+    an ended trial — in the oracle's process: in distributed mode the chief, which runs no trial
+    itself, so this is where the chief learns of progress (keras-tuner's documented way to extend
+    ``end_trial`` is to override it and call ``super()``)."""
+
+    on_end = None
+
+    def end_trial(self, trial):
+        super().end_trial(trial)
+        if self.on_end is not None:
+            self.on_end(trial)
+
+
 class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Searches RSR's λ, target sparsity (γ), clean weight ``a`` and noise init α₀.
 
@@ -57,14 +74,14 @@ class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """
 
     def __init__(self, config, dataset, *, max_trials=10, seed=0, **kwargs):
-        oracle = keras_tuner.oracles.RandomSearchOracle(
+        oracle = RandomSearch(
             objective=keras_tuner.Objective(OBJECTIVE, direction="max"), max_trials=max_trials, seed=seed
         )
+        self.config = config  # before BaseTuner's __init__, which declares the space with it
         super().__init__(oracle=oracle, hypermodel=None, **kwargs)
-        self.config = config
         self.dataset = dataset
         self.seed = seed
-        self.on_trial = None  # called with each completed trial (the run's progress)
+        self.on_trial = None  # called with each trial this process ran, after it ended
 
     def _hyperparameters(self, hp):
         search = self.config.search
@@ -74,6 +91,14 @@ class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
             "clean_weight": hp.Choice("clean_weight", list(search.clean_weights)),
             "noise_alpha": hp.Choice("noise_alpha", list(search.noise_alphas)),
         }
+
+    def _populate_initial_space(self):
+        # The oracle must know the whole space before the first trial: in distributed mode a
+        # second worker asks for a trial while the first still runs, and a random search over a
+        # space it has not seen yet has nothing new to offer, so it would stop that worker.
+        hp = self.oracle.get_space()
+        self._hyperparameters(hp)
+        self.oracle.update_space(hp)
 
     def trial_config(self, values):
         """The config of one trial: the search's config with the trial's RSR values."""
@@ -130,6 +155,16 @@ def markdown(rows):
     return reporting.markdown_table(rows, columns)
 
 
+def tuner_role():
+    """This process's part in keras-tuner's distributed mode: None (not distributed), ``"chief"``
+    (serves the oracle) or the worker's ``KERASTUNER_TUNER_ID`` — keras-tuner's own rule: the
+    mode is on when ``KERASTUNER_ORACLE_IP`` is set, and an id containing "chief" is the chief."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    return "chief" if "chief" in tuner_id else tuner_id
+
+
 def run_search(config, workdir, *, resume=False, log=print):
     """Runs (or with ``resume`` continues) the search of ``config`` into ``workdir``.
 
@@ -138,19 +173,37 @@ def run_search(config, workdir, *, resume=False, log=print):
     resume), and when complete ``trials.csv`` / ``trials.md`` (every trial, best first)
     and ``best.json``.
 
+    In keras-tuner's distributed mode (:func:`tuner_role`; ``scripts/launch_local.py
+    --keras_tuner`` sets it up) the chief runs no trial: it serves the oracle, which hands
+    each worker its next trial and records the results, and when every trial has ended it
+    alone writes the run directory above. Workers run trials, keep keras-tuner's per-worker
+    state in a scratch folder that is removed at the end, and write nothing to ``workdir``.
+
     Returns:
-      The trial rows, best first.
+      The trial rows, best first (a worker: an empty list).
     """
-    run = Run(workdir, config, KIND, resume=resume).prepare()
+    role = tuner_role()
+    chief = role in (None, "chief")
+    run = Run(workdir, config, KIND, resume=resume, writer=chief).prepare()
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.previous.get("trials", [])
-    dataset = load_data(config.data)
-    with run.start(model=config.model.name, dataset=dataset.name):
+    dataset = None if role == "chief" else load_data(config.data)  # the oracle trains nothing
+    directory = run.path if chief else tempfile.mkdtemp(prefix=f"tfsparse-{role}-")
+    with run.start(model=config.model.name, dataset=config.data.name):
         tuner = RSRTuner(config, dataset, max_trials=config.max_trials, seed=config.seed,
-                         directory=run.path, project_name="tuner", overwrite=False)
-        tuner.on_trial = lambda trial: run.update(last_completed=f"trial {trial.trial_id}")
-        tuner.search()
+                         directory=directory, project_name="tuner", overwrite=False)
+        if chief:
+            tuner.oracle.on_end = lambda trial: run.update(last_completed=f"trial {trial.trial_id}")
+        else:
+            tuner.on_trial = lambda trial: log(f"trial {trial.trial_id} done by {role}")
+        try:
+            tuner.search()
+        finally:
+            if not chief:
+                shutil.rmtree(directory, ignore_errors=True)
+        if not chief:
+            return []
         rows = tuner.results_table()
         results.write_csv(run.file("trials.csv"), rows)
         results.atomic_write_text(run.file("trials.md"), markdown(rows))

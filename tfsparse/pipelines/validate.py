@@ -4,8 +4,8 @@ Configs are ``ml_collections.ConfigDict`` objects from the files in ``configs/``
 :func:`validate` raises :class:`~tfsparse.errors.ConfigError` with a one-line message
 naming the key, the bad value and what to change. The closed word lists it checks
 against live with the code that uses them (``attacks.DeepFool.BOX_RULES``,
-``training.OPTIMIZERS``, ``training.LR_SCHEDULES``, ``sparsity.METHODS``, ...); this
-module imports them, never the other way round.
+``training.OPTIMIZERS``, ``training.LR_SCHEDULES``, ``training.STRATEGIES``,
+``sparsity.METHODS``, ...); this module imports them, never the other way round.
 """
 
 from tfsparse import data as data_lib
@@ -16,9 +16,11 @@ from tfsparse.errors import ConfigError
 from tfsparse.models.blocks import NOISE_MODES
 from tfsparse.pipelines._build import NORMALIZATIONS
 from tfsparse.pipelines._build import parse_int_list
+from tfsparse.pipelines.export import parse_formats
 from tfsparse.sparsity import METHODS
 from tfsparse.training import LR_SCHEDULES
 from tfsparse.training import OPTIMIZERS
+from tfsparse.training import STRATEGIES
 
 TRAININGS = ("clean", "pgd", "rsr")
 # Wang et al.'s one-shot table compares these; "threshold" (RSR's γ) belongs to the RSR recipe.
@@ -41,10 +43,11 @@ def validate(config, allow_no_training=False):
     """
     checks = (
         ("data", _data), ("model", _model), ("train", lambda c: validate_train(c.train, "train", allow_no_training)),
-        ("xla", lambda c: _one_of(c.xla, XLA_CHOICES, "xla")), ("training", _training),
+        ("xla", lambda c: _one_of(c.xla, XLA_CHOICES, "xla")),
+        ("distribute", lambda c: _one_of(c.distribute, STRATEGIES, "distribute")), ("training", _training),
         ("methods", _methods), ("inits", _inits), ("method", _method), ("sparsity", _sparsity),
         ("sparsities", _sparsities), ("prune", _prune), ("eval", _eval), ("seeds", _seeds),
-        ("search", _search), ("max_trials", _max_trials),
+        ("search", _search), ("max_trials", _max_trials), ("export", _export), ("robustness", _robustness),
     )
     for key, check in checks:
         if key in config:
@@ -182,3 +185,25 @@ def _search(config):
 
 def _max_trials(config):
     _require(config.max_trials >= 1, f"max_trials must be >= 1, got {config.max_trials}")
+
+
+def _export(config):
+    e = config.export
+    parse_formats(e.formats)
+    _one_of(e.inference_noise, ("off", "on"), "export.inference_noise")
+    _require(e.representative_examples >= 1, f"export.representative_examples must be >= 1, got {e.representative_examples}")
+    _require(e.check_examples >= 1, f"export.check_examples must be >= 1, got {e.check_examples}")
+    _require(e.latency_runs >= 1, f"export.latency_runs must be >= 1, got {e.latency_runs}")
+    _require(e.threads >= 1, f"export.threads must be >= 1, got {e.threads}")
+
+
+def _robustness(config):
+    r = config.robustness
+    _require(r.num_examples >= 1, f"robustness.num_examples must be >= 1, got {r.num_examples}")
+    _require(0 <= r.eps <= 1, f"robustness.eps is in pixel units of [0, 1] images, got {r.eps}")
+    _require(r.pgd_steps >= 1, f"robustness.pgd_steps must be >= 1, got {r.pgd_steps}")
+    _require(r.pgd_step_size > 0, f"robustness.pgd_step_size must be > 0, got {r.pgd_step_size}")
+    _require(r.square_queries >= 1, f"robustness.square_queries must be >= 1, got {r.square_queries}")
+    _require(0 < r.square_p_init <= 1, f"robustness.square_p_init must be in (0, 1], got {r.square_p_init}")
+    _require(0 < r.confidence < 1, f"robustness.confidence must be in (0, 1), got {r.confidence}")
+    _require(r.batch_size >= 1, f"robustness.batch_size must be >= 1, got {r.batch_size}")

@@ -1,4 +1,5 @@
-"""Keras machinery of training (SPEC §8): fit, AdversarialModel, losses, callbacks, schedules.
+"""Keras machinery of training (SPEC §8): fit, AdversarialModel, losses, callbacks, schedules,
+strategies (``distribute``) and mixed precision (``precision``).
 
 Runs (config → data → model → fit → evaluation → files) live one floor up, in
 :mod:`tfsparse.pipelines`.
@@ -22,10 +23,17 @@ from tfsparse.training.clean import loss_for
 from tfsparse.training.clean import make_optimizer
 from tfsparse.training.clean import steps_for
 from tfsparse.training.clean import train
+from tfsparse.training.distribute import STRATEGIES
+from tfsparse.training.distribute import is_chief
+from tfsparse.training.distribute import per_replica_batch
+from tfsparse.training.distribute import strategy_from_config
 from tfsparse.training.losses import add_lasso
 from tfsparse.training.losses import ensemble_loss
 from tfsparse.training.losses import ensemble_sample_weights
 from tfsparse.training.losses import lasso_penalty
+from tfsparse.training.precision import float32_logits
+from tfsparse.training.precision import policy_name
+from tfsparse.training.precision import precision_policy
 from tfsparse.training.robustness_eval import RobustnessEval
 from tfsparse.training.schedules import LR_SCHEDULES
 from tfsparse.training.schedules import CaffeInvDecay

@@ -38,6 +38,7 @@ from tfsparse.attacks import pgd_perturb
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
+from tfsparse.sparsity import has_pruning_wrappers
 from tfsparse.training.callbacks import SparsityMonitor
 from tfsparse.training.clean import accuracy_metric
 from tfsparse.training.clean import add_weight_decay
@@ -87,8 +88,9 @@ class AdversarialModel(keras.Model):
         step (as happens with LeNet-5 on MNIST); evaluation always uses the full ε.
 
     Raises:
-      ValueError: on a negative ε, a bad step count, ``clean_weight`` outside [0, 1] or
-        an ``inner`` that is not a Keras model.
+      ValueError: on a negative ε, a bad step count, ``clean_weight`` outside [0, 1], an
+        ``inner`` that is not a Keras model, or an ``inner`` with pruning wrappers created
+        under a ``tf.distribute`` strategy (see the message).
     """
 
     def __init__(
@@ -106,6 +108,13 @@ class AdversarialModel(keras.Model):
             raise ValueError(f"AdversarialModel: step_size must be > 0, got {step_size!r}")
         if not (isinstance(eps_warmup, int) and eps_warmup >= 0):
             raise ValueError(f"AdversarialModel: eps_warmup must be an integer >= 0, got {eps_warmup!r}")
+        if has_pruning_wrappers(inner) and tf.distribute.has_strategy():
+            raise ValueError(
+                "AdversarialModel: PGD training of a model with tfmot pruning wrappers cannot run under a "
+                "tf.distribute strategy (tfmot re-applies its masks with a cross-replica merge_call on every "
+                "call, which TensorFlow refuses inside the attack's tf.while_loop); train the dense model "
+                "distributed and prune after, or train the pruned model on one device"
+            )
         self.inner = inner
         self.eps = float(eps)
         self.step_size = float(step_size)

@@ -4,6 +4,8 @@ import math
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
+from tfsparse.training.distribute import remove_scratch
+from tfsparse.training.distribute import write_dir
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -222,7 +224,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     after epoch k and resumed sees the batches an uninterrupted run sees. Checkpoints go
     through ``tf.train.CheckpointManager``: the index file is replaced only after the data
     is written, so a kill during a save leaves the previous checkpoint usable. The
-    checkpoints stay after training (they are the run's resumable state).
+    checkpoints stay after training (they are the run's resumable state). Under a
+    multi-worker strategy every worker saves (saving is collective) but only the chief
+    into ``directory``; the others save into a scratch folder that is removed at once, and
+    all restore from ``directory`` (:func:`tfsparse.training.distribute.write_dir`).
 
     Args:
       directory: folder of the checkpoints (created if missing).
@@ -232,9 +237,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, directory, model, keep=2):
         super().__init__()
+        self.directory = str(directory)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=keep)
 
     def restore(self):
         """Loads the latest checkpoint, if any; returns the number of completed epochs."""
@@ -246,4 +252,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+        target = write_dir(self.directory, self.model.distribute_strategy)
+        if target == self.directory:
+            self.manager.save(checkpoint_number=epoch + 1)
+            return
+        tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=1).save(checkpoint_number=epoch + 1)
+        remove_scratch(target, self.directory)
