@@ -2,10 +2,13 @@
 
 Usage:
   python scripts/report.py runs/export_dense runs/export_g50 runs/export_g90 --output=artifacts.md
+  python scripts/report.py runs/eval_clean.json runs/eval_pgd.json --output=robust.md
 
-Reads the export folders of scripts/export.py --robustness (export.json, robustness.json) and
-writes the robustness-of-the-artifact table of docs/RESULTS.md; without --output it prints it.
-Exit codes: 0 ok, 1 failure, 2 bad usage (a folder without those files, an existing --output).
+Export folders of scripts/export.py --robustness (export.json, robustness.json) give the
+robustness-of-the-artifact table; evaluate.py --output files give a robustness table (one row
+per file; the training run's results.json beside the evaluated saved_model/ adds training,
+weight sparsity, steps and time). Without --output the markdown is printed. Exit codes: 0 ok,
+1 failure, 2 bad usage (a path of no known kind, an existing --output).
 """
 
 import _bootstrap  # noqa: F401

@@ -115,5 +115,33 @@ def test_artifact_report_is_generated_from_export_folders(tmp_path):
     assert rows[2] == "| lenet5_g90 | tflite_int8 | 0.900 | 4,321 | 0.9700 | 0.9000 | 0.8000 | 0.9000 | pgd |"
     assert "ε 0.3" in text and "first 100 test images" in text
     (folder / "robustness.json").unlink()
-    with pytest.raises(ConfigError, match="has no robustness.json"):
+    with pytest.raises(ConfigError, match="robustness.json does not exist"):
         artifact_section([str(folder)])
+
+
+def test_robustness_table_is_generated_from_evaluate_reports(tmp_path):
+    import json
+
+    from tfsparse.errors import ConfigError
+    from tfsparse.pipelines.report import evaluation_section
+
+    def report(run, attacks, worst):
+        return {"n": 1000, "clean_accuracy": 0.97, "model": {"path": str(tmp_path / run / "saved_model")},
+                "dataset": {"name": "mnist", "subset": "first"}, "worst_case": {"accuracy": worst},
+                "attacks": {k: {"accuracy": a, "params": {"name": k, "eps": 0.3}} for k, a in attacks.items()}}
+
+    (tmp_path / "pgd_run").mkdir()
+    (tmp_path / "pgd_run" / "results.json").write_text(json.dumps(
+        {"training": "pgd", "weight_sparsity": 0.5, "train_steps": 2814, "train_seconds": 1883.3}))
+    (tmp_path / "a.json").write_text(json.dumps(report("pgd_run", {"pgd": 0.517, "autoattack": 0.318}, 0.318)))
+    (tmp_path / "b.json").write_text(json.dumps(report("no_run", {"fgsm": 0.09}, 0.0)))
+    text = evaluation_section([str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert lines[0] == ("| model | training | clean | pgd | autoattack | fgsm | worst case | weight sparsity "
+                        "| optimizer steps | train s |")
+    assert lines[2] == "| pgd_run | pgd | 0.970 | 0.517 | 0.318 | – | 0.318 | 0.500 | 2,814 | 1883 |"
+    assert lines[3] == "| no_run | – | 0.970 | – | – | 0.090 | 0.000 | – | – | – |"
+    assert "ε 0.3 (mnist, first 1,000 test images)" in text
+    (tmp_path / "c.json").write_text(json.dumps({"status": "complete"}))
+    with pytest.raises(ConfigError, match="not an evaluate.py report"):
+        evaluation_section([str(tmp_path / "c.json")])

@@ -1,6 +1,7 @@
 """Aggregation of per-seed records and markdown tables (read from results, not live objects)."""
 
 import collections
+import os
 
 import numpy as np
 
@@ -84,3 +85,24 @@ def artifact_rows(export, robustness, name):
                      **{m: f"{a:.4f}" for m, a in robustness["artifacts"][fmt].items()},
                      "flags": ", ".join(flagged) or "no"})
     return rows
+
+
+def evaluation_row(report, run):
+    """One row of a robustness table from an ``evaluate.py`` report and the model's training run.
+
+    Args:
+      report: the dict of an ``evaluate.py --output`` file.
+      run: the ``results.json`` of the ``train.py`` run that produced the model, or None.
+
+    Returns:
+      ``{"model", "training", "clean_accuracy", <attack key>: accuracy..., "worst_case",
+      "weight_sparsity", "train_steps", "train_seconds"}`` (run fields None without ``run``).
+    """
+    run = run or {}
+    row = {"model": os.path.basename(os.path.dirname(report["model"]["path"].rstrip("/"))),
+           "training": run.get("training"), "clean_accuracy": report["clean_accuracy"],
+           "worst_case": (report.get("worst_case") or {}).get("accuracy"),
+           "weight_sparsity": run.get("weight_sparsity"), "train_steps": run.get("train_steps"),
+           "train_seconds": run.get("train_seconds")}
+    row.update({key: entry.get("accuracy") for key, entry in report["attacks"].items()})
+    return row

@@ -1,9 +1,13 @@
 """``write_report(folders, output)``: results documents generated from run folders (scripts/report.py).
 
 Numbers in docs/RESULTS.md are never copied by hand: each section is the output of this
-module over the folders the runs wrote. A folder is recognised by what it holds; today the
-export folders of scripts/export.py (``export.json`` + ``robustness.json``: the robustness of
-shipped artifacts).
+module over what the runs wrote. An argument is recognised by what it is:
+
+* an export folder of scripts/export.py --robustness (``export.json`` + ``robustness.json``):
+  the robustness-of-the-artifact table;
+* an ``evaluate.py --output`` JSON file: one row of a robustness table (clean accuracy, each
+  attack's accuracy, the per-sample worst case), with the training run's ``results.json``
+  (next to the evaluated ``saved_model/``) adding training, weight sparsity, steps and time.
 """
 
 import json
@@ -24,8 +28,8 @@ def _load(folder, name):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except OSError:
-        raise ConfigError(f"{folder} has no {name}; report.py reads export folders written by "
-                          f"scripts/export.py --robustness") from None
+        raise ConfigError(f"{path} does not exist; report.py reads export folders (export.json and "
+                          f"robustness.json of scripts/export.py --robustness) and evaluate.py JSON files") from None
     except ValueError as error:
         raise ConfigError(f"{path} is not valid JSON ({error}); re-run the step that wrote it") from None
 
@@ -46,18 +50,51 @@ def artifact_section(folders):
             + reporting.markdown_table(rows, reporting.ARTIFACT_COLUMNS))
 
 
-def write_report(folders, output=None, log=print):
-    """Writes (or prints, without ``output``) the markdown generated from ``folders``.
+def evaluation_section(files):
+    """The markdown of a robustness table over ``evaluate.py`` reports, one row per file."""
+    reports = [_load(os.path.dirname(os.path.abspath(f)), os.path.basename(f)) for f in files]
+    for file, report in zip(files, reports):
+        if not isinstance(report, dict) or "attacks" not in report or "model" not in report:
+            raise ConfigError(f"{file} is not an evaluate.py report (no 'attacks' and 'model'); pass the file "
+                              "written by scripts/evaluate.py --output")
+    rows, attacks = [], []
+    for report in reports:
+        run_dir = os.path.dirname(report["model"]["path"].rstrip("/"))
+        run = _load(run_dir, "results.json") if os.path.isfile(os.path.join(run_dir, "results.json")) else None
+        rows.append(reporting.evaluation_row(report, run))
+        attacks += [key for key in report["attacks"] if key not in attacks]
+    settings = {(r["dataset"]["name"], r["dataset"]["subset"], r["n"]) for r in reports}
+    eps = {entry["params"].get("eps") for r in reports for entry in r["attacks"].values()} - {None}
+    columns = [("model", "model", "{}"), ("training", "training", "{}"), ("clean_accuracy", "clean", "{:.3f}")]
+    columns += [(key, key, "{:.3f}") for key in attacks]
+    columns += [("worst_case", "worst case", "{:.3f}"), ("weight_sparsity", "weight sparsity", "{:.3f}"),
+                ("train_steps", "optimizer steps", "{:,}"), ("train_seconds", "train s", "{:.0f}")]
+    described = "; ".join(f"{name}, {subset} {n:,} test images" for name, subset, n in sorted(settings))
+    return (f"Accuracy under each attack at ε {', '.join(f'{e:g}' for e in sorted(eps))} ({described}); "
+            "worst case: a sample counts as robust only if no l∞ attack fooled it.\n\n"
+            + reporting.markdown_table(rows, columns))
+
+
+def write_report(paths, output=None, log=print):
+    """Writes (or prints, without ``output``) the markdown generated from ``paths``.
+
+    Export folders give the artifact table, ``evaluate.py`` JSON files the robustness table.
 
     Raises:
-      tfsparse.errors.UsageError: on a folder without the files of a known kind, or an
-        existing ``output``.
+      tfsparse.errors.UsageError: on a path of no known kind, or an existing ``output``.
     """
-    if not folders:
-        raise ConfigError("name at least one run folder")
+    if not paths:
+        raise ConfigError("name at least one export folder or evaluate.py JSON file")
     if output:
         check_output_file(output, overwrite=False)
-    text = "## Robustness of the exported artifacts\n\n" + artifact_section(folders)
+    folders = [p for p in paths if os.path.isdir(p)]
+    files = [p for p in paths if not os.path.isdir(p)]
+    sections = []
+    if files:
+        sections.append("## Robustness under attack\n\n" + evaluation_section(files))
+    if folders:
+        sections.append("## Robustness of the exported artifacts\n\n" + artifact_section(folders))
+    text = "\n".join(sections)
     if output:
         results.atomic_write_text(output, text)
         log(f"report: {output}")
