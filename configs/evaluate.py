@@ -26,6 +26,9 @@ def get_config(arg=None):
             # (AutoAttack's rand version uses 20), and PGD at eps = 1 must leave accuracy 0.
             "eot_samples": 20,
             "check_unbounded": True,
+            # tf.distribute strategy the attacks' batches are sharded over (none, mirrored,
+            # multi_worker: run under scripts/launch_local.py or a TF_CONFIG cluster; docs/SCALE.md).
+            "distribute": "none",
             "attacks": {
                 "fgsm": {},
                 "rfgsm": {},

@@ -40,4 +40,6 @@ def get_config(arg=None):
     elif variant == "quick":
         config.prune.rounds = 6
         config.prune.retrain_steps = 100
-    return config
+    # distribute: none (docs/SCALE.md). No mixed_precision: tfmot's pruning wrappers fail under a
+    # 16-bit policy (their mask update assigns a 16-bit kernel to its float32 variable).
+    return common.scale(config)

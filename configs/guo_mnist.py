@@ -45,4 +45,6 @@ def get_config(arg=None):
     if variant == "paper":
         config.seeds = tuple(range(10))
         config.eval.num_examples = 10_000
-    return config
+    # distribute: none (docs/SCALE.md). No mixed_precision: tfmot's pruning wrappers fail under a
+    # 16-bit policy (their mask update assigns a 16-bit kernel to its float32 variable).
+    return common.scale(config)

@@ -35,4 +35,7 @@ def get_config(arg=None):
         {"keep_dense": (), "layer_types": ("conv", "dense"), "gamma": -1.0, "ns_max_per_layer": 0.9}
     )
     config.eval = common.evaluation(num_examples=1000, fgs_eps=0.1)
-    return config
+    # distribute: none (docs/SCALE.md); training=pgd runs on one device only. No mixed_precision:
+    # tfmot's pruning wrappers fail under a 16-bit policy (their mask update assigns a 16-bit
+    # kernel to its float32 variable).
+    return common.scale(config)

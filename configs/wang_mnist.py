@@ -43,4 +43,6 @@ def get_config(arg=None):
         config.prune.retrain_steps = 300
         config.sparsities = (0.3, 0.9)
         config.eval.num_examples = 500
-    return config
+    # distribute: none (docs/SCALE.md). No mixed_precision: tfmot's pruning wrappers fail under a
+    # 16-bit policy (their mask update assigns a 16-bit kernel to its float32 variable).
+    return common.scale(config)

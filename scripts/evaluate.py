@@ -9,6 +9,9 @@ Usage:
 --signature maps [0, 1] images to logits) or a .tflite file (black-box attacks square/zoo, or
 gradient attacks transferred from --source_model). Attack defaults: configs/evaluate.py.
 --output is checked before any attack runs; an existing file is replaced only with --overwrite.
+--config.distribute=mirrored|multi_worker shards the attacks' batches over replicas / workers
+(docs/SCALE.md), e.g. python scripts/launch_local.py --num_workers=2 -- scripts/evaluate.py
+--config.distribute=multi_worker --model=... --output=results.json (the chief writes it).
 Exit codes: 0 ok, 1 failure, 2 bad usage (unknown attack, eps < 0, bad model, data or output).
 """
 
@@ -44,7 +47,7 @@ def main(argv):
         config, _MODEL.value, attack_names=_ATTACKS.value, eps=_EPS.value, dataset=_DATASET.value,
         data_dir=_DATA_DIR.value, classes=_CLASSES.value, num_examples=_NUM.value, subset=_SUBSET.value,
         model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, source_model=_SOURCE.value, output=_OUTPUT.value,
-        overwrite=_OVERWRITE.value,
+        overwrite=_OVERWRITE.value, distribute=config.distribute,
     )
 
 

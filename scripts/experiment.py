@@ -6,7 +6,8 @@ Usage:
 
 Known experiments: guo_progressive_pruning (configs/guo_*.py; also scripts/sweep.py) and
 wang_oneshot (configs/wang_mnist.py). A killed or interrupted run continues with the same
-flags plus --resume. Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
+flags plus --resume. --config.distribute=mirrored trains every model on the machine's replicas (multi_worker:
+fp/ns tables only; docs/SCALE.md). Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
 """
 
 import _bootstrap  # noqa: F401

@@ -43,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, positional=True)
+    cli.run(main, positional=True, tensorflow=False)

@@ -8,7 +8,8 @@ Methods: gup, lup (Wang et al. unstructured), fp (filter pruning), ns (network s
 needs BN layers), threshold (RSR gamma: set --config.prune.gamma, or --sparsity picks gamma).
 --retrain_epochs=0 prunes without retraining; --training=pgd fine-tunes adversarially (--eps). --output receives saved_model/ (real zeros,
 wrappers stripped; FP/NS physically smaller), stats.json, weights_histogram.png and
-results.json; the per-layer table is printed. Exit codes: 0 ok, 1 failure, 2 bad usage,
+results.json; the per-layer table is printed. --config.distribute=mirrored retrains on
+replicas (multi_worker: fp/ns only; --training=pgd needs distribute=none; docs/SCALE.md). Exit codes: 0 ok, 1 failure, 2 bad usage,
 130/143 interrupted.
 """
 

@@ -9,6 +9,7 @@ Writes config.json, results.json (status, last completed round, every record so 
 checkpoints/ (each round's weights), and when complete results.csv, results.md and
 robustness_vs_sparsity.png into --workdir, and prints its path at the end. A killed or
 interrupted sweep continues after its last completed round with the same flags plus --resume.
+--config.distribute=mirrored trains and retrains on every GPU of the machine (docs/SCALE.md).
 Exit codes: 0 ok, 1 failure, 2 bad usage (bad flag/config/data, taken workdir), 130/143 interrupted.
 """
 

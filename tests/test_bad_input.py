@@ -61,6 +61,11 @@ CASES = [
     ("prune: sparsity out of range", "prune.py",
      ["--model={plain_model}", "--sparsity=1.5", "--output={tmp}/out"], "sparsity must be in [0, 1)"),
     ("prune: missing model", "prune.py", ["--model={tmp}/none.h5", "--output={tmp}/out"], "does not exist"),
+    ("sweep: pruning wrappers across workers", "sweep.py", ["--config.distribute=multi_worker"],
+     "distribute=multi_worker cannot train tfmot's pruning wrappers"),
+    ("prune: pgd fine-tuning under a strategy", "prune.py",
+     ["--model={plain_model}", "--training=pgd", "--config.distribute=mirrored", "--output={tmp}/out"],
+     "--training=pgd cannot run under distribute=mirrored"),
     ("export: unknown format", "export.py", ["--model={plain_model}", "--formats=tflite,onnx", "--output={tmp}/out"],
      "unknown ['onnx']"),
     ("export: output exists", "export.py", ["--model={plain_model}", "--output={tmp}/a_file"], "already exists"),
@@ -70,7 +75,8 @@ CASES = [
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
 SLOW = {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
         "missing data directory", "evaluate: negative eps", "prune: sparsity out of range", "prune: missing model",
-        "export: model/data shape mismatch"}
+        "export: model/data shape mismatch", "prune: pgd fine-tuning under a strategy",
+        "sweep: pruning wrappers across workers"}
 
 
 @pytest.fixture(scope="module")

@@ -168,6 +168,69 @@ def test_mirrored_replicas_step_like_one_device(tmp_path):
         assert mirrored["clean_accuracy"] == pytest.approx(single["clean_accuracy"], abs=0.011)
 
 
+def sweep_config(**values):
+    """configs/guo_linear.py:quick cut to seconds: 256 images, 8 dense steps, 1 round of 4 steps, plus ``values``."""
+    sys.path.insert(0, REPO)
+    from configs import guo_linear
+
+    config = guo_linear.get_config("quick")
+    config.data.num_train, config.data.num_test = 256, 64
+    config.train.update({"steps": 8, "epochs": 0.0})
+    config.prune.update({"rounds": 1, "retrain_steps": 4})
+    config.eval.update({"num_examples": 32, "deepfool_max_iter": 5})
+    config.update(values)
+    return config
+
+
+_MIRRORED_SWEEP = textwrap.dedent(
+    """
+    import json, sys
+    import h5py
+    import tfsparse
+    from tfsparse.compat import tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, sys.argv[1])
+    from test_distribute import sweep_config
+    from tfsparse.pipelines.guo import run_sweep
+
+    out = {}
+    for word in ("mirrored", "none"):
+        workdir = run_sweep(sweep_config(distribute=word), f"{sys.argv[2]}/{word}", log=lambda *_: None)
+        state = json.load(open(f"{workdir}/results.json"))
+        state["weights"] = []
+        for round_index in (0, 1):  # the kept weights of each round: {"dense/vars/0": kernel, ...}
+            arrays = {}  # (a file saved from the trained model also holds its optimizer's and metrics' state)
+            with h5py.File(f"{workdir}/checkpoints/seed0/round{round_index}.weights.h5", "r") as handle:
+                handle["layers"].visititems(lambda name, item: arrays.update(
+                    {name: item[()].tolist()} if isinstance(item, h5py.Dataset) else {}))
+            state["weights"].append(arrays)
+        out[word] = state
+    print(json.dumps(out))
+    """
+)
+
+
+def test_mirrored_sweep_prunes_and_measures_like_one_device(tmp_path):
+    """The guo pipeline (dense training, a pruning round's retraining) over 2 virtual CPUs = one device."""
+    proc = subprocess.run([sys.executable, "-c", _MIRRORED_SWEEP, os.path.join(REPO, "tests"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    mirrored, single = out["mirrored"], out["none"]
+    assert mirrored["status"] == single["status"] == "complete"
+    assert [r["round"] for r in mirrored["records"]] == [r["round"] for r in single["records"]] == [0, 1]
+    for a, b in zip(mirrored["records"], single["records"]):
+        for key in ("target_sparsity", "sparsity", "clean_accuracy", "r_inf"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6), key
+        assert a["r2"] == pytest.approx(b["r2"], rel=1e-4)
+    assert mirrored["records"][1]["sparsity"] == pytest.approx(1 / 3, abs=0.01)  # the round pruned
+    for a, b in zip(mirrored["weights"], single["weights"]):
+        assert sorted(a) == sorted(b) == ["dense/vars/0", "dense/vars/1"]  # the one logit's w, b
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_two_localhost_workers_train_like_one(tmp_path):
     """The real multi-worker path: launch_local.py, two train.py workers (gRPC on localhost)."""
     from tfsparse.pipelines.train import train_and_evaluate
@@ -407,3 +470,14 @@ def test_device_check_runs_in_cpu_quick_mode(tmp_path):
     for name in ("| PGD-40 eps=0.1 |", "| PGD-40 eps=0.3 |", "| APGD-CE eps=0.3 |", "| APGD-DLR eps=0.3 |"):
         assert name in proc.stdout
     assert (tmp_path / "attacks.json").is_file() and (tmp_path / "apgd.json").is_file()
+
+
+def test_the_launcher_does_not_import_tensorflow():
+    """launch_local.py starts its workers without paying for TensorFlow (cli.run(..., tensorflow=False))."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", os.path.join(REPO, "scripts", "launch_local.py"),
+                           "--num_workers=1", "--timeout=30", "--", sys.executable, "-c", "print('child ran')"],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["[worker 0 (chief)] child ran", "worker 0 (chief): exit 0"]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert "tfsparse.launch" in imported and not [name for name in imported if name.split(".")[0] == "tensorflow"]

@@ -140,19 +140,22 @@ def _on_sigterm(signum, frame):
     raise Interrupted(signum)
 
 
-def run(main, positional=False):
+def run(main, positional=False, tensorflow=True):
     """Runs an absl ``main(argv)`` with tfsparse's exit-code and signal contract.
 
     ``positional``: the script takes positional arguments (``argv[1:]``); otherwise any is
-    refused as bad usage.
+    refused as bad usage. ``tensorflow``: import TensorFlow before ``main`` to quiet its
+    logger; False for a script that never uses it (``launch_local.py``, whose start-up would
+    otherwise pay 2-6 s for an import it does not need).
     """
 
     def guarded(argv):
-        from tfsparse.compat import tf
+        if tensorflow:
+            from tfsparse.compat import tf
 
-        # Each pruning round attacks a new model, which TF reports as "retracing"; that is
-        # expected here and would bury the progress lines.
-        tf.get_logger().setLevel("ERROR")
+            # Each pruning round attacks a new model, which TF reports as "retracing"; that is
+            # expected here and would bury the progress lines.
+            tf.get_logger().setLevel("ERROR")
         absl_logging.set_verbosity(absl_logging.WARNING)  # tf_keras's INFO lines on every SavedModel save
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:

@@ -4,6 +4,7 @@ Each function reads one section and nothing else, so a pipeline states which sec
 uses. Defaults are never filled in here: every value comes from the config file.
 """
 
+import contextlib
 import time
 
 import ml_collections
@@ -17,6 +18,9 @@ from tfsparse import sparsity
 from tfsparse.compat import keras
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
+from tfsparse.training import is_chief
+from tfsparse.training import per_replica_batch
+from tfsparse.training import strategy_from_config
 
 # model.normalization: "dataset" puts the data's per-channel mean/std in the model's first
 # layer; "none" feeds [0, 1] pixels unchanged (Caffe's LeNets, Guo's references).
@@ -88,6 +92,51 @@ def single_device_copy(model, model_cfg, dataset, seed, noise_cfg=None):
     copy = build_model(model_cfg, dataset, seed, noise_cfg=noise_cfg)
     copy.set_weights(weights)
     return copy
+
+
+# Pruning methods whose retraining holds the zeros with tfmot pruning wrappers (fp and ns
+# retrain physically narrower plain models).
+WRAPPED_METHODS = ("gup", "lup", "threshold")
+
+
+def distribution(config, *sections, wrappers=False):
+    """The ``tf.distribute`` setting of a run: ``(strategy, chief)`` (see :mod:`tfsparse.training.distribute`).
+
+    Call it first, before any other TensorFlow work (``MultiWorkerMirroredStrategy``
+    configures the process's collectives when it is made). Each train section named must
+    have a global ``batch_size`` the replicas can share. ``wrappers``: the run trains models
+    holding tfmot pruning wrappers, which ``multi_worker`` cannot do: their cross-replica
+    mask and step updates hang in a collective until the workers' heartbeats time out
+    (found with two localhost workers), so that pair is refused before any work.
+
+    Returns:
+      ``(strategy, chief)``: the strategy of ``config.distribute``, or None for ``none`` (the
+      pipeline then runs exactly as without a strategy); ``chief`` is False on the workers
+      of a multi-worker cluster that must not write the run directory.
+
+    Raises:
+      ConfigError: for a batch that is not a multiple of the replica count, ``multi_worker``
+        with ``wrappers``, or an unusable ``distribute`` (see
+        :func:`~tfsparse.training.strategy_from_config`).
+    """
+    if wrappers and config.distribute == "multi_worker":
+        raise ConfigError("distribute=multi_worker cannot train tfmot's pruning wrappers (their cross-replica "
+                          "updates hang across workers); use mirrored (every GPU of one machine) or none "
+                          "(docs/SCALE.md)")
+    strategy = strategy_from_config(config.distribute)
+    for section in sections:
+        per_replica_batch(config[section].batch_size, strategy, f"{section}.batch_size")
+    return (None if config.distribute == "none" else strategy), is_chief(strategy)
+
+
+def strategy_scope(strategy):
+    """Where a pipeline builds, prunes and trains its models: ``strategy.scope()``, or no scope for None.
+
+    Every variable of a model trained under a strategy (tfmot's masks and step included)
+    must be made in here; evaluation and export run outside, on a copy with plain variables
+    (:func:`tfsparse.sparsity.copy_model` made outside the scope, or :func:`single_device_copy`).
+    """
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def train_section(config, section="train", **overrides):

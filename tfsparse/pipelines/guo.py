@@ -13,6 +13,11 @@ The unit of work is one (seed, round): its stripped weights go to
 next round starts, so ``--resume`` continues after the last completed round and ends with
 the records of an uninterrupted run; the kept weights also let a later attack re-evaluate
 any round without retraining.
+
+Under ``distribute`` the dense training and every round's pruning and retraining run in the
+strategy's scope (``train.batch_size`` is the global batch); each round is measured and saved
+from a single-device copy. ``multi_worker`` is refused: every round retrains tfmot pruning
+wrappers, which cannot train across workers (:func:`~tfsparse.pipelines._build.distribution`).
 """
 
 import os
@@ -25,8 +30,11 @@ from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.pipelines._build import ROBUSTNESS_COLUMNS
 from tfsparse.pipelines._build import build_model
+from tfsparse.pipelines._build import distribution
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import robustness_record
+from tfsparse.pipelines._build import single_device_copy
+from tfsparse.pipelines._build import strategy_scope
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
 
@@ -64,12 +72,16 @@ def run_sweep(config, workdir, *, resume=False, log=print):
     Returns:
       The absolute path of the run directory.
     """
+    strategy, _ = distribution(config, "train", wrappers=True)
     run = Run(workdir, config, KIND, resume=resume).prepare()
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.path
     dataset = load_data(config.data)
     log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    if strategy is not None:
+        log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
+            f"{config.train.batch_size}")
     records = list((run.previous or {}).get("records", []))
     dense_cfg = train_section(config)
     retrain_cfg = train_section(config, learning_rate=config.prune.retrain_learning_rate,
@@ -79,6 +91,8 @@ def run_sweep(config, workdir, *, resume=False, log=print):
                    fgs_eps=config.eval.fgs_eps, records=records):
 
         def record(seed, round_index, target, model, seconds):
+            if strategy is not None:
+                model = single_device_copy(model, config.model, dataset, seed)
             _save_weights(model, round_weights_path(run, seed, round_index))
             entry = {"seed": seed, "round": round_index, "target_sparsity": target, "train_seconds": seconds}
             entry.update(robustness_record(model, dataset, config))
@@ -94,14 +108,18 @@ def run_sweep(config, workdir, *, resume=False, log=print):
             last = max(done) if done else -1
             if last == config.prune.rounds:
                 continue
-            model = build_model(config.model, dataset, seed)
-            if last >= 0:
-                model.load_weights(round_weights_path(run, seed, last))
-                log(f"seed {seed}: resuming after round {last}")
-            else:
-                started = time.perf_counter()
-                training.train(model, dataset.x_train, dataset.y_train, dense_cfg, seed=seed, verbose=config.verbose)
+            with strategy_scope(strategy):
+                model = build_model(config.model, dataset, seed)
+                if last >= 0:
+                    model.load_weights(round_weights_path(run, seed, last))
+                    log(f"seed {seed}: resuming after round {last}")
+                else:
+                    started = time.perf_counter()
+                    training.train(model, dataset.x_train, dataset.y_train, dense_cfg, seed=seed,
+                                   verbose=config.verbose)
+            if last < 0:
                 record(seed, 0, 0.0, model, time.perf_counter() - started)
+
             clock = {"start": time.perf_counter()}
 
             def retrain(wrapped, seed=seed, clock=clock):
@@ -109,13 +127,15 @@ def run_sweep(config, workdir, *, resume=False, log=print):
                 training.train(wrapped, dataset.x_train, dataset.y_train, retrain_cfg, seed=seed,
                                verbose=config.verbose)
 
-            def on_round(index, target, stripped, seed=seed, clock=clock):
-                record(seed, index, target, stripped, time.perf_counter() - clock["start"])
-
-            sparsity.progressive_prune(
-                model, rounds=config.prune.rounds, rate=config.prune.rate, retrain=retrain,
-                keep_dense=tuple(config.prune.keep_dense), on_round=on_round, start=max(last, 0) + 1,
-            )
+            targets = sparsity.progressive_targets(config.prune.rounds, config.prune.rate)
+            for index in range(max(last, 0) + 1, config.prune.rounds + 1):
+                # One round per call: each round is measured outside the strategy's scope.
+                with strategy_scope(strategy):
+                    model = sparsity.progressive_prune(
+                        model, rounds=index, rate=config.prune.rate, retrain=retrain,
+                        keep_dense=tuple(config.prune.keep_dense), start=index,
+                    )
+                record(seed, index, targets[index - 1], model, time.perf_counter() - clock["start"])
         _write_reports(run.path, config, records)
     return run.path
 

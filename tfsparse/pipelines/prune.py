@@ -4,6 +4,15 @@ Order of work, so that bad input costs nothing and leaves nothing behind: check 
 output folder, load the model and the data, check their shapes agree, prune (a method
 that cannot apply to this model, e.g. network slimming without BatchNorm, is a usage
 error here) — and only then create the output folder, retrain and export.
+
+Under ``distribute`` the loaded model is copied into the strategy's scope and pruned and
+retrained there (``train.batch_size`` is the global batch); the result is measured and
+exported from a single-device copy, and in a multi-worker cluster (methods fp and ns only:
+the others retrain tfmot pruning wrappers, which cannot train across workers) only the chief
+writes ``output``.
+``training = "pgd"`` runs on one device only: tfmot's pruning wrappers re-apply their masks
+with a cross-replica ``merge_call``, which TensorFlow refuses inside the attack's loop, so
+that combination is refused before any work.
 """
 
 
@@ -15,7 +24,10 @@ from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.errors import ConfigError
 from tfsparse.model_io import load_keras_model
+from tfsparse.pipelines._build import WRAPPED_METHODS
+from tfsparse.pipelines._build import distribution
 from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines._build import strategy_scope
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
 from tfsparse.pipelines.rsr import adversarial_model
@@ -36,38 +48,56 @@ def prune_saved_model(config, model_path, output, log=print):
     inside the ``adversarial_train`` policy, the masks held as in clean retraining.
 
     Returns:
-      The statistics dict written to ``stats.json``.
+      The statistics dict written to ``stats.json`` (None on a multi-worker cluster's other
+      workers, which train and write nothing).
 
     Raises:
       tfsparse.errors.UsageError: on a taken output folder, an unloadable model, bad data,
-        a model/data shape mismatch or a method that does not apply to the model.
+        a model/data shape mismatch, a method that does not apply to the model, or
+        ``training = "pgd"`` under a ``distribute`` strategy.
     """
     if config.training not in ("clean", "pgd"):
         raise ConfigError(f"training {config.training!r}: pruned models are retrained clean or fine-tuned with pgd")
-    run = Run(output, config, KIND).prepare()
+    if config.training == "pgd" and config.distribute != "none":
+        raise ConfigError(f"--training=pgd cannot run under distribute={config.distribute}: tfmot's pruning wrappers "
+                          "call a cross-replica merge_call inside the PGD loop, which tf.distribute refuses; "
+                          "use --config.distribute=none (docs/SCALE.md)")
+    strategy, chief = distribution(config, "train", wrappers=config.method in WRAPPED_METHODS)
+    run = Run(output, config, KIND, writer=chief).prepare()
     model = load_keras_model(model_path)
     dataset = load_data(config.data)
     if tuple(model.input_shape[1:]) != tuple(dataset.input_shape):
         raise ConfigError(f"model input {model.input_shape[1:]} does not match {dataset.name} images "
                           f"{dataset.input_shape}; choose the dataset the model was trained on")
     gamma = config.prune.gamma if config.prune.gamma >= 0 else None
-    try:
-        pruned = sparsity.prune_with(
-            config.method, model, config.sparsity, keep_dense=tuple(config.prune.keep_dense),
-            layer_types=tuple(config.prune.layer_types), gamma=gamma, ns_max_per_layer=config.prune.ns_max_per_layer,
-        )
-    except ValueError as error:
-        raise ConfigError(f"--method={config.method}: {error}") from None
+    with strategy_scope(strategy):
+        # The variables of the model to train must belong to the strategy.
+        source = sparsity.copy_model(model) if strategy is not None else model
+        try:
+            pruned = sparsity.prune_with(
+                config.method, source, config.sparsity, keep_dense=tuple(config.prune.keep_dense),
+                layer_types=tuple(config.prune.layer_types), gamma=gamma,
+                ns_max_per_layer=config.prune.ns_max_per_layer,
+            )
+        except ValueError as error:
+            raise ConfigError(f"--method={config.method}: {error}") from None
     with run.start(method=config.method, requested_sparsity=config.sparsity):
-        before = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
-        if config.training == "pgd":
-            adversarial, train_cfg = adversarial_model(config, pruned, len(dataset.x_train))
-            training.train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=config.seed,
-                                       verbose=config.verbose)
-        else:
-            training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
-                           verbose=config.verbose)
-        final = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
+        if chief:
+            before = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
+        with strategy_scope(strategy):
+            if config.training == "pgd":
+                adversarial, train_cfg = adversarial_model(config, pruned, len(dataset.x_train))
+                training.train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg,
+                                           seed=config.seed, verbose=config.verbose)
+            else:
+                training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
+                               verbose=config.verbose)
+            final = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
+        if strategy is not None:  # on every worker: reading the trained weights is a collective
+            final = sparsity.copy_model(final)
+        if not chief:
+            log("worker done; the chief evaluates and exports")
+            return None
         after = metrics.clean_accuracy(final, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
         export.save_saved_model(final, run.file("saved_model"), check_inputs=dataset.x_test[:64])
         weight_stats = sparsity.weight_sparsity(final)
