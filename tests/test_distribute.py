@@ -147,12 +147,17 @@ _MIRRORED = textwrap.dedent(
 )
 
 
-def test_mirrored_replicas_step_like_one_device(tmp_path):
-    """MirroredStrategy over 2 virtual CPUs: pruning step, batch rule, the pgd and clean pipelines' weights."""
-    proc = subprocess.run([sys.executable, "-c", _MIRRORED, os.path.join(REPO, "tests"), str(tmp_path)],
+def _run_split_cpu(script, tmp_path):
+    """Runs ``script`` in a fresh interpreter (the CPU split into 2 devices) and returns its JSON line."""
+    proc = subprocess.run([sys.executable, "-c", script, os.path.join(REPO, "tests"), str(tmp_path)],
                           capture_output=True, text=True, timeout=300, cwd=REPO, env=ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_replicas_step_like_one_device(tmp_path):
+    """MirroredStrategy over 2 virtual CPUs: pruning step, batch rule, the pgd and clean pipelines' weights."""
+    out = _run_split_cpu(_MIRRORED, tmp_path)
     assert out["replicas"] == 2
     assert out["odd_batch"].startswith("train.batch_size 65 is the global batch and must be a multiple of the 2")
     # One increment per global optimizer step on every replica (tfmot's step is mirrored).
@@ -213,10 +218,7 @@ _MIRRORED_SWEEP = textwrap.dedent(
 
 def test_mirrored_sweep_prunes_and_measures_like_one_device(tmp_path):
     """The guo pipeline (dense training, a pruning round's retraining) over 2 virtual CPUs = one device."""
-    proc = subprocess.run([sys.executable, "-c", _MIRRORED_SWEEP, os.path.join(REPO, "tests"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO, env=ENV)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _run_split_cpu(_MIRRORED_SWEEP, tmp_path)
     mirrored, single = out["mirrored"], out["none"]
     assert mirrored["status"] == single["status"] == "complete"
     assert [r["round"] for r in mirrored["records"]] == [r["round"] for r in single["records"]] == [0, 1]
@@ -355,7 +357,6 @@ def test_a_killed_worker_fails_the_run_cleanly_and_it_resumes(tmp_path):
     assert state["status"] == "complete" and state["resumed"] == 1 and state["train_steps"] == 64
 
 
-@pytest.mark.slow
 def test_keras_tuner_chief_and_two_workers_share_the_trials(tmp_path):
     """scripts/tune.py under launch_local.py --keras_tuner: 4 trials over 2 workers, one table by the chief."""
     workdir = tmp_path / "tune"
@@ -424,7 +425,6 @@ def _without_seconds(report):
                                   for k, e in report["attacks"].items()}}
 
 
-@pytest.mark.slow
 def test_sharded_evaluation_equals_the_single_process_report(tmp_path):
     """Attacks sharded over 2 virtual CPUs (MirroredStrategy) and over 2 localhost workers (MWMS)."""
     import io
