@@ -246,7 +246,7 @@ def test_attack_runs_grad_samples_forward_passes_per_step(grad_samples, clean_we
     assert int(counter.calls.numpy()) == STEPS * grad_samples + 2  # clean + adversarial pass
 
 
-@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_pruning_step_advances_once_per_step_and_zeros_stay(jit):
     x, y = toy()
     inner = sparsity.prune(mlp(), 0.5)

@@ -254,8 +254,8 @@ BALLS = [("linf", 0.03), ("l2", 0.1)]
 @pytest.mark.parametrize(
     "which, norm, eps, jit_compile",
     [(which, norm, eps, False) for which in ATTACKS for norm, eps in BALLS]
-    # XLA compiles slowly on CPU: one case covers the whole-batch (static shape) path.
-    + [("apgd_ce", "linf", 0.03, True)],
+    # XLA compiles slowly on CPU: one case (slow tier) covers the whole-batch (static shape) path.
+    + [pytest.param("apgd_ce", "linf", 0.03, True, marks=pytest.mark.slow)],
 )
 def test_inside_eps_ball_and_box(which, norm, eps, jit_compile, linear5):
     model, _, _, x, y, _ = linear5
@@ -271,7 +271,7 @@ def test_inside_eps_ball_and_box(which, norm, eps, jit_compile, linear5):
 
 
 @pytest.mark.parametrize("which", list(ATTACKS))
-@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("norm", ["linf", pytest.param("l2", marks=pytest.mark.slow)])
 def test_eps_zero_returns_x(which, norm, linear5):
     model, _, _, x, y, _ = linear5
     result = ATTACKS[which](eps=0, norm=norm, steps=5)(model, x, y, seed=0)

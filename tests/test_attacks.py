@@ -26,7 +26,9 @@ N_FEATURES = 16
 # XLA is the GPU default (jit_compile="auto") and DeepFool's XLA path steps every sample under a
 # mask instead of gathering the active ones, so the closed-form tests run both with and without
 # XLA (on CPU XLA is only slower).
-JIT = pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+JIT = pytest.mark.parametrize("jit", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["graph", "xla"])
+# The FGS closed form keeps one XLA case in the fast tier.
+JIT_FAST = pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
 
 
 def linear_model(kernel, bias, input_shape=SHAPE):
@@ -246,7 +248,7 @@ def test_fgsm_accuracy_decreases_with_eps_and_reaches_zero(trained_mlp):
     assert accuracies[-1] == 0.0
 
 
-@JIT
+@JIT_FAST
 def test_fgsm_binary_is_guo_closed_form(jit, binary_linear):
     # Guo eq. (1): x̌ = x - ε·s·sign(w), s = ±1 the label; then clipped to [0, 1].
     model, w, _, x, y, _ = binary_linear
@@ -300,7 +302,7 @@ def test_deepfool_multiclass_linear_is_exact_in_one_step(jit, multiclass_linear)
     np.testing.assert_allclose(result.l2, distance.min(axis=1) * 1.02, rtol=1e-5)
 
 
-@pytest.mark.parametrize("rule", ["accumulate", "mask"])
+@pytest.mark.parametrize("rule", ["accumulate", pytest.param("mask", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("which", ["binary", "multiclass"])
 def test_deepfool_box_stays_in_domain_and_costs_more(which, rule, binary_linear, multiclass_linear):
     model, *_, x, y, _ = binary_linear if which == "binary" else multiclass_linear

@@ -99,7 +99,7 @@ def test_ctrl_c_leaves_an_interrupted_sweep_with_its_partial_results(tmp_path):
     workdir = tmp_path / "ctrl_c"
     code, stderr = run_until("sweep.py", [*SWEEP, f"--workdir={workdir}"],
                              lambda: len(state(workdir).get("records", [])) >= 1, sig=signal.SIGINT)
-    assert code == 130
+    assert code == 130, stderr[-2000:]
     assert [line for line in stderr.splitlines() if line.startswith("interrupted")], stderr[-2000:]
     assert "Traceback" not in stderr
     stopped = state(workdir)
