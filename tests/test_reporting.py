@@ -78,7 +78,7 @@ def test_markdown_table_of_raw_rows_without_n_or_std():
 
 
 def test_wilson_interval_matches_hand_computed_values():
-    from tfsparse.metrics import wilson_interval
+    from tfsparse.metrics.intervals import wilson_interval
 
     # 90 of 100 at 95 % (z = 1.959964): (0.8256, 0.9448), computed by hand from the Wilson formula.
     low, high = wilson_interval(0.9, 100)
