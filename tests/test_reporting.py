@@ -53,6 +53,16 @@ def _cells(table):
     return lines[0], lines[1], [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
 
 
+def test_aggregate_ci95_is_the_student_t_half_width():
+    rows = reporting.aggregate(RECORDS, "p", ["acc", "r2"])
+    # p = 0.5, acc 0.9/0.8/0.7: sample std 0.1, t(0.975, 2) = 4.302653 -> 4.302653 * 0.1 / sqrt(3).
+    assert rows[1]["acc_ci95"] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-6)
+    # p = 0.3, acc 0.97/0.95: sample std 0.01414, t(0.975, 1) = 12.7062 -> 12.7062 * 0.01.
+    assert rows[0]["acc_ci95"] == pytest.approx(12.706205 * 0.01, rel=1e-6)
+    assert rows[0]["r2_ci95"] is None  # one value: no interval
+    assert rows[2]["acc_ci95"] is None and rows[2]["r2_ci95"] is None
+
+
 def test_markdown_table_shows_plus_minus_only_for_several_records():
     rows = reporting.aggregate(RECORDS, "p", ["acc", "r2"])
     table = reporting.markdown_table(
@@ -63,9 +73,9 @@ def test_markdown_table_shows_plus_minus_only_for_several_records():
     assert header == "| p | seeds | accuracy | r2 |"
     assert rule == "|---:|---:|---:|---:|"
     assert body == [
-        # p = 0.3: two records -> ±; r2 has a single value among them, std 0 (n counts records).
-        ["0.3", "2", f"{0.96:.3f} ± {0.01:.3f}", "2.00 ± 0.00"],
-        ["0.5", "3", f"0.800 ± {np.sqrt(0.02 / 3):.3f}", f"2.00 ± {np.sqrt(14 / 3) / 2:.2f}"],
+        # ± is the 95 % CI half-width; r2 at p = 0.3 has a single value: no interval.
+        ["0.3", "2", f"{0.96:.3f} ± {12.706205 * 0.01:.3f}", "2.00"],
+        ["0.5", "3", f"0.800 ± {4.302653 * 0.1 / np.sqrt(3):.3f}", f"2.00 ± {4.302653 * np.std([1, 1.5, 3.5], ddof=1) / np.sqrt(3):.2f}"],
         ["0.9", "1", "0.400", "–"],  # one record: no ±; missing value: a dash
     ]
 

@@ -5,12 +5,19 @@ import os
 
 import numpy as np
 
+from tfsparse.metrics.intervals import mean_interval
 
-def aggregate(records, by, keys):
-    """Groups ``records`` by ``by`` and returns mean/std/count of each of ``keys`` per group.
+
+def aggregate(records, by, keys, confidence=0.95):
+    """Groups ``records`` by ``by`` and returns, per group, each of ``keys``' mean, std and CI.
+
+    A group's records are the seeds of one setting; ``key_ci95`` is the half-width of the
+    Student t interval of the mean (:func:`tfsparse.metrics.intervals.mean_interval`), None
+    when the group has fewer than two values of ``key``.
 
     Returns:
-      A list (ordered by group value) of ``{by: value, "n": count, key: mean, key + "_std": std}``.
+      A list (ordered by group value) of ``{by: value, "n": count, key: mean, key + "_std":
+      population std, key + "_ci95": CI half-width}`` (None entries of a key are left out).
     """
     groups = collections.OrderedDict()
     for record in sorted(records, key=lambda r: r[by]):
@@ -20,7 +27,7 @@ def aggregate(records, by, keys):
         row = {by: value, "n": len(members)}
         for key in keys:
             values = np.array([m[key] for m in members if m.get(key) is not None], dtype=np.float64)
-            row[key] = float(values.mean()) if values.size else None
+            row[key], row[key + "_ci95"] = mean_interval(values, confidence)
             row[key + "_std"] = float(values.std()) if values.size else None
         rows.append(row)
     return rows
@@ -30,8 +37,8 @@ def markdown_table(rows, columns):
     """Renders ``rows`` as a markdown table.
 
     Args:
-      rows: dicts as returned by ``aggregate`` (a ``key_std`` entry is shown as ± when a
-        group has more than one record).
+      rows: dicts as returned by ``aggregate``: a value with a ``key_ci95`` entry (two or
+        more seeds) is shown as mean ± 95 % CI half-width.
       columns: ``[(key, header, format)]``, e.g. ``("r2", "r2", "{:.3f}")``.
     """
     lines = ["| " + " | ".join(header for _, header, _ in columns) + " |"]
@@ -44,9 +51,9 @@ def markdown_table(rows, columns):
                 cells.append("–")
                 continue
             text = fmt.format(value)
-            std = row.get(key + "_std")
-            if std is not None and row.get("n", 1) > 1:
-                text += " ± " + fmt.format(std)
+            half = row.get(key + "_ci95")
+            if half is not None:
+                text += " ± " + fmt.format(half)
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ from tfsparse.metrics.diagnostics import check_eot_for_stochastic_model
 from tfsparse.metrics.diagnostics import check_multi_step_not_weaker
 from tfsparse.metrics.diagnostics import check_white_box_beats_black_box
 from tfsparse.metrics.diagnostics import has_random_inference
+from tfsparse.metrics.intervals import mean_interval
 from tfsparse.metrics.intervals import wilson_interval
 from tfsparse.metrics.lipschitz import lipschitz_bound
 from tfsparse.metrics.robustness import clean_accuracy
@@ -32,6 +33,7 @@ __all__ = [
     "linear_binary_r2",
     "linear_binary_r_inf_bound",
     "lipschitz_bound",
+    "mean_interval",
     "pgd_accuracy",
     "predict_labels",
     "r2",

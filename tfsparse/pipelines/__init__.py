@@ -14,15 +14,35 @@ Each module imports only the floors below it: evaluation, training, the parts, a
 ground floor (compat, errors, results). Nothing below imports a pipeline.
 """
 
+import importlib
+
 from tfsparse.errors import ConfigError
+
+
+# Every experiment pipeline, by the ``experiment`` key of its configs (= the ``pipeline`` its
+# run directories record): (module, runner). The runner is ``fn(config, workdir, *,
+# resume=False) -> run_dir`` (scripts/experiment.py); the module's ``report_section(run_dirs)
+# -> markdown`` renders its runs for scripts/report.py.
+EXPERIMENTS = {
+    "guo_progressive_pruning": ("tfsparse.pipelines.guo", "run_sweep"),
+    "wang_oneshot": ("tfsparse.pipelines.wang", "run_oneshot_table"),
+}
+
+
+def _module(name):
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"experiment {name!r} is unknown; choose from {sorted(EXPERIMENTS)}")
+    return importlib.import_module(EXPERIMENTS[name][0])
 
 
 def experiment(name):
     """The pipeline ``fn(config, workdir, *, resume=False) -> run_dir`` of an ``experiment`` name."""
-    from tfsparse.pipelines import guo
-    from tfsparse.pipelines import wang
+    return getattr(_module(name), EXPERIMENTS[name][1])
 
-    experiments = {guo.KIND: guo.run_sweep, wang.KIND: wang.run_oneshot_table}
-    if name not in experiments:
-        raise ConfigError(f"experiment {name!r} is unknown; choose from {sorted(experiments)}")
-    return experiments[name]
+
+def report_section(name):
+    """``fn(run_dirs) -> markdown``: the results section of runs of experiment ``name``."""
+    module = _module(name)
+    if not hasattr(module, "report_section"):
+        raise ConfigError(f"report.py cannot render {name!r} runs yet; read their results.md")
+    return module.report_section

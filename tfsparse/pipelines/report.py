@@ -3,6 +3,9 @@
 Numbers in docs/RESULTS.md are never copied by hand: each section is the output of this
 module over what the runs wrote. An argument is recognised by what it is:
 
+* a run directory of an experiment pipeline (``results.json`` naming its ``pipeline``): the
+  section that pipeline's ``report_section`` renders (run directories of one kind together,
+  e.g. the seeds or models of one table);
 * an export folder of scripts/export.py --robustness (``export.json`` + ``robustness.json``):
   the robustness-of-the-artifact table;
 * an ``evaluate.py --output`` JSON file: one row of a robustness table (clean accuracy, each
@@ -14,6 +17,7 @@ import json
 import os
 
 from tfsparse import reporting
+from tfsparse import pipelines
 from tfsparse import results
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines._run import check_output_file
@@ -78,7 +82,8 @@ def evaluation_section(files):
 def write_report(paths, output=None, log=print):
     """Writes (or prints, without ``output``) the markdown generated from ``paths``.
 
-    Export folders give the artifact table, ``evaluate.py`` JSON files the robustness table.
+    Run directories give their pipeline's section, export folders the artifact table,
+    ``evaluate.py`` JSON files the robustness table.
 
     Raises:
       tfsparse.errors.UsageError: on a path of no known kind, or an existing ``output``.
@@ -87,9 +92,14 @@ def write_report(paths, output=None, log=print):
         raise ConfigError("name at least one export folder or evaluate.py JSON file")
     if output:
         check_output_file(output, overwrite=False)
-    folders = [p for p in paths if os.path.isdir(p)]
+    runs = {}
+    for path in paths:
+        if os.path.isfile(os.path.join(path, "results.json")):
+            runs.setdefault(_load(path, "results.json").get("pipeline"), []).append(path)
+    run_dirs = {p for group in runs.values() for p in group}
+    folders = [p for p in paths if os.path.isdir(p) and p not in run_dirs]
     files = [p for p in paths if not os.path.isdir(p)]
-    sections = []
+    sections = [pipelines.report_section(kind)(group) for kind, group in runs.items()]
     if files:
         sections.append("## Robustness under attack\n\n" + evaluation_section(files))
     if folders:
