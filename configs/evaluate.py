@@ -37,7 +37,13 @@ def get_config(arg=None):
                 "deepfool": {"overshoot": 0.02, "max_iter": 50, "top_k": 10, "box": True},
                 "cw_l2": {"binary_search_steps": 9, "steps": 1000, "learning_rate": 0.01,
                           "initial_const": 0.01, "confidence": 0.0},
-                "zoo": {"coords": 128, "max_queries": 20000, "learning_rate": 0.01, "const": 10.0},
+                # Chen et al. 2017 ZOO-ADAM. c: binary_search_steps rounds from initial_const (Chen's
+                # search, e.g. 9 from 0.01 with max_queries 9 * iterations * 257 + 2); at 20,000
+                # queries one round at c = 10 flips the most (measured, tfsparse.attacks.ZOO).
+                "zoo": {"coords": 128, "max_queries": 20000, "learning_rate": 0.01, "initial_const": 10.0,
+                        "binary_search_steps": 1},
+                # --attacks=transfer: this attack (with its defaults above) crafted on --source_model.
+                "transfer": {"attack": "pgd"},
                 # Croce & Hein 2020 (AutoAttack's budgets): 100 iterations, 9 target classes.
                 "apgd": {"loss": "ce", "steps": 100, "restarts": 1},
                 "apgd_t": {"steps": 100, "n_target_classes": 9},

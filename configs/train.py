@@ -10,9 +10,13 @@ Variants (``--config=configs/train.py:VARIANT``):
   cifar      ResNet-20 on CIFAR-10, SGD 0.1 ÷10 at each third, wd 5e-4, batch 128, augmentation.
   mnist_pgd  ``lenet`` with Madry PGD training: ε 0.3, step 0.01, 40 steps, random start, ε ramped
              over the first epoch; Adam 1e-3 (``adversarial_train``).
-  mnist_rsr  ``lenet`` with RSR training (PGD-40 on MNIST, where 7 steps of 0.01 cannot reach 0.3).
+  mnist_rsr  ``lenet`` with RSR training (PGD-40 on MNIST, where 7 steps of 0.01 cannot reach 0.3),
+             PGD starting at x (RSR eq. 2).
   cifar_pgd  ``cifar`` with PGD training: ε 8/255, step 2/255, 10 steps (Wang et al.).
-  cifar_rsr  ``cifar`` with RSR training: PGD-7 as in Rakin et al. 2019.
+  cifar_rsr  ``cifar`` with RSR training: PGD-7 from x as in Rakin et al. 2019.
+
+The PGD accuracy checked after pgd/rsr training runs ``pgd.eval_steps`` steps per family
+(MNIST 100, Madry et al.'s evaluation; CIFAR 7, RSR's) from x (RSR eq. 2; ``pgd.eval_random_start``).
 
 ``training`` (flag ``--training``) picks the objective; ``clean`` trains with ``train``,
 ``pgd`` and ``rsr`` with ``adversarial_train`` (two sections, so a value set for one is never
@@ -68,24 +72,31 @@ def adversarial_policy(family, train):
 
 def pgd_training(family):
     """PGD adversarial training (Madry et al. 2018): MNIST ε 0.3, step 0.01, 40 steps (Madry),
-    ε ramped from 0 over the first epoch; CIFAR ε 8/255, step 2/255, 10 steps (Wang), no ramp.
-    ``eval_steps``: PGD steps of the test-set PGD accuracy on the first ``eval_examples`` images."""
+    ε ramped from 0 over the first epoch; CIFAR ε 8/255, step 2/255, 10 steps (Wang), no ramp;
+    ``random_start``: Madry's uniform start in the ε-ball.
+    ``eval_steps``: PGD steps of the test-set PGD accuracy on the first ``eval_examples`` images,
+    per family: MNIST 100 (Madry et al.'s MNIST evaluation, step 0.01), CIFAR 7 (RSR §4.1's
+    PGD-7, step 2/255). ``eval_random_start``: that attack starts at x (False, RSR eq. 2:
+    x̂¹ = x) or at a uniform point of the ball (True, Madry)."""
     mnist = family == "mnist"
     return ml_collections.ConfigDict(
         {"eps": 0.3 if mnist else 8 / 255, "step_size": 0.01 if mnist else 2 / 255, "steps": 40 if mnist else 10,
-         "random_start": True, "seed": 0, "eval_steps": 20, "eval_examples": 500,
-         "eps_warmup_epochs": 1.0 if mnist else 0.0}
+         "random_start": True, "seed": 0, "eval_steps": 100 if mnist else 7, "eval_random_start": False,
+         "eval_examples": 500, "eps_warmup_epochs": 1.0 if mnist else 0.0}
     )
 
 
 def rsr_training(family, lasso=5e-5):
     """RSR (Rakin et al. 2019): CNI noise (α init 0.25), ensemble loss a = 0.5 (eq. 5), lasso λ
     (eq. 6: 5e-5 ResNet-20, 1e-5 ResNet-18/VGG-16), PGD training with ``steps`` steps (7 on CIFAR
-    as in the paper; 40 on MNIST), then threshold pruning at γ (or at the γ giving
+    as in the paper; 40 on MNIST) starting at x (``random_start`` False: RSR eq. 2, x̂¹ = x, unlike
+    Madry's random start), then threshold pruning at γ (or at the γ giving
     ``target_sparsity`` when γ = 0). ``inference_noise``: noise on at test time and in the attack
-    (RSR Table 5 "on"); then PGD accuracy is measured with EOT (``eot_samples``)."""
+    (RSR Table 5 "on"); then PGD accuracy is measured with EOT (``eot_samples``).
+    ``noise_sigma_rule``: σ of eq. 4 is the variance of the whole kernel ("full", the paper's
+    rule, pruned zeros included) or of its non-zero entries ("nonzero")."""
     return ml_collections.ConfigDict(
         {"clean_weight": 0.5, "lasso": lasso, "noise": "channel", "noise_alpha": 0.25,
-         "inference_noise": True, "steps": 40 if family == "mnist" else 7, "gamma": 0.0,
-         "target_sparsity": 0.0, "eot_samples": 4}
+         "inference_noise": True, "steps": 40 if family == "mnist" else 7, "random_start": False, "gamma": 0.0,
+         "target_sparsity": 0.0, "eot_samples": 4, "noise_sigma_rule": "full"}
     )

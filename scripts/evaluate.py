@@ -8,11 +8,15 @@ Usage:
 --model is a Keras 2/3 .h5/.keras file, a SavedModel directory (a Keras one, or a plain TF one whose
 --signature maps [0, 1] images to logits) or a .tflite file (black-box attacks square/zoo, or
 gradient attacks transferred from --source_model). Attack defaults: configs/evaluate.py.
+--attacks=transfer --source_model=PATH crafts config.attacks.transfer.attack (PGD) on PATH and scores
+it on --model (RSR Table 3). --inference_noise=on|off switches an RSR model's CNI/PNI noise (Table 5;
+"on" attacks with EOT); a model without noise layers is refused.
 --output is checked before any attack runs; an existing file is replaced only with --overwrite.
 --config.distribute=mirrored|multi_worker shards the attacks' batches over replicas / workers
 (docs/SCALE.md), e.g. python scripts/launch_local.py --num_workers=2 -- scripts/evaluate.py
 --config.distribute=multi_worker --model=... --output=results.json (the chief writes it).
-Exit codes: 0 ok, 1 failure, 2 bad usage (unknown attack, eps < 0, bad model, data or output).
+Exit codes: 0 ok, 1 failure, 2 bad usage (unknown attack, eps < 0, bad model, data or output,
+transfer without --source_model, --inference_noise on a model without noise layers).
 """
 
 import _bootstrap  # noqa: F401  (sys.path for configs/, quiet TF logs)
@@ -28,13 +32,17 @@ _DATASET = flags.DEFINE_string("dataset", "mnist", "Dataset name (tfsparse.data.
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset file/dir; default: embedded MNIST sample or TFDS.")
 _CLASSES = flags.DEFINE_list("classes", None, "Class subset, relabelled 0..k-1 in this order (e.g. 1,7).")
 _NUM = flags.DEFINE_integer("num_examples", 1000, "First test images evaluated (0 = all).", lower_bound=0)
-_ATTACKS = flags.DEFINE_list("attacks", "fgsm,pgd,deepfool", "Attacks: fgsm,rfgsm,pgd,eot_pgd,apgd,apgd_t,fab_t,square,autoattack,deepfool,cw,zoo.")
+_ATTACKS = flags.DEFINE_list("attacks", "fgsm,pgd,deepfool", "Attacks: fgsm,rfgsm,pgd,eot_pgd,apgd,apgd_t,fab_t,"
+                             "square,autoattack,deepfool,cw,zoo,transfer (needs --source_model).")
 _EPS = flags.DEFINE_float("eps", 0.1, "Budget of the fixed-eps attacks, pixel units (>= 0).")
 _SUBSET = flags.DEFINE_enum("subset", "first", ["first", "random"], "first N test images, or a seeded random N.")
 _OUTPUTS = flags.DEFINE_enum("model_outputs", "logits", ["logits", "probabilities"],
                              "What the model returns; probabilities are attacked as log-probabilities.")
 _SIGNATURE = flags.DEFINE_string("signature", "serving_default", "Signature of a non-Keras SavedModel.")
-_SOURCE = flags.DEFINE_string("source_model", None, "Differentiable model for transfer attacks on a TFLite model.")
+_SOURCE = flags.DEFINE_string("source_model", None, "Differentiable model the transfer attack (and, for a TFLite "
+                              "model, every gradient attack) is crafted on.")
+_NOISE = flags.DEFINE_enum("inference_noise", None, ["on", "off"], "Switch the CNI/PNI noise of the model on (EOT "
+                           "attacks) or off; default: as saved.")
 _OUTPUT = flags.DEFINE_string("output", None, "JSON file to write (atomically).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Allow --output to replace an existing file.")
 
@@ -46,7 +54,8 @@ def main(argv):
     evaluate_model(
         config, _MODEL.value, attack_names=_ATTACKS.value, eps=_EPS.value, dataset=_DATASET.value,
         data_dir=_DATA_DIR.value, classes=_CLASSES.value, num_examples=_NUM.value, subset=_SUBSET.value,
-        model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, source_model=_SOURCE.value, output=_OUTPUT.value,
+        model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, source_model=_SOURCE.value,
+        inference_noise=_NOISE.value, output=_OUTPUT.value,
         overwrite=_OVERWRITE.value, distribute=config.distribute,
     )
 

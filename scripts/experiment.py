@@ -5,9 +5,9 @@ Usage:
   python scripts/experiment.py --config=configs/guo_mnist.py:full --workdir=runs/guo
 
 Known experiments: guo_progressive_pruning (configs/guo_*.py; also scripts/sweep.py) and
-wang_oneshot (configs/wang_mnist.py). A killed or interrupted run continues with the same
-flags plus --resume. --config.distribute=mirrored trains every model on the machine's replicas (multi_worker:
-fp/ns tables only; docs/SCALE.md). Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
+wang_oneshot (configs/wang_mnist.py, configs/wang_cifar.py). A killed or interrupted run continues with the
+same flags plus --resume. --config.distribute=mirrored trains the guo sweep's models on the machine's replicas
+(docs/SCALE.md; Wang's adversarial tables run on one device). Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
 """
 
 import _bootstrap  # noqa: F401

@@ -4,10 +4,13 @@ Usage:
   python scripts/tune.py --config=configs/tune_rsr.py:quick --workdir=runs/tune_q
   python scripts/tune.py --config=configs/tune_rsr.py:quick --workdir=runs/t --max_trials=2
 
-The workdir receives config.json, results.json (status, last completed trial), trials.csv and
+The workdir receives config.json, results.json (status, last completed trial; when done the
+Pareto front over sparsity x clean x PGD accuracy and the over-pruning point), trials.csv and
 trials.md (every trial: lambda, target sparsity, a, alpha0, score, clean / PGD accuracy,
-sparsity, gamma; best first), best.json (the best trial) and keras-tuner's own state under
-tuner/. Under scripts/launch_local.py --keras_tuner the trials run on parallel workers and the
+sparsity, gamma, pareto; best first), best.json (the best trial), pareto.png (the front, the
+over-pruning point marked), fig2.png (RSR Fig. 2a-c: PGD accuracy vs sparsity, accuracy vs
+lambda and vs gamma) and keras-tuner's own state under tuner/. The objective (constrained:
+PGD accuracy with a sparsity floor; weighted: a weighted sum) is --config.search.objective. Under scripts/launch_local.py --keras_tuner the trials run on parallel workers and the
 chief (keras-tuner's oracle) writes the workdir (docs/SCALE.md). An interrupted search
 continues with the same flags plus --resume (completed trials are kept).
 Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.

@@ -15,6 +15,8 @@ TINY_SWEEP = [
     "--config.prune.retrain_steps=10",
     "--config.eval.num_examples=40",
     "--config.eval.deepfool_max_iter=10",
+    "--config.eval.measures=r_inf,r2",  # quick's C&W and rFGS: tests/test_guo_sweep.py
+    "--config.seeds=(0,)",  # quick's 3 seeds: tests/test_guo_sweep.py runs 2
     "--config.data.num_train=600",
     "--config.data.num_test=200",
 ]

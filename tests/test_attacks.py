@@ -768,7 +768,7 @@ class CountingModel:
 def test_zoo_black_box_flips_and_counts_queries(multiclass_linear):
     model, _, _, x, y, _ = multiclass_linear
     counted = CountingModel(model)
-    attack = ZOO(coords=8, max_queries=2000, learning_rate=0.05)
+    attack = ZOO(coords=8, max_queries=2000, learning_rate=0.05, binary_search_steps=1, initial_const=10.0)
     result = attack.run(counted, x[:32], y[:32], batch_size=16, seed=0)
     assert result.success_rate > 0.8
     # ZOO's query = one evaluation of one sample by the model, the clean and the final
@@ -795,7 +795,8 @@ def test_zoo_flips_binary_linear_samples_no_closer_than_the_boundary(jit):
     # Black-box, so not minimal, but never closer than the closed-form |z| / ‖w‖₂ and, given
     # ~30 iterations of 8 coordinates, every one of these near-boundary inputs flips.
     model, w, b, x, y, distance = near_boundary_binary()
-    attack = ZOO(coords=8, max_queries=1000, learning_rate=0.01, jit_compile=jit)
+    attack = ZOO(coords=8, max_queries=1000, learning_rate=0.01, binary_search_steps=1, initial_const=10.0,
+                 jit_compile=jit)
     result = attack(model, x, y, seed=0)
     assert result.success.all()
     np.testing.assert_array_equal((binary_scores(result.x_adv, w, b) > 0), y == 0)

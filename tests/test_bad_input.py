@@ -71,12 +71,21 @@ CASES = [
     ("export: output exists", "export.py", ["--model={plain_model}", "--output={tmp}/a_file"], "already exists"),
     ("export: model/data shape mismatch", "export.py", ["--model={cifar_model}", "--output={tmp}/out"],
      "does not match mnist images"),
+    ("sweep: --reevaluate with a non-eval override", "sweep.py",
+     ["--reevaluate", "--config=configs/guo_mnist.py:quick", "--config.prune.rate=0.5"],
+     "only --config.eval.* overrides, not --config.prune.rate"),
+    ("sweep: unknown robustness measure", "sweep.py", ["--config.eval.measures=r_inf,r3"], "eval.measures: unknown"),
+    ("evaluate: --inference_noise on a model without noise layers", "evaluate.py",
+     ["--model={plain_model}", "--inference_noise=on"], "has no CNI/PNI noise layers"),
+    ("evaluate: transfer without a source model", "evaluate.py", ["--model={plain_model}", "--attacks=transfer"],
+     "--source_model=PATH"),
 ]
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
 SLOW = {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
         "missing data directory", "evaluate: negative eps", "prune: sparsity out of range", "prune: missing model",
         "export: model/data shape mismatch", "prune: pgd fine-tuning under a strategy",
-        "sweep: pruning wrappers across workers"}
+        "sweep: pruning wrappers across workers", "sweep: unknown robustness measure",
+        "evaluate: --inference_noise on a model without noise layers", "evaluate: transfer without a source model"}
 
 
 @pytest.fixture(scope="module")

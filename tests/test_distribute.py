@@ -174,11 +174,12 @@ def test_mirrored_replicas_step_like_one_device(tmp_path):
 
 
 def sweep_config(**values):
-    """configs/guo_linear.py:quick cut to seconds: 256 images, 8 dense steps, 1 round of 4 steps, plus ``values``."""
+    """configs/guo_linear.py:quick cut to seconds: one seed, 256 images, 8 dense steps, 1 round of 4 steps, plus ``values``."""
     sys.path.insert(0, REPO)
     from configs import guo_linear
 
     config = guo_linear.get_config("quick")
+    config.seeds = (0,)
     config.data.num_train, config.data.num_test = 256, 64
     config.train.update({"steps": 8, "epochs": 0.0})
     config.prune.update({"rounds": 1, "retrain_steps": 4})

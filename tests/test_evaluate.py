@@ -247,3 +247,98 @@ def test_plain_tf_savedmodel_is_attacked_like_the_keras_model(tmp_path):
     ours, expected = FGSM(eps=0.2).run(loaded, x, y), FGSM(eps=0.2).run(reference, x, y)
     np.testing.assert_allclose(ours.x_adv, expected.x_adv, atol=1e-6)
     assert ours.adv_accuracy == expected.adv_accuracy < 1.0
+
+
+# --- --inference_noise and --attacks=transfer (RSR Tables 5 and 3) ------------------------------
+
+
+def _rsr_config():
+    """configs/evaluate.py shrunk for tiny models: 2-step PGD, 2 EOT draws, a 200-query ZOO, no ε = 1 check."""
+    from configs import evaluate as evaluate_config
+
+    config = evaluate_config.get_config("mnist")
+    config.attacks.pgd.steps = 2
+    config.attacks.eot_pgd.steps = 2
+    config.attacks.zoo.update({"coords": 8, "max_queries": 200})
+    config.eot_samples = 2
+    config.check_unbounded = False
+    return config
+
+
+@pytest.fixture(scope="module")
+def noisy_saved(tmp_path_factory):
+    """A tiny MNIST CNN with CNI layers saved with its noise switch off, and a plain one."""
+    from tfsparse.layers import NoisyConv2D
+    from tfsparse.layers import NoisyDense
+
+    root = tmp_path_factory.mktemp("noisy")
+    tf.random.set_seed(1)
+    inputs = keras.Input((28, 28, 1))
+    h = NoisyConv2D(2, 5, strides=4, activation="relu", seed=1, alpha_initializer=1.0)(inputs)
+    outputs = NoisyDense(10, seed=2, alpha_initializer=1.0)(keras.layers.Flatten()(h))
+    keras.Model(inputs, outputs, name="noisy").save(root / "noisy.keras")
+    plain = keras.Sequential([keras.layers.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)],
+                             name="plain")
+    plain.save(root / "plain.keras")
+    return root
+
+
+def test_inference_noise_switch_changes_prediction_variance_and_survives_save_load(noisy_saved, tmp_path):
+    from tfsparse.model_io import load_model
+    from tfsparse.pipelines.evaluate import switch_inference_noise
+
+    x = np.random.default_rng(0).random((6, 28, 28, 1), dtype=np.float32)
+    model = load_model(str(noisy_saved / "noisy.keras"))
+    np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())  # saved with noise off
+    switch_inference_noise(model, "on", "noisy.keras")
+    draws = np.stack([model(x).numpy() for _ in range(4)])
+    assert draws.std(axis=0).mean() > 1e-3
+    model.save(tmp_path / "on.keras")
+    reloaded = load_model(str(tmp_path / "on.keras"))
+    assert np.stack([reloaded(x).numpy() for _ in range(4)]).std(axis=0).mean() > 1e-3
+    switch_inference_noise(reloaded, "off", "on.keras")
+    reloaded.save(tmp_path / "off.keras")
+    off = load_model(str(tmp_path / "off.keras"))
+    np.testing.assert_array_equal(off(x).numpy(), off(x).numpy())
+
+
+def test_inference_noise_flag_attacks_with_eot_when_on_and_refuses_plain_models(noisy_saved):
+    from tfsparse.errors import ConfigError
+    from tfsparse.pipelines.evaluate import evaluate_model
+
+    common = dict(attack_names=["pgd"], eps=0.1, dataset="mnist", num_examples=8, log=lambda *_: None)
+    on = evaluate_model(_rsr_config(), str(noisy_saved / "noisy.keras"), inference_noise="on", **common)
+    assert on["random_at_inference"] and list(on["attacks"]) == ["eot_pgd"] and on["inference_noise"] == "on"
+    with pytest.raises(ConfigError, match="no CNI/PNI noise layers"):
+        evaluate_model(_rsr_config(), str(noisy_saved / "plain.keras"), inference_noise="on", **common)
+
+
+def test_transfer_attack_from_source_model_and_its_bad_usage(noisy_saved):
+    from tfsparse.errors import ConfigError
+    from tfsparse.pipelines.evaluate import evaluate_model
+
+    common = dict(eps=0.2, dataset="mnist", num_examples=8, log=lambda *_: None)
+    plain = str(noisy_saved / "plain.keras")
+    report = evaluate_model(_rsr_config(), plain, attack_names=["zoo", "transfer"], source_model=plain,
+                            **{**common, "eps": 0.2})
+    transfer = report["attacks"]["transfer"]
+    # Source = target: the transferred PGD is the white-box PGD, so it is as strong as one.
+    assert transfer["params"]["source_model"] == "plain" and transfer["params"]["attack"]["name"] == "pgd"
+    white = evaluate_model(_rsr_config(), plain, attack_names=["pgd"], **common)["attacks"]["pgd"]
+    assert transfer["accuracy"] == pytest.approx(white["accuracy"])
+    assert report["source_model"]["path"].endswith("plain.keras")
+    # RSR Table 3 counts success over all samples: misclassified after the attack, the samples
+    # already misclassified clean included (success_rate counts flips of clean-correct ones).
+    assert transfer["success_rate_all"] == pytest.approx(1 - transfer["accuracy"])
+    assert report["attacks"]["zoo"]["success_rate_all"] >= 1 - report["clean_accuracy"]
+    with pytest.raises(ConfigError, match="--source_model=PATH"):
+        evaluate_model(_rsr_config(), plain, attack_names=["transfer"], **common)
+    with pytest.raises(ConfigError, match="add transfer to --attacks"):
+        evaluate_model(_rsr_config(), plain, attack_names=["pgd"], source_model=plain, **common)
+
+
+@pytest.mark.slow
+def test_inference_noise_on_a_plain_model_exits_2(noisy_saved):
+    result = run_evaluate(f"--model={noisy_saved / 'plain.keras'}", "--num_examples=4", "--inference_noise=on")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "no CNI/PNI noise layers" in result.stderr

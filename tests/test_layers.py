@@ -50,8 +50,9 @@ def test_layer_mode_has_one_alpha():
     np.testing.assert_allclose(noise.std(), 0.25 * layer.kernel.numpy().std(), rtol=0.05)
 
 
-def test_no_noise_on_pruned_weights_and_sigma_from_live_weights():
-    layer = NoisyDense(6, seed=0)
+@pytest.mark.parametrize("sigma_rule", ["full", "nonzero"])
+def test_no_noise_on_pruned_weights_and_sigma_by_rule(sigma_rule):
+    layer = NoisyDense(6, seed=0, sigma_rule=sigma_rule)
     layer.build((None, 10))
     kernel = layer.kernel.numpy()
     kernel[:, ::2] = 0.0
@@ -59,8 +60,10 @@ def test_no_noise_on_pruned_weights_and_sigma_from_live_weights():
     layer.kernel.assign(kernel)
     noise = noise_samples(layer)
     assert np.all(noise[:, kernel == 0] == 0)
-    live = kernel[kernel != 0]
-    np.testing.assert_allclose(noise[:, kernel != 0].std(), 0.25 * live.std(), rtol=0.06)
+    # RSR eq. 4 ("full", default): σ is the std of the whole kernel, zeros included; "nonzero":
+    # of the live entries. With 70 % of the entries zeroed the two differ by ~1.6x.
+    sigma = kernel.std() if sigma_rule == "full" else kernel[kernel != 0].std()
+    np.testing.assert_allclose(noise[:, kernel != 0].std(), 0.25 * sigma, rtol=0.06)
 
 
 def test_inference_switch_changes_predictions_only_when_on():
@@ -139,9 +142,16 @@ def test_noise_layers_prune_and_strip_with_tfmot():
 
 
 def test_config_round_trip_and_validation():
-    layer = NoisyConv2D(2, 3, mode="layer", alpha_initializer=0.1, inference_noise=True, seed=3)
+    layer = NoisyConv2D(2, 3, mode="layer", alpha_initializer=0.1, inference_noise=True, seed=3,
+                        sigma_rule="nonzero")
     clone = NoisyConv2D.from_config(layer.get_config())
-    assert (clone.mode, clone.inference_noise, clone.seed) == ("layer", True, 3)
+    assert (clone.mode, clone.inference_noise, clone.seed, clone.sigma_rule) == ("layer", True, 3, "nonzero")
+    assert NoisyDense(2).sigma_rule == "full"
+    # Saved before sigma_rule existed (no key): trained with, and reloaded with, the non-zero rule.
+    legacy = {k: v for k, v in NoisyDense(2).get_config().items() if k != "sigma_rule"}
+    assert NoisyDense.from_config(legacy).sigma_rule == "nonzero"
+    with pytest.raises(ValueError, match="sigma_rule"):
+        NoisyDense(2, sigma_rule="live")
     with pytest.raises(ValueError, match="mode"):
         NoisyDense(2, mode="pixel")
     with pytest.raises(ValueError, match="alpha"):

@@ -13,6 +13,7 @@ from tfsparse.sparsity import weight_sparsity
 from tfsparse.sparsity.lottery import inverse_weights_inheritance
 from tfsparse.sparsity.lottery import lottery_ticket
 from tfsparse.sparsity.lottery import prune_surviving
+from tfsparse.sparsity.lottery import random_masks
 from tfsparse.sparsity.oneshot import wrap_with_masks
 
 
@@ -57,6 +58,15 @@ def test_prune_surviving_removes_exactly_count_among_survivors_globally():
     np.testing.assert_array_equal(new["b"], [True, False, True])
     with pytest.raises(ValueError, match="cannot remove"):
         prune_surviving(weights, kept, 7)
+
+
+def test_random_masks_keep_each_layer_count_and_follow_the_seed():
+    masks = {"a": np.arange(20).reshape(4, 5) % 3 == 0, "b": np.ones(7, dtype=bool)}
+    drawn = random_masks(masks, (0, 2))
+    for name in masks:
+        assert drawn[name].shape == masks[name].shape and drawn[name].sum() == masks[name].sum()
+    np.testing.assert_array_equal(random_masks(masks, (0, 2))["a"], drawn["a"])
+    assert not np.array_equal(random_masks(masks, (1, 2))["a"], drawn["a"])
 
 
 def test_ticket_is_rewound_theta0_on_nested_masks_with_k_times_p_sparsity():

@@ -95,8 +95,10 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     (robust accuracy over all samples; for FGS / rFGS that is Guo's ``r_inf``). Minimal-
     perturbation attacks (DeepFool, C&W, ZOO) report ``mean_l2`` over the clean-correct samples
     and Guo's ``r2`` (misclassified count as 0, divided by all N), plus ``failures``. Every entry
-    has ``params`` (with ``name``), ``repr``, ``success_rate`` and ``seconds`` (the attack's wall
-    time only). ``worst_case`` combines the l∞ fixed-budget attacks per sample (AutoAttack's
+    has ``params`` (with ``name``), ``repr``, ``success_rate`` (over the clean-correct samples) and
+    ``seconds`` (the attack's wall time only); black-box attacks (ZOO, Square, transfer) add
+    ``success_rate_all``, the fraction of all samples misclassified after the attack (RSR Table 3's
+    count, which includes the samples already misclassified clean). ``worst_case`` combines the l∞ fixed-budget attacks per sample (AutoAttack's
     robust accuracy: a sample is robust only if no attack fooled it); ``flags`` holds the
     :mod:`tfsparse.metrics.diagnostics` findings as ``{"flag", "detail"}`` (ids in
     docs/EVALUATION_FLAGS.md) and ``warnings`` their texts.
@@ -163,6 +165,10 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
             entry["mean_l2"] = float(attacked.mean()) if attacked.size else float("nan")
             entry["r2"] = float(attacked.sum() / result.n)
             entry["failures"] = result.failures
+        if isinstance(attack, BLACK_BOX):
+            # RSR Table 3 counts ZOO's success over all test samples ("classified to a wrong
+            # class by the attack"), not over the clean-correct ones as success_rate does.
+            entry["success_rate_all"] = float(np.mean(~result.adv_correct))
         if result.queries is not None:
             entry["queries_per_sample"] = int(result.queries.max())
         report["attacks"][_key(attack, report["attacks"])] = entry

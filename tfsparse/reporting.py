@@ -113,3 +113,88 @@ def evaluation_row(report, run):
            "train_seconds": run.get("train_seconds")}
     row.update({key: entry.get("accuracy") for key, entry in report["attacks"].items()})
     return row
+
+
+# Over-pruning detector tolerances (Guo et al. 2018 §4.1 / §5): accuracy "still holds" within
+# 1 point of the dense round; r2 "falls" when its mean drops below its running peak by more than
+# the larger of the two rounds' 95 % CI half-widths and 2 % of that peak (the CI alone is
+# undefined with one seed, and a few images' noise would otherwise trip the detector).
+OVER_PRUNING_TOLERANCES = {"clean_accuracy_drop": 0.01, "r2_relative_drop": 0.02}
+
+
+def over_pruning(records, measures, r2_measures=("r2", "r2_cw"), tolerances=None):
+    """The practitioner's warning sign of Guo et al. 2018: r2 falling while accuracy still holds.
+
+    Guo et al. observe (§4.1, §5) that r2 starts decreasing "much earlier than the benign-set
+    accuracy", so a model can be over-pruned for l2 robustness while its clean accuracy looks
+    fine. From the per-(seed, round) records of a sweep (a pure function of the records), with
+    the means over seeds per round:
+
+    * ``peaks[m]``: the round (and its mean weight sparsity) where measure ``m``'s mean is
+      largest (the first such round on ties);
+    * ``r2_falls[m]`` for each r2 measure present: the first round ``r`` > 0 whose mean is below
+      the running peak ``P = max_{r' ≤ r} mean_{r'}`` by more than
+      ``max(ci95_r, ci95_P, r2_relative_drop · P)`` while the mean clean accuracy is at least the
+      dense round's minus ``clean_accuracy_drop``; None when r2 never falls that way.
+
+    Args:
+      records: dicts with ``round``, ``sparsity``, ``clean_accuracy`` and the measures.
+      measures: the measure keys to report peaks of (those absent from the records are skipped).
+      r2_measures: which of them are r2 measures checked for a fall.
+      tolerances: overrides of :data:`OVER_PRUNING_TOLERANCES`.
+
+    Returns:
+      ``{"tolerances", "peaks": {m: {"round", "sparsity", "value"}}, "r2_falls": {m: {"round",
+      "sparsity", "value", "peak_round", "peak_value", "clean_accuracy", "dense_clean_accuracy"}
+      or None}}``.
+    """
+    tol = dict(OVER_PRUNING_TOLERANCES, **(tolerances or {}))
+    present = [m for m in measures if any(r.get(m) is not None for r in records)]
+    rows = aggregate(records, "round", ["sparsity", "clean_accuracy", *present])
+    found = {"tolerances": tol, "peaks": {}, "r2_falls": {}}
+    for m in present:
+        best = max((row for row in rows if row[m] is not None and np.isfinite(row[m])),
+                   key=lambda row: row[m], default=None)
+        found["peaks"][m] = None if best is None else {"round": best["round"], "sparsity": best["sparsity"],
+                                                       "value": best[m]}
+    dense_clean = rows[0]["clean_accuracy"] if rows else None
+    for m in (m for m in present if m in r2_measures):
+        found["r2_falls"][m] = None
+        peak = None
+        for row in rows:
+            value = row[m]
+            if value is None or not np.isfinite(value):
+                continue
+            if peak is None or value > peak[m]:
+                peak = row
+                continue
+            margin = max(row.get(m + "_ci95") or 0.0, peak.get(m + "_ci95") or 0.0, tol["r2_relative_drop"] * peak[m])
+            holds = row["clean_accuracy"] >= dense_clean - tol["clean_accuracy_drop"]
+            if value < peak[m] - margin and holds:
+                found["r2_falls"][m] = {"round": row["round"], "sparsity": row["sparsity"], "value": value,
+                                        "peak_round": peak["round"], "peak_value": peak[m],
+                                        "clean_accuracy": row["clean_accuracy"], "dense_clean_accuracy": dense_clean}
+                break
+    return found
+
+
+def over_pruning_text(found, labels):
+    """One markdown paragraph on :func:`over_pruning`'s findings; ``labels`` maps measure -> name."""
+    tol = found["tolerances"]
+    peaks = "; ".join(f"{labels.get(m, m)} at round {p['round']} ({100 * p['sparsity']:.1f} % sparse, "
+                      f"{p['value']:.4f})" for m, p in found["peaks"].items() if p is not None)
+    lines = [f"Peaks (mean over seeds): {peaks}."]
+    for m, fall in found["r2_falls"].items():
+        if fall is None:
+            lines.append(f"{labels.get(m, m)} never falls below its running peak while clean accuracy holds.")
+        else:
+            lines.append(
+                f"**Over-pruning sign**: {labels.get(m, m)} falls at round {fall['round']} "
+                f"({100 * fall['sparsity']:.1f} % sparse) to {fall['value']:.4f} "
+                f"from its peak {fall['peak_value']:.4f} "
+                f"(round {fall['peak_round']}) while clean accuracy is {fall['clean_accuracy']:.4f} "
+                f"(dense {fall['dense_clean_accuracy']:.4f}).")
+    lines.append(f"(A fall: below the running peak by more than the larger 95 % CI half-width and "
+                 f"{100 * tol['r2_relative_drop']:g} % of the peak; accuracy holds within "
+                 f"{tol['clean_accuracy_drop']:g} of the dense round.)")
+    return " ".join(lines) + "\n"

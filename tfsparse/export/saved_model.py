@@ -22,7 +22,7 @@ from tfsparse.sparsity import strip
 
 # Config keys a noise layer adds to its Conv2D/Dense base: its own (tfsparse.layers.noise)
 # and tf-keras BaseRandomLayer's ``rng_type``.
-_NOISE_KEYS = ("mode", "alpha_initializer", "inference_noise", "seed", "rng_type")
+_NOISE_KEYS = ("mode", "alpha_initializer", "inference_noise", "sigma_rule", "seed", "rng_type")
 
 
 def serving_signatures(model, seeded=False):

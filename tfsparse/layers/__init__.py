@@ -1,5 +1,6 @@
 """Custom Keras layers of tfsparse."""
 
+from tfsparse.layers.noise import SIGMA_RULES
 from tfsparse.layers.noise import NoisyConv2D
 from tfsparse.layers.noise import NoisyDense
 from tfsparse.layers.noise import has_inference_noise
@@ -14,6 +15,7 @@ __all__ = [
     "Normalize",
     "NoisyConv2D",
     "NoisyDense",
+    "SIGMA_RULES",
     "has_inference_noise",
     "insert_activation_l1",
     "noisy_layers",

@@ -18,9 +18,16 @@ Decisions made once, here:
     starts with the same setting). An attack can therefore call the model with
     ``training=False`` (BN in inference mode, pruning step untouched) and still face the
     noise when the recipe wants it; :func:`set_inference_noise` flips every layer.
-  * **σ over live weights.** After pruning, the zero weights are gone from the network,
-    so σ² is the variance of the non-zero entries of the (masked) kernel, and η is
-    multiplied by ``W != 0``: pruned weights get no noise (RSR §3.4).
+  * **σ after pruning** (``sigma_rule``). RSR eq. 4 says σ² is the variance of ``W``:
+    with ``sigma_rule="full"`` (default) it is the variance of the whole kernel, pruned
+    zeros included, so pruning lowers σ with the weights' spread and the α learned on the
+    dense tensor keeps its meaning. ``sigma_rule="nonzero"`` (tfsparse's earlier rule)
+    measures the variance of the live (non-zero) entries only; after pruning a fraction
+    ``s`` of a zero-mean kernel that raises σ by about ``1/√(1−s)`` (×1.41 at 50 %,
+    ×2.58 at 85 %) against the full-tensor σ. Under both rules η is multiplied by
+    ``W != 0``: pruned weights get no noise (RSR §3.4). The rule is part of ``get_config``;
+    a layer saved before the option existed reloads with ``"nonzero"``, the rule it was
+    trained with.
   * **α's name** is ``"alpha"``; it is not returned by ``get_prunable_weights()``, so
     tfsparse's weight decay, lasso and sparsity statistics (which act on prunable
     kernels only) never touch it.
@@ -40,19 +47,27 @@ from tfsparse.compat import tf
 BaseRandomLayer = keras.src.engine.base_layer.BaseRandomLayer
 
 _MODES = ("channel", "layer")
+# How σ is measured (RSR eq. 4): the variance of the whole kernel ("full", the paper's rule)
+# or of its non-zero entries ("nonzero").
+SIGMA_RULES = ("full", "nonzero")
 
 
 class _NoiseMixin:
     """Shared CNI/PNI logic: α, the switch, σ and the noisy kernel."""
 
-    def _init_noise(self, mode, alpha_initializer, inference_noise):
+    def _init_noise(self, mode, alpha_initializer, inference_noise, sigma_rule):
         if mode not in _MODES:
             raise ValueError(f"{type(self).__name__}: mode must be one of {_MODES}, got {mode!r}")
+        if sigma_rule not in SIGMA_RULES:
+            raise ValueError(
+                f"{type(self).__name__}: sigma_rule must be one of {SIGMA_RULES}, got {sigma_rule!r}"
+            )
         if isinstance(alpha_initializer, (int, float)) and not alpha_initializer >= 0:
             raise ValueError(
                 f"{type(self).__name__}: alpha_initializer must be >= 0, got {alpha_initializer!r}"
             )
         self.mode = mode
+        self.sigma_rule = sigma_rule
         self.alpha_initializer = (
             keras.initializers.Constant(float(alpha_initializer))
             if isinstance(alpha_initializer, (int, float))
@@ -85,12 +100,34 @@ class _NoiseMixin:
         if self.built:
             self.noise_switch.assign(float(bool(on)))
 
+    @classmethod
+    def from_config(cls, config):
+        # A layer saved before ``sigma_rule`` existed was trained with the non-zero rule, its
+        # only rule then: it reloads with that rule, not with today's default.
+        return super().from_config({"sigma_rule": "nonzero", **config})
+
     def get_prunable_weights(self):
         """The kernel only (α, bias and the switch are never pruned; tfmot PrunableLayer API)."""
         return [self.kernel]
 
+    def noise_sigma(self):
+        """σ of RSR eq. 4 for the current kernel, per :attr:`sigma_rule` (gradient stopped).
+
+        ``"full"``: the standard deviation of every kernel entry (pruned zeros included);
+        ``"nonzero"``: of the non-zero entries only (0 for an all-zero kernel, whose noise
+        is masked away anyway).
+        """
+        kernel = self.kernel
+        if self.sigma_rule == "full":
+            return tf.stop_gradient(tf.math.reduce_std(kernel))
+        live = tf.cast(tf.not_equal(kernel, 0), kernel.dtype)
+        count = tf.maximum(tf.reduce_sum(live), 1.0)
+        mean = tf.reduce_sum(kernel) / count
+        variance = tf.reduce_sum(live * tf.square(kernel - mean)) / count
+        return tf.stop_gradient(tf.sqrt(variance))
+
     def noisy_kernel(self, training=None):
-        """``W + on · α ⊙ η ⊙ 1[W ≠ 0]`` with ``on = training or inference_noise`` (RSR eq. 4).
+        """``W + on · α ⊙ σ·η ⊙ 1[W ≠ 0]`` with ``on = training or inference_noise`` (RSR eq. 4).
 
         Args:
           training: Keras training flag (Python bool, tensor or None = learning phase).
@@ -103,10 +140,7 @@ class _NoiseMixin:
             training = keras.backend.learning_phase()
         on = tf.logical_or(tf.cast(training, tf.bool), self.noise_switch > 0.5)
         live = tf.cast(tf.not_equal(kernel, 0), kernel.dtype)
-        count = tf.maximum(tf.reduce_sum(live), 1.0)
-        mean = tf.reduce_sum(kernel) / count
-        variance = tf.reduce_sum(live * tf.square(kernel - mean)) / count
-        sigma = tf.stop_gradient(tf.sqrt(variance))
+        sigma = self.noise_sigma()
         eta = self._random_generator.random_normal(
             shape=tf.shape(kernel), mean=0.0, stddev=1.0, dtype=kernel.dtype
         )
@@ -119,6 +153,7 @@ class _NoiseMixin:
             "mode": self.mode,
             "alpha_initializer": keras.initializers.serialize(self.alpha_initializer),
             "inference_noise": self.inference_noise,
+            "sigma_rule": self.sigma_rule,
         }
 
 
@@ -126,7 +161,7 @@ class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer):
     """``Conv2D`` with trainable channel-wise (CNI) or layer-wise (PNI) weight noise.
 
     Implements RSR eq. 4: ``W̃ = W + α ⊙ η``, ``η ~ N(0, σ²)`` with σ² the run-time
-    variance of the live (non-zero) kernel entries, gradient stopped through σ;
+    variance of the kernel (``sigma_rule``), gradient stopped through σ;
     α has one entry per output filter (``mode="channel"``) or is a scalar
     (``mode="layer"``). Pruned (zero) weights receive no noise.
 
@@ -137,6 +172,9 @@ class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer):
         initializer).
       inference_noise: keep noise on when called with ``training=False`` (RSR Table 5
         "noise on"). Stored in a non-trainable variable and in ``get_config``.
+      sigma_rule: ``"full"`` (default, RSR eq. 4: σ² = variance of the whole kernel, pruned
+        zeros included) or ``"nonzero"`` (variance of the non-zero entries only). Stored in
+        ``get_config``.
       seed: seed of the layer's noise generator.
 
     Call arguments:
@@ -146,7 +184,7 @@ class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer):
     Input shape / Output shape: as ``Conv2D``.
 
     Raises:
-      ValueError: on an unknown ``mode`` or a negative α.
+      ValueError: on an unknown ``mode`` or ``sigma_rule``, or a negative α.
 
     References:
       Rakin et al. 2019, *Robust Sparse Regularization*, eq. 4 and §3.4;
@@ -160,13 +198,13 @@ class NoisyConv2D(_NoiseMixin, keras.layers.Conv2D, BaseRandomLayer):
 
     def __init__(
         self, filters, kernel_size, *, mode="channel", alpha_initializer=0.25,
-        inference_noise=False, seed=None, **kwargs
+        inference_noise=False, sigma_rule="full", seed=None, **kwargs
     ):
         kwargs.pop("force_generator", None)
         super().__init__(filters, kernel_size, seed=seed, force_generator=True, **kwargs)
         if self.data_format != "channels_last" or self.groups != 1:
             raise ValueError("NoisyConv2D supports data_format='channels_last' and groups=1 only")
-        self._init_noise(mode, alpha_initializer, inference_noise)
+        self._init_noise(mode, alpha_initializer, inference_noise, sigma_rule)
         self.seed = seed
 
     def build(self, input_shape):
@@ -194,6 +232,7 @@ class NoisyDense(_NoiseMixin, keras.layers.Dense, BaseRandomLayer):
       mode: ``"channel"`` (one α per output unit, default) or ``"layer"`` (PNI).
       alpha_initializer: initial α (default 0.25) or a Keras initializer.
       inference_noise: keep noise on when called with ``training=False``.
+      sigma_rule: ``"full"`` (default, RSR eq. 4) or ``"nonzero"``; see :class:`NoisyConv2D`.
       seed: seed of the layer's noise generator.
 
     Call arguments:
@@ -203,7 +242,7 @@ class NoisyDense(_NoiseMixin, keras.layers.Dense, BaseRandomLayer):
     Input shape / Output shape: as ``Dense``.
 
     Raises:
-      ValueError: on an unknown ``mode`` or a negative α.
+      ValueError: on an unknown ``mode`` or ``sigma_rule``, or a negative α.
 
     References:
       Rakin et al. 2019, *Robust Sparse Regularization*, eq. 4.
@@ -211,11 +250,11 @@ class NoisyDense(_NoiseMixin, keras.layers.Dense, BaseRandomLayer):
 
     def __init__(
         self, units, *, mode="channel", alpha_initializer=0.25, inference_noise=False,
-        seed=None, **kwargs
+        sigma_rule="full", seed=None, **kwargs
     ):
         kwargs.pop("force_generator", None)
         super().__init__(units, seed=seed, force_generator=True, **kwargs)
-        self._init_noise(mode, alpha_initializer, inference_noise)
+        self._init_noise(mode, alpha_initializer, inference_noise, sigma_rule)
         self.seed = seed
 
     def build(self, input_shape):

@@ -19,6 +19,9 @@ from tfsparse.metrics.robustness import r_inf
 from tfsparse.metrics.theory import linear_binary_margins
 from tfsparse.metrics.theory import linear_binary_r2
 from tfsparse.metrics.theory import linear_binary_r_inf_bound
+from tfsparse.metrics.theory import linear_model_bounds
+from tfsparse.metrics.theory import linear_multiclass_r2_bound
+from tfsparse.metrics.theory import linear_multiclass_r_inf_bound
 
 __all__ = [
     "check_accuracy_reaches_zero",
@@ -32,6 +35,9 @@ __all__ = [
     "linear_binary_margins",
     "linear_binary_r2",
     "linear_binary_r_inf_bound",
+    "linear_model_bounds",
+    "linear_multiclass_r2_bound",
+    "linear_multiclass_r_inf_bound",
     "lipschitz_bound",
     "mean_interval",
     "pgd_accuracy",

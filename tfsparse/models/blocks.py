@@ -13,6 +13,7 @@ keeps attack budgets in [0, 1] pixel units).
 import math
 
 from tfsparse.compat import keras
+from tfsparse.layers.noise import SIGMA_RULES
 from tfsparse.layers.noise import NoisyConv2D
 from tfsparse.layers.noise import NoisyDense
 from tfsparse.layers.normalization import Normalize
@@ -41,10 +42,13 @@ class Layers:
         or ``"layer"`` (PNI: one α per layer).
       noise_alpha: initial α of the noise layers (RSR/PNI: 0.25).
       inference_noise: initial inference-noise switch of the noise layers (SPEC §5).
+      noise_sigma_rule: how the noise layers measure σ (RSR eq. 4): ``"full"`` (default,
+        variance of the whole kernel) or ``"nonzero"`` (of its non-zero entries;
+        ``tfsparse.layers.SIGMA_RULES``).
 
     Raises:
       ValueError: if ``weight_decay`` < 0, ``bn_momentum`` is outside [0, 1),
-        ``bn_epsilon`` <= 0, ``noise`` is unknown or ``noise_alpha`` < 0.
+        ``bn_epsilon`` <= 0, ``noise`` or ``noise_sigma_rule`` is unknown or ``noise_alpha`` < 0.
 
     Example:
 
@@ -61,6 +65,7 @@ class Layers:
         noise=None,
         noise_alpha=0.25,
         inference_noise=False,
+        noise_sigma_rule="full",
     ):
         if not weight_decay >= 0:
             raise ValueError(f"Layers: weight_decay must be >= 0, got {weight_decay!r}")
@@ -72,6 +77,9 @@ class Layers:
             raise ValueError(f"Layers: noise must be one of {NOISE_MODES}, got {noise!r}")
         if not noise_alpha >= 0:
             raise ValueError(f"Layers: noise_alpha must be >= 0, got {noise_alpha!r}")
+        if noise_sigma_rule not in SIGMA_RULES:
+            raise ValueError(f"Layers: noise_sigma_rule must be one of {SIGMA_RULES}, got {noise_sigma_rule!r}")
+        self.noise_sigma_rule = noise_sigma_rule
         self.noise = noise
         self.noise_alpha = float(noise_alpha)
         self.inference_noise = bool(inference_noise)
@@ -86,7 +94,7 @@ class Layers:
             f"kernel_initializer={self.kernel_initializer!r}, "
             f"bn_momentum={self.bn_momentum!r}, bn_epsilon={self.bn_epsilon!r}, "
             f"noise={self.noise!r}, noise_alpha={self.noise_alpha!r}, "
-            f"inference_noise={self.inference_noise!r})"
+            f"inference_noise={self.inference_noise!r}, noise_sigma_rule={self.noise_sigma_rule!r})"
         )
 
     def _noise_options(self):
@@ -94,6 +102,7 @@ class Layers:
             "mode": self.noise,
             "alpha_initializer": self.noise_alpha,
             "inference_noise": self.inference_noise,
+            "sigma_rule": self.noise_sigma_rule,
         }
 
     def _kernel_options(self):

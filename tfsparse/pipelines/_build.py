@@ -15,7 +15,9 @@ from tfsparse import evaluation
 from tfsparse import metrics
 from tfsparse import models as model_lib
 from tfsparse import sparsity
+from tfsparse.metrics import theory
 from tfsparse.compat import keras
+from tfsparse.compat import tf
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
 from tfsparse.training import is_chief
@@ -25,6 +27,8 @@ from tfsparse.training import strategy_from_config
 # model.normalization: "dataset" puts the data's per-channel mean/std in the model's first
 # layer; "none" feeds [0, 1] pixels unchanged (Caffe's LeNets, Guo's references).
 NORMALIZATIONS = ("dataset", "none")
+# Zoo models that are linear classifiers (Guo et al. 2018 §3: their records carry the theory).
+LINEAR_MODELS = ("linear", "linear_binary")
 
 
 def parse_int_list(text, key):
@@ -68,7 +72,7 @@ def build_model(model_cfg, dataset, seed, noise_cfg=None):
     layer_args = {"kernel_initializer": model_cfg.kernel_initializer}
     if noise_cfg is not None:
         layer_args.update(noise=noise_cfg.noise or None, noise_alpha=noise_cfg.noise_alpha,
-                          inference_noise=noise_cfg.inference_noise)
+                          inference_noise=noise_cfg.inference_noise, noise_sigma_rule=noise_cfg.noise_sigma_rule)
     return model_lib.get(model_cfg.name)(
         num_classes, dataset.input_shape, mean, std, width=model_cfg.width, layers=model_lib.Layers(**layer_args)
     )
@@ -154,55 +158,162 @@ def eval_subset(dataset, num_examples):
     return dataset.x_test[:n], dataset.y_test[:n]
 
 
+# Guo et al. 2018 §4's four measures, by record key: r∞ is the accuracy under an l∞ attack at
+# ε = eval.fgs_eps (FGS, or rFGS after Tramèr et al. 2018), r2 the mean l2 distance found by a
+# minimal-perturbation attack (DeepFool, or Carlini & Wagner's L2 attack); eval.measures picks them.
+MEASURES = ("r_inf", "r_inf_rfgs", "r2", "r2_cw")
+MINIMAL_MEASURES = ("r2", "r2_cw")  # each reported with "<key>_failures" beside it
+
+
+def parse_measures(text):
+    """``eval.measures`` ("r_inf,r2_cw" or a sequence) as a tuple in the order given.
+
+    Raises:
+      ConfigError: for an empty list, an unknown name or a repeated one.
+    """
+    names = tuple(text) if isinstance(text, (tuple, list)) else tuple(
+        part.strip() for part in (text or "").split(",") if part.strip())
+    if not names:
+        raise ConfigError(f"eval.measures is empty; name at least one of {','.join(MEASURES)}")
+    unknown = [name for name in names if name not in MEASURES]
+    if unknown:
+        raise ConfigError(f"eval.measures: unknown {unknown}; choose from {','.join(MEASURES)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"eval.measures names a measure twice: {','.join(names)}")
+    return names
+
+
+class FailuresUnchanged(attacks.Attack):
+    """A minimal-perturbation attack whose failures return the input unchanged (norm 0).
+
+    Guo et al.'s r2 (eq. 1 / 5) averages ``1[y = ŷ]·‖x̃ − x‖₂`` where ``x̃`` is an adversarial
+    example; a clean-correct sample the attack did not flip has none. DeepFool returns its last
+    iterate there and C&W the input, so :func:`tfsparse.evaluation.evaluate`'s per-sample norms
+    of failures differ by attack. Wrapped in this class both return the input, so the sum of the
+    reported norms is the sum over flipped samples only, from which :func:`robustness_record`
+    applies the one failure rule (failures left out of the mean). Costs one forward pass per batch.
+    """
+
+    def __init__(self, inner):
+        params = {k: v for k, v in inner.params.items() if k != "name"}
+        super().__init__(**params)
+        object.__setattr__(self, "name", inner.name)
+        object.__setattr__(self, "_inner", inner)
+
+    def __repr__(self):
+        return f"FailuresUnchanged({self._inner!r})"
+
+    @property
+    def clips_to_box(self):
+        return self._inner.clips_to_box
+
+    def _attack(self, model_fn, x, y, logits, seed):
+        x_adv = self._inner._constrain(x, self._inner._attack(model_fn, x, y, logits, seed))
+        flipped = tf.not_equal(attacks.labels_from_logits(model_fn(x_adv)), y)
+        return tf.where(attacks.lp.per_sample(flipped, x), x_adv, x)
+
+
 def guo_suite(eval_cfg, xla):
-    """Guo et al.'s two measures as an attack suite: FGS at ``fgs_eps`` (r∞) and DeepFool (r2)."""
+    """The attacks of ``eval.measures`` in order: ``{measure: attack}`` (Guo et al. 2018 §4).
+
+    ``r_inf``: FGS at ``fgs_eps``; ``r_inf_rfgs``: rFGS at ``fgs_eps`` with a random step
+    ``rfgs_alpha``·ε; ``r2``: DeepFool (``deepfool_*``); ``r2_cw``: C&W L2 (``cw_*``). The two
+    r2 attacks are wrapped in :class:`FailuresUnchanged`. Building the suite checks every
+    setting, so a pipeline calls it before any work.
+
+    Raises:
+      ConfigError: for bad ``measures`` or an attack parameter out of range.
+    """
     jit = xla_setting(xla)
-    return [
-        attacks.FGSM(eps=eval_cfg.fgs_eps, jit_compile=jit),
-        attacks.DeepFool(overshoot=eval_cfg.deepfool_overshoot, max_iter=eval_cfg.deepfool_max_iter,
-                         box=eval_cfg.deepfool_box, box_rule=eval_cfg.deepfool_box_rule, jit_compile=jit),
-    ]
+    eps = eval_cfg.fgs_eps
+    makers = {
+        "r_inf": lambda: attacks.FGSM(eps=eps, jit_compile=jit),
+        "r_inf_rfgs": lambda: attacks.RFGSM(eps=eps, alpha=eval_cfg.rfgs_alpha * eps, jit_compile=jit),
+        "r2": lambda: FailuresUnchanged(attacks.DeepFool(
+            overshoot=eval_cfg.deepfool_overshoot, max_iter=eval_cfg.deepfool_max_iter, box=eval_cfg.deepfool_box,
+            box_rule=eval_cfg.deepfool_box_rule, jit_compile=jit)),
+        "r2_cw": lambda: FailuresUnchanged(attacks.CarliniWagnerL2(
+            confidence=eval_cfg.cw_confidence, initial_const=eval_cfg.cw_initial_const,
+            binary_search_steps=eval_cfg.cw_binary_search_steps, steps=eval_cfg.cw_steps,
+            learning_rate=eval_cfg.cw_learning_rate, jit_compile=jit)),
+    }
+    suite = {}
+    for measure in parse_measures(eval_cfg.measures):
+        try:
+            suite[measure] = makers[measure]()
+        except ValueError as error:  # an attack parameter out of range: say which measure's
+            raise ConfigError(f"eval settings of {measure}: {error}") from None
+    return suite
 
 
-def pgd_suite(eps, step_size, steps, eot_samples, model):
-    """PGD (EOT-PGD with ``eot_samples`` when ``model`` has inference noise) as a one-attack suite."""
-    from tfsparse.layers import has_inference_noise
-
-    if has_inference_noise(model) and eot_samples > 1:
-        return [attacks.EOTPGD(eps=eps, step_size=step_size, steps=steps, samples=int(eot_samples))]
-    return [attacks.PGD(eps=eps, step_size=step_size, steps=steps)]
-
-
-# Table columns (key, header, format) of the measures in a robustness_record.
+# Table columns (key, header, format) of the measures in a robustness_record (FGS and DeepFool;
+# :func:`robustness_columns` gives those of any ``eval.measures``).
 ROBUSTNESS_COLUMNS = [
     ("sparsity", "weight sparsity", "{:.4f}"),
     ("clean_accuracy", "clean accuracy", "{:.4f}"),
     ("r_inf", "r∞ (FGS)", "{:.4f}"),
     ("r2", "r2 (DeepFool)", "{:.4f}"),
 ]
+# How each measure is named in tables and figures.
+MEASURE_LABELS = {"r_inf": "r∞ (FGS)", "r_inf_rfgs": "r∞ (rFGS)", "r2": "r2 (DeepFool)", "r2_cw": "r2 (C&W)"}
+
+
+def robustness_columns(measures):
+    """Table columns of a robustness_record with ``measures``: sparsity, clean accuracy, each
+    measure, and beside each r2 its failure count."""
+    columns = ROBUSTNESS_COLUMNS[:2]
+    for measure in measures:
+        columns.append((measure, MEASURE_LABELS[measure], "{:.4f}"))
+        if measure in MINIMAL_MEASURES:
+            columns.append((f"{measure}_failures", "failures", "{:.1f}"))
+    return columns
+
+
+def minimal_r2(entry, n):
+    """Guo's r2 of one minimal-perturbation attack under the failure rule, from its evaluate entry.
+
+    ``r2 = Σ_{flipped} ‖x̃_i − x_i‖₂ / (N − F)``: the ``F`` clean-correct samples the attack did
+    not flip (failures) are left out of the mean, numerator and denominator, because no
+    adversarial example — so no distance — exists for them; clean-misclassified samples count 0
+    (Guo eq. 1 / 5, ``1[y = ŷ]``). With no failure this is exactly Guo's ``(1/N) Σ 1[y = ŷ]·d``.
+    ``F`` is reported beside every r2: the rule assumes the failures are like the flipped
+    samples, and a robust sample an attack cannot flip is not, so a large ``F`` means r2 is low.
+    ``entry`` must come from a :class:`FailuresUnchanged` attack (failures' norm 0); NaN if
+    every sample failed.
+    """
+    kept = n - entry["failures"]
+    return float(entry["r2"] * n / kept) if kept else float("nan")
 
 
 def robustness_record(model, dataset, config):
-    """Clean accuracy (whole test split), weight sparsity, r∞ (FGS) and r2 (DeepFool) of a model.
+    """Clean accuracy (whole test split), weight sparsity and the ``eval.measures`` of a model.
 
-    r∞ and r2 come from :func:`tfsparse.evaluation.evaluate` on the first
-    ``config.eval.num_examples`` test images (Guo et al. 2018 eq. 1 and 5).
+    The measures (Guo et al. 2018 §4: r∞ by FGS / rFGS, eq. 1 and 5; r2 by DeepFool / C&W, with
+    ``<key>_failures`` and the failure rule of :func:`minimal_r2`) come from
+    :func:`tfsparse.evaluation.evaluate` on the first ``config.eval.num_examples`` test images.
+    For a linear model (``model.name`` linear / linear_binary) the record also holds
+    ``theory``: the Theorem 3.1 / 3.2 values of :func:`tfsparse.metrics.theory.linear_model_bounds`
+    on the same images at ε = ``eval.fgs_eps``.
     """
     x_eval, y_eval = eval_subset(dataset, config.eval.num_examples)
     started = time.perf_counter()
     clean = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
-    report = evaluation.evaluate(model, x_eval, y_eval, guo_suite(config.eval, config.xla),
-                                 batch_size=config.eval.batch_size)
-    fgs, deepfool = report["attacks"]["fgsm"], report["attacks"]["deepfool"]
+    suite = guo_suite(config.eval, config.xla)
+    report = evaluation.evaluate(model, x_eval, y_eval, list(suite.values()), batch_size=config.eval.batch_size)
     stats = sparsity.weight_sparsity(model)
-    return {
-        "sparsity": stats["overall"],
-        "clean_accuracy": clean,
-        "r_inf": fgs["r_inf"],
-        "r2": deepfool["r2"],
-        "r2_mean_attacked": deepfool["mean_l2"],
-        "deepfool_failures": deepfool["failures"],
+    record = {"sparsity": stats["overall"], "clean_accuracy": clean}
+    for measure, attack in suite.items():
+        entry = report["attacks"][attack.name]
+        if measure in MINIMAL_MEASURES:
+            record[measure] = minimal_r2(entry, len(x_eval))
+            record[f"{measure}_failures"] = entry["failures"]
+        else:
+            record[measure] = entry["accuracy"]
+    record.update({
         "num_eval": len(x_eval),
         "eval_seconds": time.perf_counter() - started,
         "layer_sparsity": {name: v["sparsity"] for name, v in stats["layers"].items()},
-    }
+    })
+    if config.model.name in LINEAR_MODELS:
+        record["theory"] = theory.linear_model_bounds(model, x_eval, y_eval, config.eval.fgs_eps)
+    return record

@@ -5,6 +5,12 @@ The output file is checked before anything is loaded: an existing file needs
 results that could not be kept. The attacks are built from their names and the defaults
 of ``configs/evaluate.py`` before the model loads, and the evaluation itself is
 :func:`tfsparse.evaluation.evaluate` (per-sample worst case, diagnostics).
+
+Two options serve RSR's tables (Rakin et al. 2019): ``inference_noise`` switches the CNI/PNI
+noise of the loaded model on or off (Table 5; with noise on the model is random at inference,
+so :func:`tfsparse.sanity.prepare` replaces every gradient attack by its EOT form), and the
+attack name ``transfer`` crafts ``configs/evaluate.py``'s ``attacks.transfer.attack`` on
+``source_model`` and scores it on the model (Table 3's transfer columns).
 """
 
 import os
@@ -13,7 +19,10 @@ from tfsparse import attacks as attack_lib
 from tfsparse import evaluation
 from tfsparse import model_io
 from tfsparse import results
+from tfsparse.compat import keras
 from tfsparse.errors import ConfigError
+from tfsparse.layers import noisy_layers
+from tfsparse.layers import set_inference_noise
 from tfsparse.pipelines._run import check_output_file
 from tfsparse.training import is_chief
 from tfsparse.training import strategy_from_config
@@ -21,7 +30,8 @@ from tfsparse.training import strategy_from_config
 
 def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=None, classes=None,
                    num_examples=0, subset="first", model_outputs="logits", signature="serving_default",
-                   source_model=None, output=None, overwrite=False, distribute="none", log=print):
+                   source_model=None, inference_noise=None, output=None, overwrite=False, distribute="none",
+                   log=print):
     """Evaluates the model at ``model_path`` and writes the report to ``output`` (if given).
 
     Args:
@@ -33,8 +43,12 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
       subset: ``first`` ``num_examples`` test images (default, RobustBench) or ``random``.
       model_outputs: ``logits`` or ``probabilities`` (see :mod:`tfsparse.sanity`).
       signature: the SavedModel signature of a non-Keras SavedModel.
-      source_model: a differentiable model to craft gradient attacks on when the evaluated
-        model has no gradients (TFLite): they run as transfer attacks.
+      source_model: the model the ``transfer`` attack crafts its examples on, and the
+        differentiable model gradient attacks are crafted on when the evaluated model has no
+        gradients (TFLite): they then run as transfer attacks. Refused when neither applies.
+      inference_noise: ``"on"`` / ``"off"`` switches the CNI/PNI noise of the loaded model
+        (:func:`tfsparse.layers.set_inference_noise`; RSR Table 5), or None to keep the saved
+        setting. A model without noise layers is refused.
       output: JSON file to write atomically, or None.
       overwrite: allow replacing an existing ``output``.
       distribute: a ``tf.distribute`` word (``tfsparse.training.STRATEGIES``): the attacks'
@@ -44,17 +58,37 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
       log: progress sink.
 
     Returns:
-      The report dict.
+      The report dict (with ``inference_noise`` and, when given, ``source_model``).
+
+    Raises:
+      ConfigError: on bad attacks, data or output, ``transfer`` without ``source_model``, an
+        unused ``source_model``, or ``inference_noise`` on a model without noise layers.
     """
     strategy = strategy_from_config(distribute)
     chief = is_chief(strategy)
     output = output if chief else None
     if output:
         check_output_file(output, overwrite)
-    attacks = evaluation.build_attacks(attack_names, eps, config)
+    if inference_noise not in (None, *INFERENCE_NOISE):
+        raise ConfigError(f"--inference_noise must be one of {INFERENCE_NOISE}, got {inference_noise!r}")
+    transfer = [name.strip().lower() == TRANSFER for name in attack_names]
+    if any(transfer) and not source_model:
+        raise ConfigError("--attacks=transfer crafts its examples on another model; give it with --source_model=PATH")
+    attacks = evaluation.build_attacks(
+        [config.attacks.transfer.attack if t else name for name, t in zip(attack_names, transfer)], eps, config)
     model = model_io.load_model(model_path, signature=signature)
-    if getattr(model, "gradient_free", False):
-        attacks = gradient_free_attacks(attacks, source_model and model_io.load_model(source_model))
+    gradient_free = getattr(model, "gradient_free", False)
+    if source_model and not (any(transfer) or gradient_free):
+        raise ConfigError("--source_model is used by --attacks=transfer (or for a model without gradients); "
+                          "add transfer to --attacks or drop --source_model")
+    if inference_noise is not None:
+        switch_inference_noise(model, inference_noise, model_path)
+    source = source_model and model_io.load_model(source_model)
+    if getattr(source, "gradient_free", False):
+        raise ConfigError(f"--source_model {source_model} has no gradients (TFLite); give a Keras or SavedModel source")
+    attacks = [attack_lib.TransferAttack(source_model=source, attack=a) if t else a for a, t in zip(attacks, transfer)]
+    if gradient_free:
+        attacks = gradient_free_attacks(attacks, source)
     report = evaluation.evaluate_dataset(
         model, attacks, dataset=dataset, data_dir=data_dir, classes=classes, num_examples=num_examples,
         batch_size=config.batch_size, seed=config.seed, subset=subset, model_outputs=model_outputs,
@@ -63,6 +97,11 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
     )
     report["model"] = {"path": os.path.abspath(model_path), "format": model_io.describe_format(model_path),
                        "sha256": model_io.content_hash(model_path)}
+    if source_model:
+        report["source_model"] = {"path": os.path.abspath(source_model),
+                                  "format": model_io.describe_format(source_model),
+                                  "sha256": model_io.content_hash(source_model)}
+    report["inference_noise"] = inference_noise or "as saved"
     report["metadata"] = results.metadata()
     if not chief:
         return report
@@ -71,6 +110,24 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=N
         results.write_json(output, report)
         log(f"results: {output}")
     return report
+
+
+# The attack name that crafts ``config.attacks.transfer.attack`` on --source_model.
+TRANSFER = "transfer"
+INFERENCE_NOISE = ("on", "off")
+
+
+def switch_inference_noise(model, setting, model_path):
+    """Sets the CNI/PNI inference-noise switch of every noise layer of ``model`` (RSR Table 5).
+
+    Raises:
+      ConfigError: if ``model`` has no noise layer to switch (e.g. a plain or a non-Keras model).
+    """
+    layers = noisy_layers(model) if isinstance(model, keras.Model) else []
+    if not layers:
+        raise ConfigError(f"--inference_noise={setting}: {model_path} has no CNI/PNI noise layers to switch "
+                          "(a model trained with --training=rsr has them); drop --inference_noise")
+    set_inference_noise(model, setting == "on")
 
 
 def gradient_free_attacks(attacks, source_model=None):
@@ -84,7 +141,10 @@ def gradient_free_attacks(attacks, source_model=None):
     """
     usable = []
     for attack in attacks:
-        if isinstance(attack, attack_lib.BLACK_BOX):
+        if isinstance(attack, attack_lib.TransferAttack):
+            usable.append(attack_lib.TransferAttack(source_model=attack.source_model, attack=attack.attack,
+                                                    jit_compile=False))
+        elif isinstance(attack, attack_lib.BLACK_BOX):
             params = {k: v for k, v in attack.params.items() if k != "name"}
             usable.append(type(attack)(**{**params, "jit_compile": False}))
         elif source_model is not None:

@@ -1,25 +1,31 @@
 """The robust-training recipe, once: Madry PGD training and RSR (Rakin et al. 2019), used by the
-``train`` pipeline and the tuner alike.
+``train`` pipeline, the tuner and the RSR tables (:mod:`tfsparse.pipelines.rsr_tables`).
 
 * ``pgd`` — Madry et al. 2018: :class:`~tfsparse.training.AdversarialModel` with clean weight
-  0, PGD of the ``pgd`` section (ε, step, steps, random start), ε ramped from 0 over
-  ``pgd.eps_warmup_epochs``, the ``adversarial_train`` optimizer policy.
+  0, PGD of the ``pgd`` section (ε, step, steps, ``pgd.random_start``: Madry's uniform
+  start), ε ramped from 0 over ``pgd.eps_warmup_epochs``, the ``adversarial_train`` optimizer
+  policy.
 * ``rsr`` — RSR: CNI/PNI layers (``rsr.noise``, α₀ ``rsr.noise_alpha``), ensemble loss
   ``a·CE(clean) + (1 − a)·CE(adv) + λ·Σ‖W‖₁`` (eq. 5–6, ``rsr.clean_weight``,
-  ``rsr.lasso``) on PGD-``rsr.steps`` examples, then threshold pruning at γ (§3.4: ``rsr.gamma``,
-  or the γ that reaches ``rsr.target_sparsity``), inference noise per ``rsr.inference_noise``.
+  ``rsr.lasso``) on PGD-``rsr.steps`` examples that start at x when ``rsr.random_start`` is
+  False (RSR eq. 2: x̂¹ = x), then threshold pruning at γ (§3.4: ``rsr.gamma``, or the γ that
+  reaches ``rsr.target_sparsity``), inference noise per ``rsr.inference_noise``.
 
-PGD accuracy after training is measured by :func:`tfsparse.evaluation.evaluate` (EOT-PGD when
-the model is random at inference).
+PGD accuracy after training (:func:`pgd_accuracy`) is measured by
+:func:`tfsparse.evaluation.evaluate` with :func:`eval_attack`: ``pgd.eval_steps`` steps of
+``pgd.step_size`` at the training ε, starting at x unless ``pgd.eval_random_start`` (RSR eq. 2
+starts at x; Madry's evaluation starts at a random point), EOT-PGD with ``rsr.eot_samples``
+draws per step when the model is random at inference.
 """
 
 import contextlib
 import math
 
+from tfsparse import attacks
 from tfsparse import evaluation
+from tfsparse.layers import has_inference_noise
 from tfsparse.layers import set_inference_noise
 from tfsparse.pipelines._build import build_model
-from tfsparse.pipelines._build import pgd_suite
 from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import train_section
 from tfsparse.sparsity import gamma_for_sparsity
@@ -36,6 +42,12 @@ def pgd_steps(config):
     return int(config.rsr.steps if config.training == "rsr" else config.pgd.steps)
 
 
+def pgd_random_start(config):
+    """Where training PGD starts: ``rsr.random_start`` for RSR (False: at x, RSR eq. 2),
+    ``pgd.random_start`` for Madry training (True: a uniform point of the ε-ball)."""
+    return bool(config.rsr.random_start if config.training == "rsr" else config.pgd.random_start)
+
+
 def adversarial_model(config, model, num_train):
     """The :class:`AdversarialModel` of a pgd/rsr config around ``model``, and its train section.
 
@@ -46,7 +58,7 @@ def adversarial_model(config, model, num_train):
     per_epoch = math.ceil(num_train / train_cfg.batch_size)
     adversarial = AdversarialModel(
         model, eps=config.pgd.eps, step_size=config.pgd.step_size, steps=pgd_steps(config),
-        random_start=config.pgd.random_start,
+        random_start=pgd_random_start(config),
         clean_weight=config.rsr.clean_weight if config.training == "rsr" else 0.0,
         adversarial_eval=False, seed=config.pgd.seed,
         eps_warmup=int(round(config.pgd.eps_warmup_epochs * per_epoch)),
@@ -104,6 +116,7 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
     if strategy is not None or train_cfg.mixed_precision:
         model = single_device_copy(model, config.model, dataset, seed, noise_cfg)
     info = {"eps": float(config.pgd.eps), "step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),
+            "pgd_random_start": pgd_random_start(config),
             "eps_warmup_steps": adversarial.eps_warmup, "optimizer": train_cfg.optimizer,
             "learning_rate": train_cfg.learning_rate}
     if rsr:
@@ -113,8 +126,27 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
     return model, adversarial, history, info
 
 
+def eval_attack(config, model, steps=None, eot=None):
+    """The white-box PGD of the ``pgd`` section against ``model``, EOT-PGD when it is random at inference.
+
+    ε and step are the training ones; ``steps`` defaults to ``pgd.eval_steps``; the start is
+    x unless ``pgd.eval_random_start`` (RSR eq. 2). ``eot``: None gives a model with inference
+    noise on :class:`~tfsparse.attacks.EOTPGD` with ``rsr.eot_samples`` gradient draws per step
+    (Athalye et al. 2018; unless that is 1) and any other model plain PGD; True / False force
+    EOT-PGD / PGD (RSR Table 5 reports the attack that ignores the noise).
+    """
+    params = {"eps": config.pgd.eps, "step_size": config.pgd.step_size,
+              "steps": int(config.pgd.eval_steps if steps is None else steps),
+              "random_start": bool(config.pgd.eval_random_start)}
+    if eot is None:
+        eot = has_inference_noise(model) and config.rsr.eot_samples > 1
+    if eot:
+        return attacks.EOTPGD(samples=int(config.rsr.eot_samples), **params)
+    return attacks.PGD(**params)
+
+
 def pgd_accuracy(model, x, y, config, batch_size):
-    """PGD accuracy (``pgd.eval_steps`` steps at the training ε) by the evaluator; EOT when noisy.
+    """PGD accuracy (:func:`eval_attack`) by the evaluator; EOT when noisy.
 
     Returns:
       ``(accuracy, attack_repr)``; with 0 steps or ε = 0, the clean accuracy and ``"none"``.
@@ -123,7 +155,7 @@ def pgd_accuracy(model, x, y, config, batch_size):
         from tfsparse.metrics import clean_accuracy
 
         return clean_accuracy(model, x, y, batch_size=batch_size), "none"
-    suite = pgd_suite(config.pgd.eps, config.pgd.step_size, config.pgd.eval_steps, config.rsr.eot_samples, model)
-    report = evaluation.evaluate(model, x, y, suite, batch_size=batch_size, seed=config.pgd.seed)
+    report = evaluation.evaluate(model, x, y, [eval_attack(config, model)], batch_size=batch_size,
+                                 seed=config.pgd.seed)
     (entry,) = report["attacks"].values()
     return entry["accuracy"], entry["repr"]

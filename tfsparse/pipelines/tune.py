@@ -7,9 +7,22 @@ with tf_keras, keras-tuner issue #1039). Each trial runs the one RSR recipe of
 weight ``a`` and noise init α₀, then measures PGD accuracy (EOT-PGD when inference noise
 is on) with the one evaluator on the first ``search.eval_examples`` test images.
 
-Objective (stated, maximised): ``score = pgd_accuracy − penalty · max(0,
-min_sparsity − sparsity)`` — PGD accuracy subject to sparsity ≥ ``min_sparsity``,
-the constraint enforced by a linear penalty.
+Objective (stated, maximised; ``search.objective``):
+
+* ``"constrained"``: ``score = pgd_accuracy − penalty · max(0, min_sparsity − sparsity)`` —
+  PGD accuracy subject to sparsity ≥ ``min_sparsity``, the constraint enforced by a linear
+  penalty (:func:`score`);
+* ``"weighted"``: ``score = weight_clean · clean_accuracy + weight_robust · pgd_accuracy +
+  weight_sparsity · sparsity`` (:func:`weighted_score`).
+
+Whatever the objective, every trial's clean / PGD accuracy and sparsity go to the table, and
+the finished search reports the **Pareto front** over (sparsity, clean, PGD accuracy)
+(:func:`pareto_front`: the trials no other trial beats on all three) and the **over-pruning
+point** (:func:`over_pruning_point`: the first sparsity level whose best PGD accuracy has
+fallen more than ``search.over_pruning_drop`` below the best at lower sparsity; RSR Fig. 2a,
+after Guo et al. 2018), both in ``results.json`` and as figures: ``pareto.png`` and
+``fig2.png`` (RSR Fig. 2a–c from the same trials: PGD accuracy vs sparsity, clean and PGD
+accuracy vs λ and vs γ).
 """
 
 import math
@@ -20,9 +33,11 @@ import tempfile
 import keras_tuner
 
 from tfsparse import metrics
+from tfsparse import plotting
 from tfsparse import reporting
 from tfsparse import results
 from tfsparse.compat import keras
+from tfsparse.errors import ConfigError
 from tfsparse.pipelines import rsr as robust
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines._build import load_data
@@ -32,11 +47,99 @@ from tfsparse.sparsity import weight_sparsity
 KIND = "tune_rsr"
 OBJECTIVE = "score"
 METRICS = (OBJECTIVE, "clean_accuracy", "pgd_accuracy", "sparsity", "gamma")
+# search.objective: what "score" is (module docstring).
+OBJECTIVES = ("constrained", "weighted")
+# The three aims the λ/γ search trades off, all maximised (the Pareto front's axes).
+PARETO_KEYS = ("sparsity", "clean_accuracy", "pgd_accuracy")
 
 
 def score(pgd_acc, sparsity, min_sparsity, penalty):
-    """The tuner objective: PGD accuracy minus ``penalty`` × the sparsity shortfall."""
+    """The ``constrained`` objective: PGD accuracy minus ``penalty`` × the sparsity shortfall."""
     return float(pgd_acc) - float(penalty) * max(0.0, float(min_sparsity) - float(sparsity))
+
+
+def weighted_score(clean_acc, pgd_acc, sparsity, weight_clean, weight_robust, weight_sparsity):
+    """The ``weighted`` objective: ``w_c · clean + w_r · PGD accuracy + w_s · sparsity``."""
+    return float(weight_clean * clean_acc + weight_robust * pgd_acc + weight_sparsity * sparsity)
+
+
+def objective(clean_acc, pgd_acc, sparsity, search):
+    """The trial's ``score`` under ``search.objective`` (a ``search`` config section).
+
+    Raises:
+      ConfigError: on an unknown ``search.objective``.
+    """
+    if search.objective == "constrained":
+        return score(pgd_acc, sparsity, search.min_sparsity, search.penalty)
+    if search.objective == "weighted":
+        return weighted_score(clean_acc, pgd_acc, sparsity, search.weight_clean, search.weight_robust,
+                              search.weight_sparsity)
+    raise ConfigError(f"search.objective {search.objective!r} is unknown; choose from {OBJECTIVES}")
+
+
+def pareto_front(trials, keys):
+    """The trials no other trial dominates, all ``keys`` maximised, in their input order.
+
+    Trial ``a`` dominates ``b`` when ``a[k] >= b[k]`` for every key and ``a[k] > b[k]`` for
+    one; trials with equal values do not dominate each other (both stay). Trials missing a
+    key or holding a non-finite value (a failed trial) take no part.
+
+    Example::
+
+        pareto_front([{"s": 0.5, "r": 0.4}, {"s": 0.7, "r": 0.3}, {"s": 0.5, "r": 0.2}], ["s", "r"])
+        # -> the first two
+
+    Args:
+      trials: dicts (e.g. :meth:`RSRTuner.results_table` rows).
+      keys: the keys to maximise, e.g. :data:`PARETO_KEYS`.
+
+    Returns:
+      The non-dominated trials (the same dict objects).
+    """
+    keys = list(keys)
+    valid = [t for t in trials if all(isinstance(t.get(k), (int, float)) and math.isfinite(t[k]) for k in keys)]
+
+    def dominates(a, b):
+        return all(a[k] >= b[k] for k in keys) and any(a[k] > b[k] for k in keys)
+
+    return [t for t in valid if not any(dominates(other, t) for other in valid if other is not t)]
+
+
+def over_pruning_point(trials, drop, *, level_key="target_sparsity", sparsity_key="sparsity",
+                       robust_key="pgd_accuracy"):
+    """Where robust accuracy falls off with sparsity: RSR Fig. 2a's "over-sparsified" point.
+
+    The trials are grouped by sparsity level (``level_key``, the searched target sparsity) and
+    each level is represented by its best robust accuracy over the other hyperparameters (λ,
+    a, α₀): what that sparsity allows at best. Walking the levels from dense to sparse, the
+    point is the first level whose best is more than ``drop`` (absolute) below the running
+    peak of the levels before it.
+
+    Args:
+      trials: trial rows with ``level_key``, ``sparsity_key``, ``robust_key`` and ``trial``.
+      drop: the fall in robust accuracy that marks over-pruning (absolute, e.g. 0.05).
+
+    Returns:
+      ``{"trial", "target_sparsity", "sparsity", "pgd_accuracy", "peak_trial", "peak_sparsity",
+      "peak_pgd_accuracy"}`` for the point, or None when robust accuracy never falls that far.
+    """
+    best = {}
+    for t in trials:
+        value = t.get(robust_key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            level = t[level_key]
+            if level not in best or value > best[level][robust_key]:
+                best[level] = t
+    peak = None
+    for level in sorted(best):
+        row = best[level]
+        if peak is not None and row[robust_key] < peak[robust_key] - drop:
+            return {"trial": row.get("trial"), "target_sparsity": level, "sparsity": row[sparsity_key],
+                    "pgd_accuracy": row[robust_key], "peak_trial": peak.get("trial"),
+                    "peak_sparsity": peak[sparsity_key], "peak_pgd_accuracy": peak[robust_key]}
+        if peak is None or row[robust_key] > peak[robust_key]:
+            peak = row
+    return None
 
 
 class RandomSearch(keras_tuner.oracles.RandomSearchOracle):
@@ -124,9 +227,10 @@ class RSRTuner(keras_tuner.engine.base_tuner.BaseTuner):
         x, y = eval_subset(self.dataset, config.search.eval_examples)
         robust_accuracy, _ = robust.pgd_accuracy(pruned, x, y, config, batch_size=500)
         sparsity = weight_sparsity(pruned)["overall"]
+        clean_accuracy = float(metrics.clean_accuracy(pruned, x, y))
         return {
-            OBJECTIVE: score(robust_accuracy, sparsity, config.search.min_sparsity, config.search.penalty),
-            "clean_accuracy": float(metrics.clean_accuracy(pruned, x, y)),
+            OBJECTIVE: objective(clean_accuracy, robust_accuracy, sparsity, config.search),
+            "clean_accuracy": clean_accuracy,
             "pgd_accuracy": float(robust_accuracy),
             "sparsity": float(sparsity),
             "gamma": float(info["gamma"]),
@@ -170,8 +274,10 @@ def run_search(config, workdir, *, resume=False, log=print):
 
     The workdir receives ``config.json``, ``results.json`` (status, ``last_completed``
     trial), keras-tuner's own state under ``tuner/`` (completed trials are reloaded on
-    resume), and when complete ``trials.csv`` / ``trials.md`` (every trial, best first)
-    and ``best.json``.
+    resume), and when complete ``trials.csv`` / ``trials.md`` (every trial, best first, with
+    a ``pareto`` column), ``best.json``, ``pareto.png`` and ``fig2.png``; ``results.json``
+    then also holds ``pareto_front`` (the front's rows) and ``over_pruning``
+    (:func:`over_pruning_point`, or None).
 
     In keras-tuner's distributed mode (:func:`tuner_role`; ``scripts/launch_local.py
     --keras_tuner`` sets it up) the chief runs no trial: it serves the oracle, which hands
@@ -205,9 +311,16 @@ def run_search(config, workdir, *, resume=False, log=print):
         if not chief:
             return []
         rows = tuner.results_table()
+        front = pareto_front(rows, PARETO_KEYS)
+        for row in rows:
+            row["pareto"] = any(row is member for member in front)
+        point = over_pruning_point(rows, config.search.over_pruning_drop)
         results.write_csv(run.file("trials.csv"), rows)
         results.atomic_write_text(run.file("trials.md"), markdown(rows))
         results.write_json(run.file("best.json"), rows[0])
-        run.update(last_completed=f"trial {len(rows)}", trials=rows, best=rows[0])
+        plotting.plot_pareto_front(rows, run.file("pareto.png"), over_pruning=point)
+        plotting.plot_tuning_curves(rows, run.file("fig2.png"), over_pruning=point)
+        run.update(last_completed=f"trial {len(rows)}", trials=rows, best=rows[0], pareto_keys=list(PARETO_KEYS),
+                   pareto_front=front, over_pruning=point)
     log(markdown(rows))
     return rows

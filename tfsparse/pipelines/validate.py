@@ -13,6 +13,7 @@ from tfsparse import models as model_lib
 from tfsparse.attacks import DeepFool
 from tfsparse.compat import XLA_CHOICES
 from tfsparse.errors import ConfigError
+from tfsparse.layers import SIGMA_RULES
 from tfsparse.models.blocks import NOISE_MODES
 from tfsparse.pipelines._build import NORMALIZATIONS
 from tfsparse.pipelines._build import parse_int_list
@@ -122,6 +123,7 @@ def _training(config):
     _require(r.gamma >= 0, f"rsr.gamma must be >= 0, got {r.gamma}")
     _require(0 <= r.target_sparsity < 1, f"rsr.target_sparsity must be in [0, 1), got {r.target_sparsity}")
     _require(r.eot_samples >= 1, f"rsr.eot_samples must be >= 1, got {r.eot_samples}")
+    _one_of(r.noise_sigma_rule, SIGMA_RULES, "rsr.noise_sigma_rule")
 
 
 def _methods(config):
@@ -181,6 +183,11 @@ def _search(config):
     _require(all(0 <= p < 1 for p in s.sparsities), f"search.sparsities must be in [0, 1), got {list(s.sparsities)}")
     _require(all(0 <= a <= 1 for a in s.clean_weights), f"search.clean_weights must be in [0, 1], got {list(s.clean_weights)}")
     _require(s.eval_examples >= 1, f"search.eval_examples must be >= 1, got {s.eval_examples}")
+    _one_of(s.objective, ("constrained", "weighted"), "search.objective")
+    weights = (s.weight_clean, s.weight_robust, s.weight_sparsity)
+    _require(all(w >= 0 for w in weights) and sum(weights) > 0,
+             f"search.weight_clean/robust/sparsity must be >= 0 and not all 0, got {weights}")
+    _require(s.over_pruning_drop >= 0, f"search.over_pruning_drop must be >= 0, got {s.over_pruning_drop}")
 
 
 def _max_trials(config):

@@ -126,6 +126,31 @@ def prune_surviving(weights, kept, count):
     return result
 
 
+def random_masks(masks, seed):
+    """Random masks at the ticket's sparsity: the control "random mask" row of Table 3.
+
+    Each layer keeps exactly as many weights as in ``masks``, at positions drawn uniformly
+    without replacement, so the layer-wise (and hence overall) sparsity equals the
+    ticket's and only the *choice* of surviving weights differs (Frankle & Carbin 2019's
+    random-pruning control, applied to Wang et al.'s adversarial tickets).
+
+    Args:
+      masks: ``{layer_name: bool ndarray}`` (True = kept), e.g. from :func:`lottery_ticket`.
+      seed: integer seed (or sequence of ints) of ``numpy.random.default_rng``.
+
+    Returns:
+      ``{layer_name: bool ndarray}`` of the same shapes and per-layer kept counts.
+    """
+    rng = np.random.default_rng(seed)
+    result = {}
+    for name, mask in masks.items():
+        mask = np.asarray(mask, dtype=bool)
+        flat = np.zeros(mask.size, dtype=bool)
+        flat[rng.choice(mask.size, int(mask.sum()), replace=False)] = True
+        result[name] = flat.reshape(mask.shape)
+    return result
+
+
 def inverse_weights_inheritance(large_model_theta0, ticket_trained, masks):
     """Inverse Weights Inheritance (Wang et al. 2020, Alg. 2): θ′ ⊙ MK + θ0 ⊙ (M0 − MK).
 

@@ -1,0 +1,230 @@
+"""Wang et al. Tables 3–4 pipelines (tfsparse.pipelines.wang_lottery / wang_iwi).
+
+The rows' starting weights are checked from outside: on a tiny hand-built model for the
+Table 3 controls (``start_model``), and inside a real IWI run through a spy around
+``SeedWork.fit`` that copies every model just before it trains, compared with θ0 rebuilt
+from the seed and with the masks and ticket weights the run left on disk.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_lottery import tiny_model
+from tfsparse import pipelines
+from tfsparse import sparsity
+from tfsparse.errors import ConfigError
+from tfsparse.pipelines import wang_iwi
+from tfsparse.pipelines import wang_lottery
+from tfsparse.pipelines._build import build_model
+from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines.validate import validate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from configs import wang_iwi as iwi_config  # noqa: E402
+from configs import wang_lottery as lottery_config  # noqa: E402
+
+
+def weights_by_layer(model):
+    """{layer name: [weights]} of a model, read after stripping any pruning wrappers."""
+    if sparsity.has_pruning_wrappers(model):
+        model = sparsity.strip(sparsity.copy_model(model))
+    return {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+def ticket_masks(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return {name: rng.uniform(size=values[0].shape) > 0.6
+            for name, values in weights_by_layer(model).items() if name in ("conv1", "fc1", "logits")}
+
+
+def test_table3_controls_share_the_ticket_mask_or_its_sparsity_but_not_its_weights():
+    theta0 = tiny_model()
+    initial = weights_by_layer(theta0)
+    masks = ticket_masks(theta0)
+    ticket = weights_by_layer(wang_lottery.start_model("ticket", theta0, masks, seed=0))
+    reinit = weights_by_layer(wang_lottery.start_model("reinit", theta0, masks, seed=0))
+    random = weights_by_layer(wang_lottery.start_model("random", theta0, masks, seed=0))
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(ticket[name][0], np.where(mask, initial[name][0], 0.0))
+        # Fresh weights on exactly the same mask: zero off the mask, new values on it.
+        np.testing.assert_array_equal(reinit[name][0] != 0, mask)
+        assert np.all(reinit[name][0][mask] != initial[name][0][mask]), name
+        # Random mask: the ticket's count in every layer, other positions, θ0's values.
+        chosen = random[name][0] != 0
+        assert chosen.sum() == mask.sum(), name
+        assert (chosen & mask).sum() < 0.8 * mask.sum(), name
+        np.testing.assert_array_equal(random[name][0][chosen], initial[name][0][chosen])
+    assert not np.array_equal(reinit["fc1"][1], initial["fc1"][1])  # biases re-drawn as well
+    np.testing.assert_array_equal(random["fc1"][1], initial["fc1"][1])  # ... but rewound to θ0 here
+    again = weights_by_layer(wang_lottery.start_model("reinit", theta0, masks, seed=0))
+    other = weights_by_layer(wang_lottery.start_model("reinit", theta0, masks, seed=1))
+    np.testing.assert_array_equal(again["conv1"][0], reinit["conv1"][0])
+    assert not np.array_equal(other["conv1"][0], reinit["conv1"][0])
+    for name, values in weights_by_layer(theta0).items():  # θ0 untouched
+        for value, first in zip(values, initial[name]):
+            np.testing.assert_array_equal(value, first)
+    with pytest.raises(ValueError, match="unknown row"):
+        wang_lottery.start_model("dense", theta0, masks, seed=0)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lottery.iterations", 4, "final sparsity"),
+    ("lottery.prune_fraction", 0.0, "prune_fraction"),
+    ("adversarial_train.steps", 100, "budgets of the lottery tables are epochs"),
+    ("training", "clean", "training must be 'pgd'"),
+    ("robust_eval.autoattack_version", "fast", "autoattack_version"),
+    ("iwi.large_epochs", 0.0, "large_epochs"),
+])
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path, key, value, message):
+    config = iwi_config.get_config("quick")
+    section, _, name = key.rpartition(".")
+    (config[section] if section else config)[name] = value
+    workdir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        wang_iwi.run_iwi_table(config, str(workdir), log=lambda *_: None)
+    assert not workdir.exists()
+
+
+def tiny(config):
+    """The quick config shrunk to seconds: one seed, an MLP, fractions of an epoch, PGD-2/PGD-3."""
+    config.seeds = (0,)
+    config.model.name = "lenet300_100"
+    config.data.num_train = 128
+    config.data.num_test = 64
+    config.lottery.iterations = 1
+    config.lottery.prune_fraction = 0.5
+    config.lottery.search_epochs = 0.5
+    config.adversarial_train.epochs = 0.5
+    config.pgd.steps = 2
+    config.pgd.eval_steps = 3
+    config.pgd.eval_examples = 16
+    config.pgd.eps_warmup_epochs = 0.0
+    return config
+
+
+REAL_FIT = wang_lottery.SeedWork.fit
+
+
+class FitSpy:
+    """Replaces ``SeedWork.fit``: copies each model before it trains; can fail at a phase."""
+
+    def __init__(self, fail_at=None):
+        self.starts, self.fail_at = [], fail_at
+
+    def install(self, monkeypatch):
+        def fit(work, model, epochs, phase):
+            self.starts.append((phase, weights_by_layer(model)))
+            if phase == self.fail_at:
+                raise RuntimeError(f"stopped before {phase}")
+            return REAL_FIT(work, model, epochs, phase)
+
+        monkeypatch.setattr(wang_lottery.SeedWork, "fit", fit)
+
+
+def test_iwi_starts_from_inherited_weights_and_resumes_after_the_last_row(tmp_path, monkeypatch):
+    config = tiny(iwi_config.get_config("quick"))
+    config.iwi.large_epochs = 0.5
+    workdir = str(tmp_path / "iwi")
+    first = FitSpy(fail_at="iwi")
+    first.install(monkeypatch)
+    with pytest.raises(RuntimeError, match="stopped before iwi"):
+        wang_iwi.run_iwi_table(config, workdir, log=lambda *_: None)
+    state = json.load(open(os.path.join(workdir, "results.json"), encoding="utf-8"))
+    assert state["status"] == "failed" and state["last_completed"] == "seed 0 ticket"
+    assert [r["row"] for r in state["records"]] == ["dense", "ticket"]
+    assert [phase for phase, _ in first.starts] == ["dense", "ticket search", "ticket", "iwi"]
+
+    resumed = FitSpy()
+    resumed.install(monkeypatch)
+    wang_iwi.run_iwi_table(config, workdir, resume=True, log=lambda *_: None)
+    assert [phase for phase, _ in resumed.starts] == ["iwi"]  # neither the search nor the ticket again
+
+    # θ′ ⊙ M_K + θ0 ⊙ (M0 − M_K), exactly: θ0 rebuilt from the seed, θ′ and M_K from the run's files.
+    dataset = load_data(config.data)
+    theta0 = weights_by_layer(build_model(config.model, dataset, 0))
+    finetuned_model = build_model(config.model, dataset, 0)
+    finetuned_model.load_weights(os.path.join(workdir, "checkpoints", "seed0", "ticket.weights.h5"))
+    finetuned = weights_by_layer(finetuned_model)
+    with np.load(os.path.join(workdir, "checkpoints", "seed0", "masks.npz")) as stored:
+        masks = {name: stored[name] for name in stored.files}
+    assert set(masks) == {"fc1", "fc2", "logits"}
+    pruned = sum(int((~m).sum()) for m in masks.values())
+    assert pruned == round(0.5 * sum(m.size for m in masks.values()))
+    for spy in (first, resumed):
+        start = spy.starts[-1][1]
+        for name, values in start.items():
+            kernel = values[0]
+            expected = np.where(masks[name], finetuned[name][0], theta0[name][0]) if name in masks else \
+                finetuned[name][0]
+            np.testing.assert_array_equal(kernel, expected, err_msg=name)
+            assert np.count_nonzero(kernel) == kernel.size, name  # dense again
+            for value, inherited in zip(values[1:], finetuned[name][1:]):
+                np.testing.assert_array_equal(value, inherited, err_msg=name)
+    # The ticket row trained θ0 ⊙ M_K; the dense row θ0 for IWI's total epochs.
+    ticket_start = dict(first.starts)["ticket"]
+    for name, mask in masks.items():
+        np.testing.assert_array_equal(ticket_start[name][0], np.where(mask, theta0[name][0], 0.0))
+    state = json.load(open(os.path.join(workdir, "results.json"), encoding="utf-8"))
+    assert state["status"] == "complete" and state["resumed"] == 1
+    rows = {r["row"]: r for r in state["records"]}
+    assert rows["dense"]["epochs"] == wang_iwi.total_epochs(config) == 1.5 == rows["iwi"]["total_epochs"]
+    assert rows["iwi"]["epochs"] == 0.5 and rows["ticket"]["total_epochs"] == 1.0
+    assert rows["ticket"]["sparsity"] == pytest.approx(pruned / sum(m.size for m in masks.values()))
+    assert rows["iwi"]["sparsity"] == 0.0 and rows["dense"]["sparsity"] == 0.0
+    for name in ("results.md", "results.csv", wang_lottery.FIGURE):
+        assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+    section = pipelines.report_section("wang_iwi")([workdir])
+    assert "Inverse Weights Inheritance" in section and "| iwi |" in section and wang_lottery.FIGURE in section
+
+
+def _script(config_file, workdir, *overrides):
+    command = [sys.executable, os.path.join(REPO, "scripts", "experiment.py"), f"--config={config_file}:quick",
+               f"--workdir={workdir}", *overrides]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+SHRINK = ["--config.seeds=(0,1)", "--config.data.num_train=256", "--config.data.num_test=100",
+          "--config.lottery.search_epochs=0.5", "--config.adversarial_train.epochs=0.5",
+          "--config.pgd.eval_examples=32", "--config.pgd.eval_steps=5"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, rows", [("wang_lottery", wang_lottery.ROWS), ("wang_iwi", wang_iwi.ROWS)])
+def test_quick_config_runs_end_to_end_from_the_script(tmp_path, name, rows):
+    """The quick config (shrunk by flags, same code path) writes its table and figure; two seeds give CIs."""
+    workdir = str(tmp_path / name)
+    extra = ["--config.iwi.large_epochs=0.5"] if name == "wang_iwi" else []
+    done = _script(f"configs/{name}.py", workdir, *SHRINK, *extra)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.load(open(os.path.join(workdir, "results.json"), encoding="utf-8"))
+    assert state["pipeline"] == name and state["status"] == "complete"
+    assert sorted((r["seed"], r["row"]) for r in state["records"]) == sorted((s, r) for s in (0, 1) for r in rows)
+    table = open(os.path.join(workdir, "results.md"), encoding="utf-8").read()
+    for row in rows:
+        assert f"| {row} |" in table
+    assert " ± " in table  # two seeds: mean ± 95 % CI
+    with open(os.path.join(workdir, wang_lottery.FIGURE), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    again = _script(f"configs/{name}.py", workdir, *SHRINK, *extra, "--resume")
+    assert again.returncode == 0 and "already complete" in again.stdout
+    if name == "wang_lottery":
+        summary = {r["row"]: r for r in state["summary"]}
+        assert summary["ticket"]["sparsity"] == summary["reinit"]["sparsity"] == summary["random"]["sparsity"]
+        assert summary["ticket"]["sparsity"] == pytest.approx(0.6, abs=1e-3)
+
+
+def test_configs_name_their_pipelines_and_share_the_lottery_section():
+    for variant in lottery_config.VARIANTS:
+        lottery, iwi = lottery_config.get_config(variant), iwi_config.get_config(variant)
+        assert pipelines.experiment(lottery.experiment) is wang_lottery.run_lottery_table
+        assert pipelines.experiment(iwi.experiment) is wang_iwi.run_iwi_table
+        assert lottery.lottery.to_dict().keys() == iwi.lottery.to_dict().keys()
+        for config in (lottery, iwi):
+            validate(config)  # the common sections, as scripts/experiment.py checks them
+            wang_lottery.check_config(config)
