@@ -27,7 +27,6 @@ import json
 import os
 import tempfile
 
-import numpy as np
 from bench_attacks import get_model
 from bench_attacks import load_mnist
 

@@ -64,7 +64,7 @@ def evaluation(num_examples=1000, fgs_eps=0.1, measures="r_inf,r2"):
                   (9 × 1,000, rate 0.01, c₀ 0.01) at a twelfth of its CPU time (mean l2 0.855
                   vs 0.848 on 200 test images of the `guo_mnist:quick` LeNet-300-100 at round 2,
                   where DeepFool finds 0.837).
-    Failure rule of both r2 (``tfsparse.pipelines._build.minimal_r2``): a correctly classified
+    Failure rule of every r2 (``tfsparse.metrics.robustness.minimal_distances``): a correctly classified
     image the attack does not flip has no adversarial example, so it is left out of the mean
     (numerator and denominator); misclassified images count 0 as in Guo's 1[y = ŷ]. The count
     of such failures is reported beside every r2 (``r2_failures``, ``r2_cw_failures``).

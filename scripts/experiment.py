@@ -4,8 +4,11 @@ Usage:
   python scripts/experiment.py --config=configs/wang_mnist.py:quick --workdir=runs/wang_quick
   python scripts/experiment.py --config=configs/guo_mnist.py:full --workdir=runs/guo
 
-Known experiments: guo_progressive_pruning (configs/guo_*.py; also scripts/sweep.py) and
-wang_oneshot (configs/wang_mnist.py, configs/wang_cifar.py). A killed or interrupted run continues with the
+Known experiments (tfsparse.pipelines.EXPERIMENTS, by the config's ``experiment`` key):
+guo_progressive_pruning (configs/guo_mnist.py, guo_linear.py, guo_cifar.py; also scripts/sweep.py),
+guo_activation_l1, guo_pruned_models, guo_clever, guo_r2_gap (configs/guo_*.py); wang_oneshot
+(configs/wang_mnist.py, wang_cifar.py), wang_lottery, wang_iwi; rsr_table1, rsr_width, rsr_noise,
+rsr_blackbox (configs/rsr_*.py). Tables render into docs with scripts/report.py RUN_DIR.... A killed or interrupted run continues with the
 same flags plus --resume. --config.distribute=mirrored trains the guo sweep's models on the machine's replicas
 (docs/SCALE.md; Wang's adversarial tables run on one device). Exit codes: 0 ok, 1 failure, 2 bad usage, 130/143 interrupted.
 """

@@ -64,10 +64,12 @@ def test_deepfool_r2_equals_theorem_3_1_on_linear_binary():
     x, y = mirrored_binary_data(w, b)
     model = linear_model(w, b)
     kernel, bias = model.get_weights()
-    attack = DeepFool(overshoot=0.0, box=False, max_iter=3)
+    # An overshoot of 1e-6 crosses the boundary (every sample flips: no failure is left out)
+    # and changes each distance by 1e-6 relative, inside the tolerance.
+    attack = DeepFool(overshoot=1e-6, box=False, max_iter=3)
     empirical = r2(model, x, y, attack=attack, batch_size=32)
     theory = linear_binary_r2(kernel, bias, x, 2 * y - 1)
-    assert empirical["clean_accuracy"] == pytest.approx(34 / 40)
+    assert empirical["clean_accuracy"] == pytest.approx(34 / 40) and empirical["failures"] == 0
     np.testing.assert_allclose(empirical["r2"], theory, rtol=1e-5)
 
 
@@ -88,7 +90,7 @@ def test_r2_counts_misclassified_as_zero_and_divides_by_all():
     assert result["attack"] == repr(DeepFool(box=False))
 
 
-def test_r2_counts_failures_with_the_norm_reached():
+def test_r2_leaves_failures_out_and_counts_them():
     w = np.zeros(16)
     w[0] = 1.0
     model = linear_model(w, -0.5)
@@ -97,7 +99,11 @@ def test_r2_counts_failures_with_the_norm_reached():
     # overshoot 0 lands on the boundary; logit 0 counts as class 0, so only class 1 flips.
     result = r2(model, x, np.array([1, 0]), attack=DeepFool(overshoot=0.0, box=False, max_iter=1))
     assert result["failures"] == 1
-    assert result["r2"] == pytest.approx(0.25, rel=1e-6)
+    # The flipped sample's distance over N - F = 1 sample (the failure is left out).
+    assert result["r2"] == pytest.approx(0.25, rel=1e-6) and result["mean_l2_attacked"] == pytest.approx(0.25)
+    x[:, 0, 0, 0] = [0.75, 0.45]  # the failure is now much closer (0.05): still left out
+    result = r2(model, x, np.array([1, 0]), attack=DeepFool(overshoot=0.0, box=False, max_iter=1))
+    assert result["failures"] == 1 and result["r2"] == pytest.approx(0.25, rel=1e-6)
 
 
 def test_r_inf_is_accuracy_on_fgs_examples_of_guo_eq_1():

@@ -18,6 +18,7 @@ from tfsparse.attacks.base import as_batch
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
 from tfsparse.metrics import diagnostics
+from tfsparse.metrics.robustness import minimal_distances
 from tfsparse.metrics.robustness import predict_labels
 
 _SINGLE_STEP = (FGSM, RFGSM)
@@ -93,8 +94,9 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     Every attack runs on all samples, so each attack's numbers stand alone. Fixed-budget attacks
     (those with an ε-ball: FGS, rFGS, PGD, EOT-PGD, a transfer of them) report ``accuracy``
     (robust accuracy over all samples; for FGS / rFGS that is Guo's ``r_inf``). Minimal-
-    perturbation attacks (DeepFool, C&W, ZOO) report ``mean_l2`` over the clean-correct samples
-    and Guo's ``r2`` (misclassified count as 0, divided by all N), plus ``failures``. Every entry
+    perturbation attacks (DeepFool, C&W, ZOO) report ``mean_l2`` over the flipped samples and
+    Guo's ``r2`` (misclassified count as 0; failures, counted in ``failures``, left out: the rule
+    of :func:`tfsparse.metrics.robustness.minimal_distances`). Every entry
     has ``params`` (with ``name``), ``repr``, ``success_rate`` (over the clean-correct samples) and
     ``seconds`` (the attack's wall time only); black-box attacks (ZOO, Square, transfer) add
     ``success_rate_all``, the fraction of all samples misclassified after the attack (RSR Table 3's
@@ -161,10 +163,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
                     "single" if isinstance(attack, _SINGLE_STEP) else "multi")
                 by_kind[kind].append((attack.eps_ball[1], result.adv_accuracy))
         else:
-            attacked = result.l2[result.clean_correct].astype(np.float64)
-            entry["mean_l2"] = float(attacked.mean()) if attacked.size else float("nan")
-            entry["r2"] = float(attacked.sum() / result.n)
-            entry["failures"] = result.failures
+            entry.update(minimal_distances(result))
         if isinstance(attack, BLACK_BOX):
             # RSR Table 3 counts ZOO's success over all test samples ("classified to a wrong
             # class by the attack"), not over the clean-correct ones as success_rate does.

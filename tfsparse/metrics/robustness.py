@@ -88,13 +88,37 @@ def r_inf(model, x, y, eps=0.1, *, attack=None, batch_size=500) -> dict:
     }
 
 
+def minimal_distances(result) -> dict:
+    """Guo's r2 of a minimal-perturbation attack's result, under tfsparse's one failure rule.
+
+    ``r2 = Σ_{flipped} ‖x̃_i − x_i‖₂ / (N − F)`` (Guo et al. 2018 eq. 1 / eq. 5:
+    ``(1/N) Σ_i 1[y_i = ŷ_i]·‖x̃_i − x_i‖₂``, misclassified samples counting 0). A
+    correctly classified sample the attack did not flip (one of the ``F`` failures) has no
+    adversarial example, hence no distance: it is left out of numerator and denominator,
+    whatever the attack returned for it (DeepFool its last iterate, C&W the input). With
+    ``F = 0`` this is exactly Guo's formula. The rule assumes the failures are like the
+    flipped samples; a sample an attack cannot flip is usually farther, so a large ``F``
+    biases r2 low, which is why ``F`` is reported beside every r2.
+
+    Returns:
+      ``{"r2", "mean_l2", "failures"}``: ``mean_l2`` averages over the flipped samples only
+      (NaN if none); ``r2`` is NaN only when every sample is a failure.
+    """
+    flipped = result.l2[result.success].astype(np.float64)
+    kept = result.n - result.failures
+    return {
+        "r2": float(flipped.sum() / kept) if kept else float("nan"),
+        "mean_l2": float(flipped.mean()) if flipped.size else float("nan"),
+        "failures": int(result.failures),
+    }
+
+
 def r2(model, x, y, *, attack=None, batch_size=500) -> dict:
     """Guo's r2: mean l2 norm of the minimal perturbation, zero for misclassified samples.
 
     ``r2 = (1/N) Σ_i 1[y_i = ŷ_i] · ‖x̃_i − x_i‖₂`` (Guo et al. 2018 eq. 1 / eq. 5) with ``N`` all
-    samples and ``x̃`` from DeepFool (or C&W). Clean-correct samples the attack fails to flip
-    (``failures``) contribute the norm of the perturbation the attack reached, so failures are
-    reported beside r2 rather than silently dropped or counted as zero.
+    samples and ``x̃`` from DeepFool (or C&W); clean-correct samples the attack fails to flip
+    (``failures``) are left out, as :func:`minimal_distances` states, and counted beside r2.
 
     Example::
 
@@ -110,7 +134,7 @@ def r2(model, x, y, *, attack=None, batch_size=500) -> dict:
 
     Returns:
       ``{"r2", "mean_l2_attacked", "failures", "n", "clean_accuracy", "attack"}``:
-      ``mean_l2_attacked`` averages the norm over clean-correct samples only (NaN if none),
+      ``mean_l2_attacked`` averages the norm over the flipped samples (NaN if none),
       ``failures`` counts clean-correct samples left correctly classified, ``attack`` is the
       attack's repr.
 
@@ -119,11 +143,11 @@ def r2(model, x, y, *, attack=None, batch_size=500) -> dict:
     """
     attack = DeepFool() if attack is None else attack
     result = attack.run(model, x, y, batch_size=batch_size)
-    attacked = result.l2[result.clean_correct].astype(np.float64)
+    distances = minimal_distances(result)
     return {
-        "r2": float(np.sum(attacked) / result.n),
-        "mean_l2_attacked": float(np.mean(attacked)) if attacked.size else float("nan"),
-        "failures": result.failures,
+        "r2": distances["r2"],
+        "mean_l2_attacked": distances["mean_l2"],
+        "failures": distances["failures"],
         "n": result.n,
         "clean_accuracy": result.clean_accuracy,
         "attack": repr(attack),

@@ -3,7 +3,10 @@
 * :mod:`~tfsparse.pipelines.train` — ``train_and_evaluate``: one model, clean / PGD / RSR.
 * :mod:`~tfsparse.pipelines.guo` — ``run_sweep``: Guo et al.'s progressive-pruning sweep.
 * :mod:`~tfsparse.pipelines.guo_tables` — Guo's Table 1 (activation L1), Table 2 analogue and CLEVER table.
-* :mod:`~tfsparse.pipelines.wang` — ``run_oneshot_table``: Wang et al.'s one-shot table.
+* :mod:`~tfsparse.pipelines.guo_r2_gap` — ``run_r2_gap``: why our LeNets' r2 is below Guo's (candidate causes).
+* :mod:`~tfsparse.pipelines.wang` — ``run_oneshot_table``: Wang et al.'s Tables 1–2 (adversarial pruning).
+* :mod:`~tfsparse.pipelines.wang_lottery` / :mod:`~tfsparse.pipelines.wang_iwi` — Wang's Tables 3 (adversarial
+  lottery tickets) and 4 (Inverse Weights Inheritance).
 * :mod:`~tfsparse.pipelines.prune` — ``prune_saved_model``: prune, retrain, export a saved model.
 * :mod:`~tfsparse.pipelines.tune` — ``run_search``: keras-tuner search over RSR's λ and γ.
 * :mod:`~tfsparse.pipelines.evaluate` — ``evaluate_model``: a saved model under an attack suite.

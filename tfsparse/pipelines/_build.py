@@ -17,7 +17,6 @@ from tfsparse import models as model_lib
 from tfsparse import sparsity
 from tfsparse.metrics import theory
 from tfsparse.compat import keras
-from tfsparse.compat import tf
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
 from tfsparse.training import is_chief
@@ -44,9 +43,10 @@ def parse_int_list(text, key):
         raise ConfigError(f"{key} must be comma-separated integers such as '1,7', got {text!r}") from None
 
 
-def load_data(data_cfg):
-    """Loads the dataset a ``data`` section names (sizes: 0 = all)."""
-    return data_lib.load(
+def load_data(data_cfg, log=None):
+    """Loads the dataset a ``data`` section names (sizes: 0 = all); ``log`` gets one line saying
+    which data, from where and how much (a run's first progress line)."""
+    dataset = data_lib.load(
         data_cfg.name,
         data_cfg.data_dir or None,
         num_train=data_cfg.num_train or None,
@@ -54,6 +54,9 @@ def load_data(data_cfg):
         classes=parse_int_list(data_cfg.classes, "data.classes") or None,
         seed=data_cfg.seed,
     )
+    if log is not None:
+        log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    return dataset
 
 
 def build_model(model_cfg, dataset, seed, noise_cfg=None):
@@ -183,42 +186,12 @@ def parse_measures(text):
     return names
 
 
-class FailuresUnchanged(attacks.Attack):
-    """A minimal-perturbation attack whose failures return the input unchanged (norm 0).
-
-    Guo et al.'s r2 (eq. 1 / 5) averages ``1[y = ŷ]·‖x̃ − x‖₂`` where ``x̃`` is an adversarial
-    example; a clean-correct sample the attack did not flip has none. DeepFool returns its last
-    iterate there and C&W the input, so :func:`tfsparse.evaluation.evaluate`'s per-sample norms
-    of failures differ by attack. Wrapped in this class both return the input, so the sum of the
-    reported norms is the sum over flipped samples only, from which :func:`robustness_record`
-    applies the one failure rule (failures left out of the mean). Costs one forward pass per batch.
-    """
-
-    def __init__(self, inner):
-        params = {k: v for k, v in inner.params.items() if k != "name"}
-        super().__init__(**params)
-        object.__setattr__(self, "name", inner.name)
-        object.__setattr__(self, "_inner", inner)
-
-    def __repr__(self):
-        return f"FailuresUnchanged({self._inner!r})"
-
-    @property
-    def clips_to_box(self):
-        return self._inner.clips_to_box
-
-    def _attack(self, model_fn, x, y, logits, seed):
-        x_adv = self._inner._constrain(x, self._inner._attack(model_fn, x, y, logits, seed))
-        flipped = tf.not_equal(attacks.labels_from_logits(model_fn(x_adv)), y)
-        return tf.where(attacks.lp.per_sample(flipped, x), x_adv, x)
-
-
 def guo_suite(eval_cfg, xla):
     """The attacks of ``eval.measures`` in order: ``{measure: attack}`` (Guo et al. 2018 §4).
 
     ``r_inf``: FGS at ``fgs_eps``; ``r_inf_rfgs``: rFGS at ``fgs_eps`` with a random step
     ``rfgs_alpha``·ε; ``r2``: DeepFool (``deepfool_*``); ``r2_cw``: C&W L2 (``cw_*``). The two
-    r2 attacks are wrapped in :class:`FailuresUnchanged`. Building the suite checks every
+    r2 attacks are scored by the evaluator's failure rule. Building the suite checks every
     setting, so a pipeline calls it before any work.
 
     Raises:
@@ -229,13 +202,13 @@ def guo_suite(eval_cfg, xla):
     makers = {
         "r_inf": lambda: attacks.FGSM(eps=eps, jit_compile=jit),
         "r_inf_rfgs": lambda: attacks.RFGSM(eps=eps, alpha=eval_cfg.rfgs_alpha * eps, jit_compile=jit),
-        "r2": lambda: FailuresUnchanged(attacks.DeepFool(
+        "r2": lambda: attacks.DeepFool(
             overshoot=eval_cfg.deepfool_overshoot, max_iter=eval_cfg.deepfool_max_iter, box=eval_cfg.deepfool_box,
-            box_rule=eval_cfg.deepfool_box_rule, jit_compile=jit)),
-        "r2_cw": lambda: FailuresUnchanged(attacks.CarliniWagnerL2(
+            box_rule=eval_cfg.deepfool_box_rule, jit_compile=jit),
+        "r2_cw": lambda: attacks.CarliniWagnerL2(
             confidence=eval_cfg.cw_confidence, initial_const=eval_cfg.cw_initial_const,
             binary_search_steps=eval_cfg.cw_binary_search_steps, steps=eval_cfg.cw_steps,
-            learning_rate=eval_cfg.cw_learning_rate, jit_compile=jit)),
+            learning_rate=eval_cfg.cw_learning_rate, jit_compile=jit),
     }
     suite = {}
     for measure in parse_measures(eval_cfg.measures):
@@ -269,27 +242,11 @@ def robustness_columns(measures):
     return columns
 
 
-def minimal_r2(entry, n):
-    """Guo's r2 of one minimal-perturbation attack under the failure rule, from its evaluate entry.
-
-    ``r2 = Σ_{flipped} ‖x̃_i − x_i‖₂ / (N − F)``: the ``F`` clean-correct samples the attack did
-    not flip (failures) are left out of the mean, numerator and denominator, because no
-    adversarial example — so no distance — exists for them; clean-misclassified samples count 0
-    (Guo eq. 1 / 5, ``1[y = ŷ]``). With no failure this is exactly Guo's ``(1/N) Σ 1[y = ŷ]·d``.
-    ``F`` is reported beside every r2: the rule assumes the failures are like the flipped
-    samples, and a robust sample an attack cannot flip is not, so a large ``F`` means r2 is low.
-    ``entry`` must come from a :class:`FailuresUnchanged` attack (failures' norm 0); NaN if
-    every sample failed.
-    """
-    kept = n - entry["failures"]
-    return float(entry["r2"] * n / kept) if kept else float("nan")
-
-
 def robustness_record(model, dataset, config):
     """Clean accuracy (whole test split), weight sparsity and the ``eval.measures`` of a model.
 
     The measures (Guo et al. 2018 §4: r∞ by FGS / rFGS, eq. 1 and 5; r2 by DeepFool / C&W, with
-    ``<key>_failures`` and the failure rule of :func:`minimal_r2`) come from
+    ``<key>_failures`` and the failure rule of :func:`tfsparse.metrics.robustness.minimal_distances`) come from
     :func:`tfsparse.evaluation.evaluate` on the first ``config.eval.num_examples`` test images.
     For a linear model (``model.name`` linear / linear_binary) the record also holds
     ``theory``: the Theorem 3.1 / 3.2 values of :func:`tfsparse.metrics.theory.linear_model_bounds`
@@ -305,7 +262,7 @@ def robustness_record(model, dataset, config):
     for measure, attack in suite.items():
         entry = report["attacks"][attack.name]
         if measure in MINIMAL_MEASURES:
-            record[measure] = minimal_r2(entry, len(x_eval))
+            record[measure] = entry["r2"]
             record[f"{measure}_failures"] = entry["failures"]
         else:
             record[measure] = entry["accuracy"]

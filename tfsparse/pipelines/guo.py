@@ -8,7 +8,7 @@ the ``eval.measures`` of Guo §4 from :func:`tfsparse.evaluation.evaluate` on th
 ``eval.num_examples`` test images: r∞ = accuracy under FGS (``r_inf``) and rFGS
 (``r_inf_rfgs``) at ε (Guo eq. 5, MNIST ε = 0.1), r2 = mean ‖x̃ − x‖₂ with x̃ from DeepFool
 (``r2``) and C&W (``r2_cw``), Guo eq. 1 / 5, each with its failure count and the failure rule
-of :func:`~tfsparse.pipelines._build.minimal_r2`.
+of :func:`tfsparse.metrics.robustness.minimal_distances`.
 
 The unit of work is one (seed, round): its stripped weights go to
 ``checkpoints/seed<S>/round<R>.weights.h5`` and its record to ``results.json`` before the
@@ -49,7 +49,6 @@ from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import distribution
 from tfsparse.pipelines._build import guo_suite
 from tfsparse.pipelines._build import load_data
-from tfsparse.pipelines._build import parse_measures
 from tfsparse.pipelines._build import robustness_columns
 from tfsparse.pipelines._build import robustness_record
 from tfsparse.pipelines._build import single_device_copy
@@ -142,8 +141,7 @@ def run_sweep(config, workdir, *, resume=False, log=print):
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.path
-    dataset = load_data(config.data)
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    dataset = load_data(config.data, log=log)
     if strategy is not None:
         log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
             f"{config.train.batch_size}")

@@ -104,8 +104,7 @@ def run_r2_gap(config, workdir, *, resume=False, log=print):
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.path
-    dataset = load_data(config.data)
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    dataset = load_data(config.data, log=log)
     rows = list((run.previous or {}).get("records", []))
     with run.start(experiment=KIND, dataset=config.data.name, records=rows):
         for name in config.models:

@@ -138,8 +138,7 @@ def run_activation_l1(config, workdir, *, resume=False, log=print):
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.path
-    dataset = load_data(config.data)
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    dataset = load_data(config.data, log=log)
     probe = build_model(config.model, dataset, config.seeds[0])
     layer = config.activation_l1.layer or last_fc_input_layer(probe)
     names = [candidate.name for candidate in probe.layers]

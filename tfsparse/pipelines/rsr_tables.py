@@ -354,8 +354,7 @@ def run_table(config, workdir, *, resume=False, log=print):
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.path
-    dataset = load_data(config.data)
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    dataset = load_data(config.data, log=log)
     previous = run.previous or {}
     records = list(previous.get("records", []))
     models = dict(previous.get("models", {}))

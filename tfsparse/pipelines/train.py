@@ -137,8 +137,7 @@ def train_and_evaluate(config, workdir, *, resume=False, log=print):
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.previous
-    dataset = load_data(config.data)
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    dataset = load_data(config.data, log=log)
     if config.distribute != "none":
         log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
             f"{config[section].batch_size}" + ("" if chief else " (worker: writes nothing to the run directory)"))

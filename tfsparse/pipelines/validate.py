@@ -17,6 +17,7 @@ from tfsparse.layers import SIGMA_RULES
 from tfsparse.models.blocks import NOISE_MODES
 from tfsparse.pipelines._build import NORMALIZATIONS
 from tfsparse.pipelines._build import parse_int_list
+from tfsparse.pipelines._build import parse_measures
 from tfsparse.pipelines.export import parse_formats
 from tfsparse.sparsity import METHODS
 from tfsparse.training import LR_SCHEDULES
@@ -171,6 +172,8 @@ def _eval(config):
     _require(e.deepfool_max_iter >= 1, f"eval.deepfool_max_iter must be >= 1, got {e.deepfool_max_iter}")
     _require(e.deepfool_box_rule in DeepFool.BOX_RULES,
              f"eval.deepfool_box_rule must be one of {DeepFool.BOX_RULES}, got {e.deepfool_box_rule!r}")
+    if "measures" in e:
+        parse_measures(e.measures)
 
 
 def _seeds(config):

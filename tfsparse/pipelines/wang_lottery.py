@@ -313,8 +313,7 @@ def run_table(config, workdir, kind, rows, train_row, *, resume=False, log=print
     if run.already_complete:
         log(f"run {run.path} is already complete; nothing to resume")
         return run.path
-    dataset = load_data(config.data)
-    log(f"data: {dataset.name} from {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test")
+    dataset = load_data(config.data, log=log)
     records = list((run.previous or {}).get("records", []))
     with run.start(experiment=kind, model=config.model.name, dataset=config.data.name, eps=config.pgd.eps,
                    data_source=dataset.source, num_train=len(dataset.x_train), num_test=len(dataset.x_test),
