@@ -36,6 +36,18 @@ def test_lengths_must_end_at_the_training_budget():
         guo_r2_gap._lengths(config)
 
 
+def test_pivot_puts_variants_side_by_side_with_ci_over_seeds():
+    rows = [{"model": "m", "train_steps": 10, "seed": seed, "variant": variant, "clean_accuracy": 0.9 + 0.02 * seed,
+             "r2": r2 + seed, "failures": failures}
+            for seed in (0, 1) for variant, r2, failures in (("deepfool", 1.0, 0), ("cw", 0.5, 3))]
+    summary, columns = guo_r2_gap.pivot(rows)
+    assert len(summary) == 1 and [c[0] for c in columns][3:5] == ["deepfool", "cw"]
+    row = summary[0]
+    assert row["n"] == 2 and row["deepfool"] == pytest.approx(1.5) and row["cw"] == pytest.approx(1.0)
+    assert row["clean_accuracy"] == pytest.approx(0.91) and row["clean_accuracy_ci95"] > 0
+    assert row["failures"] == "cw 3"
+
+
 def test_with_softmax_outputs_probabilities_of_the_same_logits():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
@@ -62,5 +74,5 @@ def test_quick_experiment_runs_end_to_end(tmp_path):
     by_variant = {r["variant"]: r for r in rows if r["train_steps"] == 200}
     assert by_variant["deepfool_softmax"]["r2"] > by_variant["deepfool"]["r2"]  # probability margins are flatter
     assert by_variant["deepfool"]["clean_accuracy"] == by_variant["cw"]["clean_accuracy"]
-    assert "| lenet300_100 | 200 | deepfool |" in (workdir / "results.md").read_text()
+    assert "| lenet300_100 | 200 | " in (workdir / "results.md").read_text()
     assert os.path.isfile(workdir / "results.csv")

@@ -221,3 +221,15 @@ def test_over_pruning_detector_ignores_noise_and_falls_after_accuracy_drops():
     # One seed: no CI, the 2 % tolerance decides.
     single = synthetic([1.0, 1.2, 1.1], [0.98] * 3, seeds=1)
     assert reporting.over_pruning(single, ["r2"])["r2_falls"]["r2"]["round"] == 2
+
+
+def test_linear_records_put_the_theory_beside_the_measures():
+    records = [{"round": 0, "seed": seed, "r2": 2.0, "theory": {"thm31_r_inf_bound": 0.5, "thm31_r2": 1.0 + seed}}
+               for seed in (0, 1)]
+    keys = guo.theory_keys(records)
+    assert keys == ["theory_thm31_r2", "theory_thm31_r_inf_bound"]  # label order, not record order
+    headers = [header for _, header, _ in guo.table_columns(("r2",), keys)]
+    assert headers[-2:] == ["r2 (Thm 3.1)", "r∞ bound (Thm 3.1)"]
+    row = reporting.aggregate([guo._flat(r) for r in records], "round", keys)[0]
+    assert row["theory_thm31_r2"] == pytest.approx(1.5) and row["theory_thm31_r_inf_bound"] == pytest.approx(0.5)
+    assert guo.theory_keys([{"round": 0, "r2": 1.0}]) == []  # no theory: no columns

@@ -74,10 +74,24 @@ def summary_keys(measures):
     return keys
 
 
-def table_columns(measures):
-    """Columns of the per-round table: round, seeds, target sparsity, then the robustness columns."""
+# The linear-model theory of a record (``record["theory"]``, Guo et al. 2018 Theorems 3.1 and
+# 3.2 from tfsparse.metrics.theory.linear_model_bounds), as table headers.
+THEORY_LABELS = {"thm31_r2": "r2 (Thm 3.1)", "thm31_r_inf_bound": "r∞ bound (Thm 3.1)",
+                 "thm32_r2_bound": "r2 bound (Thm 3.2)", "thm32_r_inf_bound": "r∞ bound (Thm 3.2)"}
+
+
+def theory_keys(records):
+    """The flat keys (``theory_<name>``) of the theory values the records carry, in label order."""
+    found = {name for r in records for name in (r.get("theory") or {})}
+    return [f"theory_{name}" for name in THEORY_LABELS if name in found]
+
+
+def table_columns(measures, theory=()):
+    """Columns of the per-round table: round, seeds, target sparsity, the robustness columns,
+    then the theory values beside them (linear models)."""
     return [("round", "round", "{:d}"), ("n", "seeds", "{:d}"), ("target_sparsity", "target sparsity", "{:.4f}"),
-            *robustness_columns(measures)]
+            *robustness_columns(measures),
+            *[(key, THEORY_LABELS[key[len("theory_"):]], "{:.4f}") for key in theory]]
 
 
 def round_weights_path(run_dir, seed, round_index):
@@ -298,7 +312,7 @@ def _write_reports(run_dir, state, config_dict):
     """Writes results.csv, results_summary.csv, results.md and the figure; returns the fields
     ``summary`` and ``over_pruning`` for results.json."""
     records, measures = state["records"], _measures_of(state)
-    summary = reporting.aggregate(records, "round", summary_keys(measures))
+    summary = reporting.aggregate([_flat(r) for r in records], "round", summary_keys(measures) + theory_keys(records))
     found = reporting.over_pruning(records, measures)
     results.write_csv(os.path.join(run_dir, "results.csv"), [_flat(r) for r in records])
     results.write_csv(os.path.join(run_dir, SUMMARY_CSV), summary)
@@ -308,7 +322,7 @@ def _write_reports(run_dir, state, config_dict):
                                          title=f"{config_dict['model']['name']} on {config_dict['data']['name']}: "
                                                f"{spread}")
     results.atomic_write_text(os.path.join(run_dir, "results.md"),
-                              _section(dict(state, summary=summary, over_pruning=found), config_dict, FIGURE, "#"))
+                              _section(dict(state, over_pruning=found), config_dict, FIGURE, "#"))
     return {"summary": summary, "over_pruning": found}
 
 
@@ -331,7 +345,8 @@ def _section(state, config_dict, figure, level):
     """The markdown of one sweep from its results.json ``state`` and config."""
     records, measures = state["records"], _measures_of(state)
     seeds = sorted({r["seed"] for r in records})
-    summary = state.get("summary") or reporting.aggregate(records, "round", summary_keys(measures))
+    theory = theory_keys(records)
+    summary = reporting.aggregate([_flat(r) for r in records], "round", summary_keys(measures) + theory)
     found = state.get("over_pruning") or reporting.over_pruning(records, measures)
     prune, num_eval = config_dict["prune"], records[0]["num_eval"]
     data = state.get("data_source", config_dict["data"].get("data_dir") or "embedded sample")
@@ -346,7 +361,7 @@ def _section(state, config_dict, figure, level):
         f"*failures*: correctly classified images the r2 attack to their left did not flip (mean per seed, out of "
         f"{num_eval:,}); they are left out of that r2's mean.",
         "",
-        reporting.markdown_table(summary, table_columns(measures)),
+        reporting.markdown_table(summary, table_columns(measures, theory)),
         reporting.over_pruning_text(found, MEASURE_LABELS),
         f"![robustness vs sparsity]({figure})",
         "",

@@ -34,9 +34,6 @@ from tfsparse.pipelines._run import Run
 
 KIND = "guo_r2_gap"
 OUTPUTS = ("logits", "softmax")
-COLUMNS = [("model", "model", "{}"), ("train_steps", "iterations", "{:,}"), ("variant", "variant", "{}"),
-           ("clean_accuracy", "clean accuracy", "{:.4f}"), ("r2", "r2", "{:.3f}"),
-           ("failures", "failures", "{:.1f}")]
 
 
 def variant_configs(config):
@@ -139,16 +136,29 @@ def run_r2_gap(config, workdir, *, resume=False, log=print):
     return run.path
 
 
-def _group_rows(rows):
-    keyed = [dict(r, group=(r["model"], r["train_steps"], r["variant"])) for r in rows]
-    summary = reporting.aggregate(keyed, "group", ["clean_accuracy", "r2", "failures"])
+def pivot(rows):
+    """One row per (model, training length): clean accuracy, then each variant's r2 (mean over
+    seeds, with ``_ci95``) and the variants that left failures, for :func:`report_section`."""
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    merged = {}  # one record per (model, length, seed): the variants side by side
+    for r in rows:
+        entry = merged.setdefault((r["model"], r["train_steps"], r["seed"]),
+                                  {"group": (r["model"], r["train_steps"]), "clean_accuracy": r["clean_accuracy"]})
+        entry.update({r["variant"]: r["r2"], f"{r['variant']}_failures": r["failures"]})
+    summary = reporting.aggregate(list(merged.values()), "group",
+                                  ["clean_accuracy", *variants, *[f"{v}_failures" for v in variants]])
     for row in summary:
-        row["model"], row["train_steps"], row["variant"] = row.pop("group")
-    return summary
+        row["model"], row["train_steps"] = row.pop("group")
+        row["failures"] = ", ".join(f"{v} {row[f'{v}_failures']:g}" for v in variants
+                                    if row[f"{v}_failures"]) or "none"
+    columns = [("model", "model", "{}"), ("train_steps", "iterations", "{:,}"),
+               ("clean_accuracy", "clean accuracy", "{:.4f}"), *[(v, v, "{:.3f}") for v in variants],
+               ("failures", "failures (mean per seed)", "{}")]
+    return summary, columns
 
 
 def report_section(run_dirs):
-    """Markdown: r2 per model, training length and variant (mean ± 95 % CI over seeds)."""
+    """Markdown: r2 per model and training length, one column per variant (mean ± 95 % CI over seeds)."""
     blocks = []
     for run_dir in run_dirs:
         with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as handle:
@@ -157,9 +167,11 @@ def report_section(run_dirs):
             config = json.load(handle)["config"]
         seeds = sorted({r["seed"] for r in rows})
         n = rows[0]["num_eval"] if rows else 0
+        summary, columns = pivot(rows)
         blocks.append(
-            f"r2 of dense Caffe-policy LeNets on {config['data']['name']} (first {n:,} test images, "
-            f"{len(seeds)} seed(s) {seeds}; mean ± 95 % CI over seeds; failures: correctly classified "
-            f"images the attack did not flip, left out of r2). Run: `{os.path.basename(os.path.normpath(run_dir))}`.\n\n"
-            + reporting.markdown_table(_group_rows(rows), COLUMNS))
+            f"r2 of dense Caffe-policy LeNets on {config['data']['name']} (first {n:,} test images; "
+            f"{len(seeds)} seed(s) {seeds}, mean ± 95 % CI over seeds when several), one column per variant "
+            f"(`configs/guo_r2_gap.py`); failures: correctly classified images the attack did not flip, left out "
+            f"of r2. Run: `{os.path.basename(os.path.normpath(run_dir))}`.\n\n"
+            + reporting.markdown_table(summary, columns))
     return "\n".join(blocks)
