@@ -109,8 +109,11 @@ def test_train_bad_usage_exits_2(tmp_path, args, message):
     assert message in error_line(result)
 
 
-@pytest.mark.parametrize("method, sparsity, training", [("gup", 0.6, "clean"), ("fp", 0.5, "clean"),
-                                                       ("threshold", 0.6, "pgd")])
+@pytest.mark.parametrize("method, sparsity, training", [
+    ("gup", 0.6, "clean"),
+    pytest.param("fp", 0.5, "clean", marks=pytest.mark.slow),  # structured: also tests/test_structured.py
+    ("threshold", 0.6, "pgd"),
+])
 def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path, method, sparsity, training):
     """scripts/prune.py over tfsparse.pipelines.prune: real zeros or a narrower model; the
     zeros survive adversarial fine-tuning (PGD steps call the model, the masks must hold)."""
