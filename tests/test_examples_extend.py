@@ -37,6 +37,7 @@ def test_custom_attack_in_train_step_trains_trades_and_madry():
         assert robust <= clean + TOL, f"{name}: PGD accuracy {robust} > clean {clean}"
 
 
+@pytest.mark.slow  # ~11 s quiet; tests/test_tuning.py runs a two-trial search in the fast tier
 def test_tune_rsr_runs_the_requested_trials():
     out, v = run_example("tune_rsr.py")
     assert re.search(r"\bquick=1\b", out)

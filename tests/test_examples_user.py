@@ -46,6 +46,7 @@ def test_prune_and_fit(tmp_path):
     assert (tmp_path / "logs").is_dir()  # TensorBoard wrote its event files
 
 
+@pytest.mark.slow  # ~15 s quiet; the adversarial / RSR paths it uses are tested in the fast tier
 def test_adversarial_fit(tmp_path):
     values = run_example("adversarial_fit.py", tmp_path)
     clean, pgd, rsr_clean, rsr_eot = numbers(
@@ -59,6 +60,7 @@ def test_adversarial_fit(tmp_path):
     assert (tmp_path / "pgd_trained.keras").is_file() and (tmp_path / "rsr.keras").is_file()
 
 
+@pytest.mark.slow  # ~17 s quiet; evaluate.py on a user model is tested in the fast tier
 def test_evaluate_my_model(tmp_path):
     values = run_example("evaluate_my_model.py", tmp_path)
     clean, fgsm, pgd, aa, worst = numbers(
