@@ -16,6 +16,13 @@ _PANELS = (
 _SPARSITY_TICKS = ((1.0, "0"), (0.5, "50"), (0.1, "90"), (0.01, "99"), (0.001, "99.9"), (1e-4, "99.99"))
 
 
+def _save(fig, path):
+    """Lays out, writes (PNG, 120 dpi) and closes ``fig``; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
 def plot_robustness_vs_sparsity(records, path, title="", over_pruning=None):
     """Guo Fig. 1–2 style: clean accuracy, r∞ (FGS, rFGS) and r2 (DeepFool, C&W) per pruning round.
 
@@ -68,10 +75,7 @@ def plot_robustness_vs_sparsity(records, path, title="", over_pruning=None):
             axis.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_weight_histograms(model_or_dict, path, log_y=True, bins=50, per_layer=True):
@@ -106,10 +110,7 @@ def plot_weight_histograms(model_or_dict, path, log_y=True, bins=50, per_layer=T
         axis.set_title(f"{title}\n{nonzero}/{data['size']} non-zero", fontsize=9)
         axis.set_xlabel("weight value")
         axis.set_ylabel("count")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_accuracy_by_row(summary, path, measures, title=""):
@@ -142,10 +143,7 @@ def plot_accuracy_by_row(summary, path, measures, title=""):
     axis.legend(fontsize=8)
     if title:
         axis.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 _METHOD_COLOURS = {"DENSE": "black", "LUP": "tab:blue", "GUP": "tab:orange", "FP": "tab:green", "NS": "tab:red"}
@@ -180,10 +178,7 @@ def plot_robustness_vs_norm_products(rows, path, accuracy_key="pgd_accuracy"):
     handles.append(plt.Line2D([], [], marker="s", linestyle="", markerfacecolor="none", color="grey",
                               label="re-initialised"))
     axes[-1].legend(handles=handles, fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_histogram_overlay(panels, path, title=""):
@@ -214,10 +209,7 @@ def plot_histogram_overlay(panels, path, title=""):
         axis.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_pareto_front(trials, path, *, over_pruning=None, title=""):
@@ -259,10 +251,7 @@ def plot_pareto_front(trials, path, *, over_pruning=None, title=""):
             axis.legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_tuning_curves(trials, path, *, over_pruning=None, title=""):
@@ -322,7 +311,4 @@ def plot_tuning_curves(trials, path, *, over_pruning=None, title=""):
     below.legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
