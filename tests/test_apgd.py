@@ -238,6 +238,53 @@ def test_apgd_perturb_matches_a_numpy_transcription_of_algorithm_1(norm, eps, li
     np.testing.assert_allclose(x_adv.numpy(), want_x, atol=1e-5 if norm == "linf" else 3e-4)
 
 
+@pytest.mark.parametrize("norm, eps", [("linf", 0.02), ("l2", 0.07)])
+def test_dropping_fooled_samples_changes_the_cost_not_the_outcome(norm, eps, linear5):
+    """drop_fooled: the same samples fooled, the same loss and point for the others, fewer rows.
+
+    Traced in a tf.function (the graph path with dynamic loop shapes, as the attacks run it).
+    """
+    model, _, _, x, y, _ = linear5
+    rng = np.random.default_rng(3)
+    x0 = np.clip(x + rng.uniform(-1, 1, size=x.shape) * eps / (4 if norm == "l2" else 1), 0, 1)
+    x0 = x0.astype(np.float32)
+    rows = tf.Variable(0, dtype=tf.int64)
+
+    def counting_model(v):
+        rows.assign_add(tf.cast(tf.shape(v)[0], tf.int64))
+        return model(v, training=False)
+
+    def run(drop):
+        rows.assign(0)
+        fn = tf.function(lambda a, b, c: apgd_perturb(counting_model, a, b, eps=eps, steps=30,
+                                                      norm=norm, x_init=c, drop_fooled=drop))
+        out = [t.numpy() for t in fn(x, y, x0)]
+        return out, int(rows.numpy())
+
+    (x_all, fooled_all, f_all), rows_all = run(False)
+    (x_drop, fooled_drop, f_drop), rows_drop = run(True)
+    assert 0 < fooled_all.sum() < len(y)
+    np.testing.assert_array_equal(fooled_drop, fooled_all)
+    robust = ~fooled_all
+    np.testing.assert_allclose(f_drop[robust], f_all[robust], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x_drop[robust], x_all[robust], atol=1e-6)
+    assert np.all(predictions(model, x_drop)[fooled_all] != y[fooled_all])
+    delta = (x_drop - x).reshape(len(x), -1)
+    size = np.abs(delta).max(1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+    assert np.all(size <= eps * (1 + 1e-5) + 1e-6) and x_drop.min() >= 0 and x_drop.max() <= 1
+    assert rows_all == 31 * len(y)  # 30 forward+backward passes and the last forward
+    assert rows_drop < rows_all - 10 * fooled_all.sum()  # fooled samples stop early
+
+
+def test_dropping_every_sample_ends_the_loop(linear5):
+    model, _, _, x, y, _ = linear5
+    x_adv, fooled, _ = tf.function(lambda a, b: apgd_perturb(
+        lambda v: model(v, training=False), a, b, eps=1.0, steps=20, seed=tf.constant([1, 2]),
+        drop_fooled=True))(x, y)
+    assert fooled.numpy().all()
+    assert np.all(predictions(model, x_adv.numpy()) != y)
+
+
 # --- attack properties --------------------------------------------------------------------------
 
 

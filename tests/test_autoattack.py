@@ -63,6 +63,16 @@ def test_params_rebuild_and_versions(setup):
         attacks.AutoAttack(eps=EPS, version="fast")
 
 
+def test_components_are_traced_once_across_batches_and_runs(setup):
+    model, x, y = setup
+    ensemble = attacks.AutoAttack(eps=EPS, **SMALL)
+    ensemble.run(model, x, y, batch_size=N // 2, seed=0)
+    ensemble.run(model, x, y, batch_size=N // 4, seed=1)
+    first = ensemble.components()[0]
+    assert first is ensemble.components()[0]
+    assert first.graph_function(model, x.shape[1:]).experimental_get_tracing_count() == 1
+
+
 class InferenceNoise(keras.layers.Layer):
     def call(self, inputs, training=None):
         return inputs + tf.random.normal(tf.shape(inputs), stddev=0.5)

@@ -164,10 +164,12 @@ def apgd_perturb(
     steps,
     norm="linf",
     loss_fn=None,
+    loss_args=(),
     rho=0.75,
     eot_samples=1,
     x_init=None,
     seed=None,
+    drop_fooled=False,
 ):
     """One APGD run (Croce & Hein 2020, Algorithm 1) in pure TensorFlow, per sample.
 
@@ -192,10 +194,19 @@ def apgd_perturb(
     condition 1 is the ``w_j - w_{j-1}`` steps ending at the checkpoint, as in AutoAttack's code
     (Algorithm 1 tests after ``x^{w_j + 1}`` but counts up to ``x^{w_j}``). Every iterate,
     ``x⁰`` included, is also checked for misclassification: a sample misclassified at any
-    iterate counts as fooled and returns the last such iterate.
+    iterate counts as fooled.
+
+    ``drop_fooled`` stops iterating a sample once it is fooled: the loop state is compacted to
+    the samples still correctly classified whenever at least an eighth of them (and one) have
+    been fooled since the last compaction, so the later iterations cost only what the robust
+    samples need. Every sample's trajectory is per-sample, so which samples are fooled (and the
+    loss and iterates of those never fooled) is the same as without it; a fooled sample returns
+    the misclassifying iterate it had when dropped instead of the last one. It needs dynamic
+    shapes, so not under XLA.
 
     Cost: ``steps`` forward+backward passes (at ``x⁰ … x^{N-1}``) and one forward pass at
-    ``x^N``, each times ``eot_samples``.
+    ``x^N``, each times ``eot_samples``, over the whole batch (``drop_fooled=False``) or over
+    the samples not yet dropped.
 
     Args:
       model_fn: ``x -> logits``, called as given (pass ``training=False`` yourself).
@@ -204,17 +215,21 @@ def apgd_perturb(
       eps: radius of the ball, ≥ 0.
       steps: iterations ``N_iter`` (Python int ≥ 1).
       norm: ``"linf"`` or ``"l2"``.
-      loss_fn: ``(logits, y) -> (batch,)`` loss to maximise; default cross-entropy
-        (:func:`tfsparse.attacks.base.loss_per_sample`).
+      loss_fn: ``(logits, y, *loss_args) -> (batch,)`` loss to maximise; default
+        cross-entropy (:func:`tfsparse.attacks.base.loss_per_sample`).
+      loss_args: per-sample tensors ``(batch, ...)`` handed to ``loss_fn`` after ``y`` (the
+        target class of APGD-T), kept aligned with the samples when they are dropped.
       rho: threshold ρ of condition 1 (paper: 0.75).
       eot_samples: forward passes averaged per loss and gradient (random models).
       x_init: the starting point ``x⁰`` (inside the ball and the box); default a uniform random
         point of the ball from ``seed``, clipped to [0, 1].
       seed: ``None`` or a shape-``(2,)`` integer seed for the random start.
+      drop_fooled: stop iterating fooled samples (see above).
 
     Returns:
-      ``(x_adv, fooled, f_max)``: per sample the last misclassifying iterate if there was one,
-      else ``x_max``; whether some iterate was misclassified; the highest loss reached.
+      ``(x_adv, fooled, f_max)``: per sample a misclassifying iterate if there was one (the last
+      one, or the one held when dropped), else ``x_max``; whether some iterate was
+      misclassified; the highest loss reached (until dropped).
 
     Raises:
       ValueError: on an unknown norm, ``steps < 1``, ``rho`` outside (0, 1] or
@@ -225,19 +240,26 @@ def apgd_perturb(
     loss_fn = loss_per_sample if loss_fn is None else loss_fn
     x = tf.convert_to_tensor(x, tf.float32)
     y = tf.convert_to_tensor(y, tf.int32)
+    loss_args = tuple(tf.convert_to_tensor(a) for a in loss_args)
     if x_init is None:
         if seed is None:
             seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
         x_init = lp.random_start(x, eps, norm, seed)
     x_init = lp.clip_to_box(lp.project(tf.convert_to_tensor(x_init, tf.float32), x, eps, norm))
 
-    def constrain(point):
-        return lp.clip_to_box(lp.project(point, x, eps, norm))
+    def evaluate(point, s, gradient=True):
+        return _loss_and_gradient(model_fn, point, s["y"],
+                                  lambda z, labels: loss_fn(z, labels, *s["args"]),
+                                  eot_samples, gradient)
 
-    def step(k, x_k, x_prev, grad, eta):
-        z = constrain(x_k + eta * lp.normalize(grad, norm))
+    def step(k, s):
+        def constrain(point):
+            return lp.clip_to_box(lp.project(point, s["x"], eps, norm))
+
+        x_k = s["x_k"]
+        z = constrain(x_k + s["eta"] * lp.normalize(s["grad"], norm))
         alpha = tf.where(tf.equal(k, 0), 1.0, MOMENTUM)  # x¹ is a plain projected step
-        return constrain(x_k + alpha * (z - x_k) + (1.0 - alpha) * (x_k - x_prev))
+        return constrain(x_k + alpha * (z - x_k) + (1.0 - alpha) * (x_k - s["x_prev"]))
 
     # windows[w] = w_j - w_{j-1} when w = w_j is a checkpoint, else 0.
     marks = checkpoints(steps)
@@ -246,68 +268,100 @@ def apgd_perturb(
         windows[after] = after - before
     windows = tf.constant(windows, tf.float32)
 
-    loss_0, grad_0, fooled_0 = _loss_and_gradient(model_fn, x_init, y, loss_fn, eot_samples)
-    eta_0 = 2.0 * eps * tf.ones_like(lp.per_sample(loss_0, x))
-    increases_0 = tf.zeros_like(loss_0)
-    state = (
-        tf.constant(0),  # k: this iteration computes x^{k+1}
-        x_init,  # x^k
-        x_init,  # x^{k-1}
-        grad_0,  # ∇f(x^k)
-        loss_0,  # f(x^k)
-        eta_0,  # η, per sample
-        x_init,  # x_max
-        grad_0,  # ∇f(x_max)
-        loss_0,  # f_max
-        x_init,  # last misclassified iterate
-        fooled_0,
-        increases_0,  # loss increases since the last checkpoint
-        loss_0,  # f_max at the last checkpoint
-        tf.zeros_like(fooled_0),  # η halved at the last checkpoint
+    live = {"x": x, "y": y, "args": loss_args}  # the samples still iterated, and their state
+    loss_0, grad_0, fooled_0 = evaluate(x_init, live)
+    live.update(
+        x_k=x_init,  # x^k
+        x_prev=x_init,  # x^{k-1}
+        grad=grad_0,  # ∇f(x^k)
+        loss=loss_0,  # f(x^k)
+        eta=2.0 * eps * tf.ones_like(lp.per_sample(loss_0, x)),  # η, per sample
+        x_max=x_init,
+        grad_max=grad_0,  # ∇f(x_max)
+        f_max=loss_0,
+        x_fool=x_init,  # last misclassified iterate
+        fooled=fooled_0,
+        increases=tf.zeros_like(loss_0),  # loss increases since the last checkpoint
+        f_max_check=loss_0,  # f_max at the last checkpoint
+        halved=tf.zeros_like(fooled_0),  # η halved at the last checkpoint
     )
+    # Results of the samples no longer iterated, by row of the batch.
+    done = {"x_adv": x_init, "fooled": tf.zeros_like(fooled_0), "f_max": loss_0}
+    rows = tf.range(tf.shape(y)[0])  # row of the batch of each live sample
 
-    def body(k, x_k, x_prev, grad, loss, eta, x_max, grad_max, f_max, x_fool, fooled,
-             increases, f_max_check, halved):
-        x_new = step(k, x_k, x_prev, grad, eta)
-        loss_new, grad_new, fooled_new = _loss_and_gradient(model_fn, x_new, y, loss_fn,
-                                                            eot_samples)
-        increases += tf.cast(loss_new > loss, increases.dtype)
-        better = loss_new > f_max
-        x_max = tf.where(lp.per_sample(better, x), x_new, x_max)
-        grad_max = tf.where(lp.per_sample(better, x), grad_new, grad_max)
-        f_max = tf.where(better, loss_new, f_max)
-        x_fool = tf.where(lp.per_sample(fooled_new, x), x_new, x_fool)
-        fooled = fooled | fooled_new
+    def body(k, rows, done, s):
+        s = dict(s)
+        x_new = step(k, s)
+        loss_new, grad_new, fooled_new = evaluate(x_new, s)
+        s["increases"] += tf.cast(loss_new > s["loss"], loss_new.dtype)
+        better = loss_new > s["f_max"]
+        s["x_max"] = tf.where(lp.per_sample(better, x_new), x_new, s["x_max"])
+        s["grad_max"] = tf.where(lp.per_sample(better, x_new), grad_new, s["grad_max"])
+        s["f_max"] = tf.where(better, loss_new, s["f_max"])
+        s["x_fool"] = tf.where(lp.per_sample(fooled_new, x_new), x_new, s["x_fool"])
+        s["fooled"] = s["fooled"] | fooled_new
 
         window = windows[k + 1]
         at_check = window > 0
         halve = at_check & (
-            (increases < rho * window)  # condition 1
-            | (~halved & (f_max <= f_max_check))  # condition 2
+            (s["increases"] < rho * window)  # condition 1
+            | (~s["halved"] & (s["f_max"] <= s["f_max_check"]))  # condition 2
         )
-        eta = tf.where(lp.per_sample(halve, x), 0.5 * eta, eta)
-        back = lp.per_sample(halve, x)
-        x_next = tf.where(back, x_max, x_new)
-        grad_next = tf.where(back, grad_max, grad_new)
-        loss_next = tf.where(halve, f_max, loss_new)
-        increases = tf.where(at_check, tf.zeros_like(increases), increases)
-        f_max_check = tf.where(at_check, f_max, f_max_check)
-        halved = tf.where(at_check, halve, halved)
-        return (k + 1, x_next, x_k, grad_next, loss_next, eta, x_max, grad_max, f_max, x_fool,
-                fooled, increases, f_max_check, halved)
+        back = lp.per_sample(halve, x_new)
+        s["eta"] = tf.where(back, 0.5 * s["eta"], s["eta"])
+        s["x_prev"] = s["x_k"]
+        s["x_k"] = tf.where(back, s["x_max"], x_new)
+        s["grad"] = tf.where(back, s["grad_max"], grad_new)
+        s["loss"] = tf.where(halve, s["f_max"], loss_new)
+        s["increases"] = tf.where(at_check, tf.zeros_like(s["increases"]), s["increases"])
+        s["f_max_check"] = tf.where(at_check, s["f_max"], s["f_max_check"])
+        s["halved"] = tf.where(at_check, halve, s["halved"])
+        if drop_fooled:
+            n_fooled = tf.reduce_sum(tf.cast(s["fooled"], tf.int32))
+            enough = n_fooled >= tf.maximum(1, (tf.size(rows) + 7) // 8)
+            rows, done, s = tf.cond(enough, lambda: _drop_fooled(rows, done, s),
+                                    lambda: (rows, done, s))
+        return k + 1, rows, done, s
 
-    state = tf.while_loop(lambda k, *_: k < steps - 1, body, state)
-    k, x_k, x_prev, grad, _, eta, x_max, _, f_max, x_fool, fooled = state[:11]
+    def more(k, rows, *_):
+        return (k < steps - 1) & (tf.size(rows) > 0) if drop_fooled else k < steps - 1
+
+    loop_vars = (tf.constant(0), rows, done, live)
+    invariants = None
+    if drop_fooled:
+        invariants = (tf.TensorShape([]), tf.TensorShape([None]),
+                      tf.nest.map_structure(lambda t: t.shape, done),
+                      tf.nest.map_structure(lambda t: tf.TensorShape([None]) + t.shape[1:], live))
+    k, rows, done, s = tf.while_loop(more, body, loop_vars, shape_invariants=invariants)
     # The last iterate x^N needs its loss, not its gradient.
-    x_last = step(k, x_k, x_prev, grad, eta)
-    loss_last, _, fooled_last = _loss_and_gradient(model_fn, x_last, y, loss_fn, eot_samples,
-                                                   gradient=False)
-    better = loss_last > f_max
-    x_max = tf.where(lp.per_sample(better, x), x_last, x_max)
-    f_max = tf.where(better, loss_last, f_max)
-    x_fool = tf.where(lp.per_sample(fooled_last, x), x_last, x_fool)
-    fooled = fooled | fooled_last
-    return tf.where(lp.per_sample(fooled, x), x_fool, x_max), fooled, f_max
+    x_last = step(k, s)
+    loss_last, _, fooled_last = evaluate(x_last, s, gradient=False)
+    better = loss_last > s["f_max"]
+    x_max = tf.where(lp.per_sample(better, x_last), x_last, s["x_max"])
+    f_max = tf.where(better, loss_last, s["f_max"])
+    x_fool = tf.where(lp.per_sample(fooled_last, x_last), x_last, s["x_fool"])
+    fooled = s["fooled"] | fooled_last
+    x_adv = tf.where(lp.per_sample(fooled, x_last), x_fool, x_max)
+    rows = rows[:, None]
+    return (tf.tensor_scatter_nd_update(done["x_adv"], rows, x_adv),
+            tf.tensor_scatter_nd_update(done["fooled"], rows, fooled),
+            tf.tensor_scatter_nd_update(done["f_max"], rows, f_max))
+
+
+def _drop_fooled(rows, done, live):
+    """Moves the fooled samples of ``live`` (APGD's loop state) into ``done``, by batch row."""
+    gone, kept = tf.where(live["fooled"]), tf.where(~live["fooled"])
+    gone_rows = tf.gather_nd(rows, gone)[:, None]
+    done = {
+        "x_adv": tf.tensor_scatter_nd_update(done["x_adv"], gone_rows,
+                                             tf.gather_nd(live["x_fool"], gone)),
+        "fooled": tf.tensor_scatter_nd_update(done["fooled"], gone_rows,
+                                              tf.ones_like(gone_rows[:, 0], tf.bool)),
+        "f_max": tf.tensor_scatter_nd_update(done["f_max"], gone_rows,
+                                             tf.gather_nd(live["f_max"], gone)),
+    }
+    live = tf.nest.map_structure(lambda t: tf.gather_nd(t, kept), live)
+    return tf.gather_nd(rows, kept), done, live
 
 
 def _check_schedule(steps, rho, eot_samples):
@@ -329,7 +383,7 @@ class _AutoPGD(FixedEpsilonAttack):
     def norm(self):
         return self._params["norm"]
 
-    def _runs(self, model_fn, x, y, logits, seed, n_runs, run_extra, make_loss):
+    def _runs(self, model_fn, x, y, logits, seed, n_runs, loss_fn, run_target=None):
         """The best of ``n_runs`` APGD runs per sample, in one ``tf.while_loop``.
 
         Run ``i`` starts from its own uniform random point of the ball (seed folded with ``i``,
@@ -337,11 +391,13 @@ class _AutoPGD(FixedEpsilonAttack):
         attacked) and attacks only the samples not yet fooled; samples misclassified on clean
         input are never attacked (their ``x_adv`` is ``x``; with ``eot_samples > 1`` judged on
         the mean logits of that many passes). Per sample a fooling run wins, else the highest
-        loss.
+        loss. Without XLA every run also stops iterating a sample once it is fooled
+        (``apgd_perturb(drop_fooled=True)``): the same samples are fooled, at a cost that
+        shrinks with the samples left.
 
         Args:
-          run_extra: ``i -> (batch,)`` int tensor handed (gathered) to ``make_loss``.
-          make_loss: ``extra -> loss_fn`` for :func:`apgd_perturb`.
+          loss_fn: ``(logits, y) -> (batch,)``, or ``(logits, y, target)`` with ``run_target``.
+          run_target: ``None`` or ``i -> (batch,)`` int target classes of run ``i``.
         """
         xla = use_xla(self.jit_compile)
         if self.eot_samples > 1:  # a random model: judge "misclassified" on the mean logits
@@ -353,7 +409,7 @@ class _AutoPGD(FixedEpsilonAttack):
         fooled = tf.not_equal(labels_from_logits(logits), y)
         best_loss = tf.fill(tf.shape(y), tf.constant(-math.inf, tf.float32))
 
-        def perturb(x_sub, y_sub, start_sub, extra_sub):
+        def perturb(x_sub, y_sub, start_sub, *target_sub):
             return apgd_perturb(
                 model_fn,
                 x_sub,
@@ -361,10 +417,12 @@ class _AutoPGD(FixedEpsilonAttack):
                 eps=self.eps,
                 steps=self.steps,
                 norm=self.norm,
-                loss_fn=make_loss(extra_sub),
+                loss_fn=loss_fn,
+                loss_args=target_sub,
                 rho=self.rho,
                 eot_samples=self.eot_samples,
                 x_init=start_sub,
+                drop_fooled=not xla,
             )
 
         def body(i, best_x, fooled, best_loss):
@@ -376,7 +434,7 @@ class _AutoPGD(FixedEpsilonAttack):
             x_new, fooled_new, loss_new = lp.on_active_rows(
                 active,
                 perturb,
-                (x, y, start, run_extra(i)),
+                (x, y, start) + (() if run_target is None else (run_target(i),)),
                 (x, tf.zeros_like(fooled), best_loss),
                 xla,
             )
@@ -460,9 +518,7 @@ class APGD(_AutoPGD):
         if self.loss == "dlr":
             _check_classes(logits, 3, "APGD with loss='dlr'")
         loss_fn = dlr_loss if self.loss == "dlr" else loss_per_sample
-        return self._runs(
-            model_fn, x, y, logits, seed, self.restarts, lambda i: y, lambda _: loss_fn
-        )
+        return self._runs(model_fn, x, y, logits, seed, self.restarts, loss_fn)
 
 
 class APGDT(_AutoPGD):
@@ -526,9 +582,5 @@ class APGDT(_AutoPGD):
         def run_target(i):
             return tf.gather(targets, i // restarts, axis=1)
 
-        def make_loss(target):
-            return lambda z, labels: targeted_dlr_loss(z, labels, target)
-
-        return self._runs(
-            model_fn, x, y, logits, seed, n_targets * restarts, run_target, make_loss
-        )
+        return self._runs(model_fn, x, y, logits, seed, n_targets * restarts, targeted_dlr_loss,
+                          run_target)

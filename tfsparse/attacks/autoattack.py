@@ -61,6 +61,9 @@ class AutoAttack(FixedEpsilonAttack):
                          n_target_classes=positive_int(n_target_classes, "n_target_classes"),
                          square_queries=positive_int(square_queries, "square_queries"),
                          eot_samples=positive_int(eot_samples, "eot_samples"), jit_compile=jit_compile)
+        # Built once: each component caches its traced function per model, so run() over many
+        # batches (and repeated calls) traces every component once, not once per batch.
+        object.__setattr__(self, "_components", tuple(self._build_components()))
 
     @property
     def eps_ball(self):
@@ -68,6 +71,9 @@ class AutoAttack(FixedEpsilonAttack):
 
     def components(self):
         """The component attacks, in the order they run."""
+        return list(self._components)
+
+    def _build_components(self):
         common = {"eps": self.eps, "norm": self.params["norm"], "jit_compile": self.jit_compile}
         if self.version == "rand":
             return [APGD(loss="ce", steps=self.steps, eot_samples=self.eot_samples, **common),
