@@ -276,8 +276,17 @@ def test_dropping_fooled_samples_changes_the_cost_not_the_outcome(norm, eps, lin
     assert rows_drop < rows_all - 10 * fooled_all.sum()  # fooled samples stop early
 
 
-def test_dropping_every_sample_ends_the_loop(linear5):
+@pytest.mark.parametrize("conv", [False, True])
+def test_dropping_every_sample_ends_the_loop(conv, linear5):
+    """Every point fooled early: the loop stops and the model never sees an empty batch (a
+    convolution on one fails under oneDNN)."""
     model, _, _, x, y, _ = linear5
+    if conv:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.layers.Input(SHAPE), keras.layers.Reshape((4, 4, -1)),
+                                  keras.layers.Conv2D(4, 3), keras.layers.Conv2D(4, 2),
+                                  keras.layers.Flatten(), keras.layers.Dense(5)])
+        y = predictions(model, x).astype(np.int32)
     x_adv, fooled, _ = tf.function(lambda a, b: apgd_perturb(
         lambda v: model(v, training=False), a, b, eps=1.0, steps=20, seed=tf.constant([1, 2]),
         drop_fooled=True))(x, y)

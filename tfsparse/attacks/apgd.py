@@ -333,15 +333,23 @@ def apgd_perturb(
                       tf.nest.map_structure(lambda t: t.shape, done),
                       tf.nest.map_structure(lambda t: tf.TensorShape([None]) + t.shape[1:], live))
     k, rows, done, s = tf.while_loop(more, body, loop_vars, shape_invariants=invariants)
-    # The last iterate x^N needs its loss, not its gradient.
-    x_last = step(k, s)
-    loss_last, _, fooled_last = evaluate(x_last, s, gradient=False)
-    better = loss_last > s["f_max"]
-    x_max = tf.where(lp.per_sample(better, x_last), x_last, s["x_max"])
-    f_max = tf.where(better, loss_last, s["f_max"])
-    x_fool = tf.where(lp.per_sample(fooled_last, x_last), x_last, s["x_fool"])
-    fooled = s["fooled"] | fooled_last
-    x_adv = tf.where(lp.per_sample(fooled, x_last), x_fool, x_max)
+
+    def finish():
+        # The last iterate x^N needs its loss, not its gradient.
+        x_last = step(k, s)
+        loss_last, _, fooled_last = evaluate(x_last, s, gradient=False)
+        better = loss_last > s["f_max"]
+        x_max = tf.where(lp.per_sample(better, x_last), x_last, s["x_max"])
+        f_max = tf.where(better, loss_last, s["f_max"])
+        x_fool = tf.where(lp.per_sample(fooled_last, x_last), x_last, s["x_fool"])
+        fooled = s["fooled"] | fooled_last
+        return tf.where(lp.per_sample(fooled, x_last), x_fool, x_max), fooled, f_max
+
+    if drop_fooled:  # never call the model on an empty batch (oneDNN's conv mishandles it)
+        x_adv, fooled, f_max = tf.cond(tf.size(rows) > 0, finish,
+                                       lambda: (s["x_k"], s["fooled"], s["f_max"]))
+    else:
+        x_adv, fooled, f_max = finish()
     rows = rows[:, None]
     return (tf.tensor_scatter_nd_update(done["x_adv"], rows, x_adv),
             tf.tensor_scatter_nd_update(done["fooled"], rows, fooled),
