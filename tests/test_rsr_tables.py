@@ -7,6 +7,7 @@ scripts/experiment.py, shrunk with --config overrides (same code path as the ``q
 
 import importlib
 import json
+import math
 import os
 import sys
 
@@ -225,6 +226,19 @@ def test_report_section_pools_seeds_with_ci():
     # Student t, 2 degrees of freedom: t(0.975) = 4.303.
     assert row["clean_accuracy_ci95"] == pytest.approx(4.3027 * values.std(ddof=1) / np.sqrt(3), rel=1e-3)
     assert row["params_remaining"] == pytest.approx(20.0) and row["scheme"] == "rsr"
+
+
+def test_zoo_mean_l2_of_a_seed_without_a_flip_is_left_out_not_nan():
+    records = []
+    for seed, l2 in ((0, 0.4), (1, float("nan")), (2, 0.6)):
+        records.append({"seed": seed, "width": 1.0, "scheme": "rsr", "stage": "before", "sigma_rule": "full",
+                        "inference_noise": "on", "sparsity": 0.0, "clean_accuracy": 0.9, "pgd_accuracy": 0.1,
+                        "zoo_success_over_correct": 0.0 if seed == 1 else 0.5,
+                        "zoo_success_over_samples": 0.0 if seed == 1 else 0.5, "zoo_mean_l2": l2,
+                        "prunable_params": 100, "nonzero_params": 100, "label": "w=1 rsr before"})
+    (row,) = rsr_tables.summary_rows("rsr_blackbox", records)
+    assert row["zoo_mean_l2"] == pytest.approx(0.5) and row["zoo_success_over_samples"] == pytest.approx(1 / 3)
+    assert math.isnan(records[1]["zoo_mean_l2"])  # the caller's records are not changed
 
 
 def _experiment(tmp_path, name, *overrides):

@@ -42,6 +42,7 @@ row without retraining. When complete the run directory holds ``results.csv``,
 """
 
 import json
+import math
 import os
 import time
 
@@ -437,7 +438,7 @@ _BLACK_BOX_COLUMNS = [("sparsity", "weight sparsity", "{:.4f}"), ("clean_accurac
                       ("pgd_accuracy", "white-box PGD", "{:.4f}"),
                       ("zoo_success_over_samples", "ZOO success / test samples (RSR)", "{:.4f}"),
                       ("zoo_success_over_correct", "ZOO success / correct (Chen)", "{:.4f}"),
-                      ("zoo_mean_l2", "ZOO mean l2", "{:.3f}")]
+                      ("zoo_mean_l2", "ZOO mean l2 (seeds with a flip)", "{:.3f}")]
 # Bars of each kind's figure: (key, legend).
 _FIGURE_MEASURES = {
     "white": [("clean_accuracy", "clean"), ("pgd_accuracy", "PGD"), ("eot_pgd_accuracy", "EOT-PGD"),
@@ -456,6 +457,8 @@ def summary_rows(kind, records):
         widest[r["seed"]] = max(widest.get(r["seed"], 0), r["prunable_params"])
     for r in records:
         r["params_remaining"] = 100.0 * r["nonzero_params"] / widest[r["seed"]]
+        if r.get("zoo_mean_l2") is not None and math.isnan(r["zoo_mean_l2"]):
+            r["zoo_mean_l2"] = None  # ZOO flipped nothing in this seed: no mean l2 to average
     keys = WHITE_BOX_MEASURES if kind in WHITE_BOX else BLACK_BOX_MEASURES + sorted(
         {k for r in records for k in r if k.startswith("transfer_")})
     order = {}
