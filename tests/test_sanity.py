@@ -112,6 +112,24 @@ def test_an_attack_failing_where_another_succeeds_is_flagged():
     assert sanity.attack_failure_flags(report) == []
 
 
+class StarvedAutoAttack(attacks.AutoAttack):
+    """An ensemble whose budget is far too small: one Square query."""
+
+    def _build_components(self):
+        return [attacks.Square(eps=self.eps, max_queries=1, jit_compile=False)]
+
+
+def test_an_ensemble_weaker_than_pgd_is_flagged(mnist):
+    model = trained_dense(mnist)
+    x, y = mnist.x_test[:N], mnist.y_test[:N]
+    pgd = attacks.PGD(eps=0.1, step_size=0.0125, steps=20, jit_compile=False)
+    report = evaluation.evaluate(model, x, y, [pgd, StarvedAutoAttack(eps=0.1, jit_compile=False)])
+    assert report["attacks"]["autoattack"]["accuracy"] > report["attacks"]["pgd"]["accuracy"] + 0.2
+    assert "ensemble_weaker" in flags_of(report)
+    strong = attacks.AutoAttack(eps=0.1, steps=20, n_target_classes=3, square_queries=50, jit_compile=False)
+    assert "ensemble_weaker" not in flags_of(evaluation.evaluate(model, x, y, [pgd, strong]))
+
+
 def test_subset_first_takes_the_first_test_images(mnist):
     model = trained_dense(mnist)
     report = run(model, [attacks.FGSM(eps=0.0)])

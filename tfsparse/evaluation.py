@@ -13,6 +13,7 @@ from tfsparse import sanity
 from tfsparse.attacks import FGSM
 from tfsparse.attacks import RFGSM
 from tfsparse.attacks import BLACK_BOX
+from tfsparse.attacks import AutoAttack
 from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import as_batch
 from tfsparse.compat import tf
@@ -139,7 +140,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     report = {"n": len(x), "clean_accuracy": float(np.mean(clean_correct)), "attacks": {}}
     robust = clean_correct.copy()
     linf_attacks = []
-    by_kind = {"single": [], "multi": [], "black": []}
+    by_kind = {"single": [], "multi": [], "black": [], "ensemble": []}
     for attack in attacks:
         start = time.perf_counter()
         if strategy is None:
@@ -160,7 +161,8 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
                 robust &= result.adv_correct
                 linf_attacks.append(repr(attack))
                 kind = "black" if isinstance(attack, BLACK_BOX) else (
-                    "single" if isinstance(attack, _SINGLE_STEP) else "multi")
+                    "single" if isinstance(attack, _SINGLE_STEP) else
+                    "ensemble" if isinstance(attack, AutoAttack) else "multi")
                 by_kind[kind].append((attack.eps_ball[1], result.adv_accuracy))
         else:
             entry.update(minimal_distances(result))
@@ -174,15 +176,21 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     report["worst_case"] = (
         {"accuracy": float(np.mean(robust)), "attacks": linf_attacks} if linf_attacks else None
     )
-    report["flags"] = _flags(model, attacks, by_kind, stochastic)
+    report["flags"] = _flags(model, attacks, by_kind, stochastic, len(x))
     report["warnings"] = [f["detail"] for f in report["flags"]]
     return report
 
 
-def _flags(model, attacks, by_kind, stochastic):
+def _flags(model, attacks, by_kind, stochastic, n):
     found = [sanity.flag("no_eot", w)
              for w in diagnostics.check_eot_for_stochastic_model(model, attacks, stochastic=stochastic)]
-    for eps, multi in by_kind["multi"]:
+    for eps, ensemble in by_kind["ensemble"]:
+        # Per-sample luck of one restart can move a few points: allow 1 % (or 3 points).
+        for eps_multi, multi in by_kind["multi"]:
+            if eps_multi == eps:
+                found += [sanity.flag("ensemble_weaker", w) for w in diagnostics.check_ensemble_not_weaker(
+                    ensemble, multi, tol=max(0.01, 3 / max(n, 1)))]
+    for eps, multi in by_kind["multi"] + by_kind["ensemble"]:
         for eps_single, single in by_kind["single"]:
             if eps_single == eps:
                 found += [sanity.flag("multi_step_weaker", w)

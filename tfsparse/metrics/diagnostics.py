@@ -41,6 +41,24 @@ def check_white_box_beats_black_box(white_box_accuracy, black_box_accuracy, *, t
     return []
 
 
+def check_ensemble_not_weaker(ensemble_accuracy, other_accuracy, *, tol=0.0) -> list:
+    """Warns if an ensemble (AutoAttack) leaves higher accuracy than a single attack it should
+    subsume.
+
+    Raised if: ``ensemble_accuracy > other_accuracy + tol`` at the same budget.
+    Explanation: AutoAttack's APGD components are at least as strong as PGD of the same budget;
+    when the ensemble comes out weaker, its budget (iterations, EOT draws for a random model) is
+    too small for this model, and its number is not the worst case it is read as (Croce & Hein
+    2020 §5 run it at 100 iterations and 20 draws).
+    """
+    if ensemble_accuracy > other_accuracy + tol:
+        return [
+            f"ensemble accuracy {ensemble_accuracy:.4f} exceeds {other_accuracy:.4f} of a single "
+            "attack at the same budget: raise the ensemble's steps / eot_samples"
+        ]
+    return []
+
+
 def check_accuracy_reaches_zero(eps_values, accuracies, *, tol=0.0) -> list:
     """Warns if accuracy does not fall to 0 at the largest budget of an accuracy-vs-ε curve.
 
