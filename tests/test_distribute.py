@@ -217,6 +217,8 @@ _MIRRORED_SWEEP = textwrap.dedent(
 )
 
 
+# Slow tier: mirrored stepping stays fast in test_mirrored_replicas_step_like_one_device.
+@pytest.mark.slow
 def test_mirrored_sweep_prunes_and_measures_like_one_device(tmp_path):
     """The guo pipeline (dense training, a pruning round's retraining) over 2 virtual CPUs = one device."""
     out = _run_split_cpu(_MIRRORED_SWEEP, tmp_path)

@@ -72,6 +72,8 @@ def test_a_complete_sweep_writes_its_files_says_so_and_is_not_redone(uninterrupt
     assert state(uninterrupted_sweep) == final
 
 
+# Slow tier: the kill-and-resume path stays fast for train.py and the RSR tables (below, test_rsr_tables).
+@pytest.mark.slow
 def test_sweep_killed_then_resumed_ends_with_the_uninterrupted_records(uninterrupted_sweep, tmp_path):
     workdir = tmp_path / "killed"
     code, _ = run_until("sweep.py", [*SWEEP, f"--workdir={workdir}"],
