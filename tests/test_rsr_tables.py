@@ -228,16 +228,19 @@ def test_report_section_pools_seeds_with_ci():
     assert row["params_remaining"] == pytest.approx(20.0) and row["scheme"] == "rsr"
 
 
-def test_zoo_mean_l2_of_a_seed_without_a_flip_is_left_out_not_nan():
+def test_zoo_measures_undefined_in_a_seed_are_left_out_not_nan():
+    # Seed 1: ZOO flipped nothing (no mean l2); seed 2: no ZOO image was classified correctly (no
+    # success rate over correct samples, RSR's rate over all samples is still defined).
     records = []
     for seed, l2 in ((0, 0.4), (1, float("nan")), (2, 0.6)):
         records.append({"seed": seed, "width": 1.0, "scheme": "rsr", "stage": "before", "sigma_rule": "full",
                         "inference_noise": "on", "sparsity": 0.0, "clean_accuracy": 0.9, "pgd_accuracy": 0.1,
-                        "zoo_success_over_correct": 0.0 if seed == 1 else 0.5,
+                        "zoo_success_over_correct": {0: 0.5, 1: 0.0, 2: float("nan")}[seed],
                         "zoo_success_over_samples": 0.0 if seed == 1 else 0.5, "zoo_mean_l2": l2,
                         "prunable_params": 100, "nonzero_params": 100, "label": "w=1 rsr before"})
     (row,) = rsr_tables.summary_rows("rsr_blackbox", records)
     assert row["zoo_mean_l2"] == pytest.approx(0.5) and row["zoo_success_over_samples"] == pytest.approx(1 / 3)
+    assert row["zoo_success_over_correct"] == pytest.approx(0.25)
     assert math.isnan(records[1]["zoo_mean_l2"])  # the caller's records are not changed
 
 

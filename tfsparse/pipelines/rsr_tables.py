@@ -449,6 +449,11 @@ _FIGURE_MEASURES = {
 }
 
 
+# Per-seed measures that are NaN when undefined: ZOO's mean l2 when it flipped nothing, its success
+# rate over correctly classified samples (Chen et al.) when the model got none of the ZOO images right.
+_UNDEFINED_WHEN_NAN = ("zoo_mean_l2", "zoo_success_over_correct")
+
+
 def summary_rows(kind, records):
     """Records aggregated over seeds per setting (mean, std, 95 % CI), with the setting's fields kept."""
     records = [dict(r) for r in records]
@@ -457,8 +462,9 @@ def summary_rows(kind, records):
         widest[r["seed"]] = max(widest.get(r["seed"], 0), r["prunable_params"])
     for r in records:
         r["params_remaining"] = 100.0 * r["nonzero_params"] / widest[r["seed"]]
-        if r.get("zoo_mean_l2") is not None and math.isnan(r["zoo_mean_l2"]):
-            r["zoo_mean_l2"] = None  # ZOO flipped nothing in this seed: no mean l2 to average
+        for key in _UNDEFINED_WHEN_NAN:
+            if r.get(key) is not None and math.isnan(r[key]):
+                r[key] = None  # undefined in this seed: left out of the mean, not turned into NaN
     keys = WHITE_BOX_MEASURES if kind in WHITE_BOX else BLACK_BOX_MEASURES + sorted(
         {k for r in records for k in r if k.startswith("transfer_")})
     order = {}
