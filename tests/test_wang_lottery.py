@@ -181,6 +181,29 @@ def test_iwi_starts_from_inherited_weights_and_resumes_after_the_last_row(tmp_pa
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     section = pipelines.report_section("wang_iwi")([workdir])
     assert "Inverse Weights Inheritance" in section and "| iwi |" in section and wang_lottery.FIGURE in section
+    _check_seeds_in_separate_directories_pool(workdir, state)
+
+
+def _check_seeds_in_separate_directories_pool(workdir, state):
+    """report.py pools seeds run as separate directories into one table; a seed given twice is refused."""
+    other = workdir + "_seed1"
+    os.makedirs(other)
+    shifted = [dict(r, seed=1, clean_accuracy=r["clean_accuracy"] - 0.1) for r in state["records"]]
+    with open(os.path.join(other, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump(dict(state, records=shifted), handle)
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as handle:
+        stored = json.load(handle)
+    stored["config"]["seeds"] = [1]
+    with open(os.path.join(other, "config.json"), "w", encoding="utf-8") as handle:
+        json.dump(stored, handle)
+    section = pipelines.report_section("wang_iwi")([workdir, other])
+    assert section.count("### ") == 1 and wang_lottery.POOLED_FIGURE in section
+    assert os.path.isfile(os.path.join(workdir, wang_lottery.POOLED_FIGURE))
+    dense = next(line for line in section.splitlines() if line.startswith("| dense |")).split(" | ")
+    clean = next(r for r in state["records"] if r["row"] == "dense")["clean_accuracy"] - 0.05  # two seeds' mean
+    assert dense[5] == "2" and dense[7].startswith(f"{clean:.4f} ± ")
+    with pytest.raises(ConfigError, match="seed 0 is in both"):
+        pipelines.report_section("wang_iwi")([workdir, workdir])
 
 
 def _script(config_file, workdir, *overrides):

@@ -89,6 +89,7 @@ STARTS = {
 MEASURES = ["sparsity", "clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
 REINIT_SEED_OFFSET = 1000
 FIGURE = "accuracy_by_row.png"
+POOLED_FIGURE = "accuracy_by_row_pooled.png"  # report.py's figure of seeds run in several directories
 
 
 def _require(condition, message):
@@ -401,7 +402,8 @@ def _describe(state, config):
         text += f" and AutoAttack ({e['autoattack_version']})"
     text += f" at the training ε on the first {n_eval} test images."
     if state.get("status") != "complete":
-        text += f" **Run {state.get('status')}**, last completed: {state.get('last_completed')}."
+        last = state.get("last_completed")
+        text += f" **Run {state.get('status')}**" + (f", last completed: {last}." if last else ".")
     return text
 
 
@@ -411,10 +413,10 @@ def _load_run(run_dir):
     return state, config, summarise(state.get("records", []), list(STARTS))
 
 
-def _figure(run_dir, state, config, summary):
+def _figure(path, state, config, summary):
     title = TITLES[state["pipeline"]]
     return plotting.plot_accuracy_by_row(
-        summary, os.path.join(run_dir, FIGURE),
+        summary, path,
         [(key, header) for key, header, _ in _columns(summary) if key.endswith("accuracy")],
         title=f"{title}: {config['model']['name']} on {config['data']['name']}")
 
@@ -428,7 +430,7 @@ def write_reports(run_dir):
     results.atomic_write_text(os.path.join(run_dir, "results.md"),
                               f"# {TITLES[state['pipeline']]}\n\n{_describe(state, config)}\n\n"
                               + reporting.markdown_table(summary, _columns(summary)))
-    _figure(run_dir, state, config, summary)
+    _figure(os.path.join(run_dir, FIGURE), state, config, summary)
     return summary
 
 
@@ -438,24 +440,54 @@ def _read(run_dir, name):
 
 
 def report_section(run_dirs):
-    """Markdown of Table 3 / Table 4 runs (scripts/report.py): one block per run directory.
+    """Markdown of Table 3 / Table 4 runs (scripts/report.py): one block per table.
 
-    Each block is the seed summary (mean ± 95 % CI) from the run's ``results.json`` as a
-    table, and its per-row accuracy figure (written at the end of the run; drawn from the
-    same files here when the run did not complete).
+    Runs of one kind, model, dataset and variant are one table: their records are pooled, so
+    seeds run in separate directories (``--config.seeds='(1,)'``) aggregate to mean ± 95 % CI
+    like the seeds of one run (a seed found in two of them is an error: it would count twice).
+    Each block is the seed summary as a table and its per-row accuracy figure: a single run's
+    own (written at the end of the run; drawn from its files here when it did not complete),
+    a pooled table's drawn into the first directory as :data:`POOLED_FIGURE`.
+
+    Raises:
+      ConfigError: when two pooled run directories hold the same seed.
     """
-    blocks = []
+    groups = {}
     for run_dir in run_dirs:
-        state, config, summary = _load_run(run_dir)
-        figure = os.path.join(run_dir, FIGURE)
-        if not os.path.exists(figure) and summary:
-            _figure(run_dir, state, config, summary)
-        blocks.append(f"### {TITLES[state['pipeline']]}: {config['model']['name']} on {config['data']['name']} "
-                      f"({config.get('variant', '')})\n\n{_describe(state, config)}\n\n"
-                      + reporting.markdown_table(summary, _columns(summary))
-                      + (f"\n![{state['pipeline']}]({figure})\n" if os.path.exists(figure) else ""))
-    kind = _read(run_dirs[0], "results.json")["pipeline"]  # report.py groups run directories by kind
+        state = _read(run_dir, "results.json")
+        config = _read(run_dir, "config.json")["config"]
+        key = (state["pipeline"], config["model"]["name"], config["data"]["name"], config.get("variant"))
+        groups.setdefault(key, []).append((run_dir, state, config))
+    blocks = [_block(runs) for runs in groups.values()]
+    kind = next(iter(groups))[0]  # report.py groups run directories by kind
     return f"## {SECTIONS[kind]}\n\n" + "\n".join(blocks)
+
+
+def _block(runs):
+    """One table of :func:`report_section` over the runs ``[(run_dir, state, config), ...]``."""
+    seen = {}
+    for run_dir, state, _ in runs:
+        for seed in sorted({r["seed"] for r in state.get("records", [])}):
+            if seed in seen:
+                raise ConfigError(f"seed {seed} is in both {seen[seed]} and {run_dir}; pass each seed's run "
+                                  "directory once")
+            seen[seed] = run_dir
+    first_dir, state, config = runs[0]
+    if len(runs) > 1:
+        unfinished = [f"{d} {s.get('status')} (last completed: {s.get('last_completed')})"
+                      for d, s, _ in runs if s.get("status") != "complete"]
+        state = dict(state, records=[r for _, s, _ in runs for r in s.get("records", [])],
+                     status="complete" if not unfinished else "; ".join(unfinished), last_completed=None)
+        config = dict(config, seeds=sorted({seed for _, _, c in runs for seed in c["seeds"]}))
+    summary = summarise(state.get("records", []), list(STARTS))
+    figure = os.path.join(first_dir, FIGURE if len(runs) == 1 else POOLED_FIGURE)
+    if summary and (len(runs) > 1 or not os.path.exists(figure)):
+        _figure(figure, state, config, summary)
+    dirs = ", ".join(f"`{d}`" for d, _, _ in runs)
+    return (f"### {TITLES[state['pipeline']]}: {config['model']['name']} on {config['data']['name']} "
+            f"({config.get('variant', '')})\n\n{_describe(state, config)} Run directories: {dirs}.\n\n"
+            + reporting.markdown_table(summary, _columns(summary))
+            + (f"\n![{state['pipeline']}]({figure})\n" if os.path.exists(figure) else ""))
 
 
 TITLES = {KIND: "Wang et al. Table 3: adversarial lottery tickets",
