@@ -19,6 +19,7 @@ from cli_helpers import run_script
 from tfsparse import attacks
 from tfsparse.compat import keras
 from tfsparse.compat import tf
+from tfsparse.errors import ConfigError
 from tfsparse.metrics import distortion_lower_bound
 from tfsparse.pipelines import validate
 from tfsparse.pipelines import wang
@@ -104,6 +105,15 @@ def test_tables_and_figures_are_rendered_from_the_rows_of_a_run_directory(tmp_pa
     for name in ("fig1_robustness_vs_norm_products.png", "fig2_weight_histograms_p50.png"):
         assert (tmp_path / name).stat().st_size > 1000
         assert name in text
+    # The same seeds run in two directories give the same tables; a directory given twice is refused.
+    for seed in (0, 1):
+        (tmp_path / f"s{seed}").mkdir()
+        part = dict(state, rows=[r for r in rows if r["seed"] == seed])
+        (tmp_path / f"s{seed}" / "results.json").write_text(json.dumps(part))
+    pooled = wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s1")])
+    assert pooled.split("Run directories")[0] == text.split("Run directories")[0]
+    with pytest.raises(ConfigError, match="seed 0 is in both"):
+        wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s0")])
 
 
 @pytest.mark.parametrize("name, variant", [("wang_mnist", "quick"), ("wang_mnist", "full"), ("wang_mnist", "paper"),

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from tfsparse.errors import ConfigError
 from tfsparse.metrics.intervals import mean_interval
 
 
@@ -31,6 +32,33 @@ def aggregate(records, by, keys, confidence=0.95):
             row[key + "_std"] = float(values.std()) if values.size else None
         rows.append(row)
     return rows
+
+
+def pooled_records(runs):
+    """The records of several run directories of one table, each seed counted once.
+
+    Long tables run one seed per directory (``--config.seeds='(1,)'``) and scripts/report.py
+    pools them; a seed found in two directories (one directory passed twice, or a seed run
+    twice) would silently count twice and narrow the interval, so it is refused.
+
+    Args:
+      runs: ``[(run_dir, records), ...]``; every record carries its ``seed``.
+
+    Returns:
+      The records of all runs, in the order given.
+
+    Raises:
+      ConfigError: when two run directories hold the same seed.
+    """
+    owner, pooled = {}, []
+    for run_dir, records in runs:
+        for seed in sorted({r["seed"] for r in records}):
+            if seed in owner:
+                raise ConfigError(f"seed {seed} is in both {owner[seed]} and {run_dir}; pass each seed's run "
+                                  "directory once")
+            owner[seed] = run_dir
+        pooled.extend(records)
+    return pooled
 
 
 def markdown_table(rows, columns):

@@ -471,7 +471,8 @@ def report_section(run_dirs):
     Runs of the same model and dataset are one table: their rows are pooled, so seeds run in
     separate directories (``--config.seeds='(1,)'``) aggregate to mean ± 95 % CI like the seeds
     of one run. The figures are (re)drawn from the rows into the first directory of each table
-    and linked by their path as given.
+    and linked by their path as given. A seed found in two directories is refused
+    (:func:`tfsparse.reporting.pooled_records`).
     """
     import json
 
@@ -480,13 +481,13 @@ def report_section(run_dirs):
         with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as handle:
             state = json.load(handle)
         key = (state.get("model"), state.get("dataset"))
-        group = groups.setdefault(key, {"dirs": [], "state": dict(state, rows=[]), "status": []})
+        group = groups.setdefault(key, {"dirs": [], "state": dict(state, rows=[]), "runs": [], "status": []})
         group["dirs"].append(run_dir)
-        group["state"]["rows"] += state.get("rows", [])
+        group["runs"].append((run_dir, state.get("rows", [])))
         group["status"].append(f"`{run_dir}` ({state.get('status')})")
     parts = []
     for group in groups.values():
-        rows = group["state"]["rows"]
+        rows = group["state"]["rows"] = reporting.pooled_records(group["runs"])
         if not rows:
             parts.append(f"{', '.join(group['status'])}: no rows yet\n")
             continue

@@ -450,7 +450,8 @@ def report_section(run_dirs):
     a pooled table's drawn into the first directory as :data:`POOLED_FIGURE`.
 
     Raises:
-      ConfigError: when two pooled run directories hold the same seed.
+      ConfigError: when two pooled run directories hold the same seed
+        (:func:`tfsparse.reporting.pooled_records`).
     """
     groups = {}
     for run_dir in run_dirs:
@@ -465,18 +466,12 @@ def report_section(run_dirs):
 
 def _block(runs):
     """One table of :func:`report_section` over the runs ``[(run_dir, state, config), ...]``."""
-    seen = {}
-    for run_dir, state, _ in runs:
-        for seed in sorted({r["seed"] for r in state.get("records", [])}):
-            if seed in seen:
-                raise ConfigError(f"seed {seed} is in both {seen[seed]} and {run_dir}; pass each seed's run "
-                                  "directory once")
-            seen[seed] = run_dir
+    records = reporting.pooled_records([(d, s.get("records", [])) for d, s, _ in runs])
     first_dir, state, config = runs[0]
     if len(runs) > 1:
         unfinished = [f"{d} {s.get('status')} (last completed: {s.get('last_completed')})"
                       for d, s, _ in runs if s.get("status") != "complete"]
-        state = dict(state, records=[r for _, s, _ in runs for r in s.get("records", [])],
+        state = dict(state, records=records,
                      status="complete" if not unfinished else "; ".join(unfinished), last_completed=None)
         config = dict(config, seeds=sorted({seed for _, _, c in runs for seed in c["seeds"]}))
     summary = summarise(state.get("records", []), list(STARTS))
