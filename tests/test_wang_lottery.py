@@ -251,3 +251,19 @@ def test_configs_name_their_pipelines_and_share_the_lottery_section():
         for config in (lottery, iwi):
             validate(config)  # the common sections, as scripts/experiment.py checks them
             wang_lottery.check_config(config)
+
+
+def test_rows_are_compared_with_the_dense_row_of_the_same_seed():
+    records = [{"seed": s, "row": row, "start": wang_lottery.STARTS[row], "sparsity": sp, "clean_accuracy": c,
+                "pgd_accuracy": p}
+               for s, row, sp, c, p in ((0, "dense", 0.0, 0.99, 0.90), (0, "ticket", 0.6, 0.98, 0.80),
+                                        (1, "dense", 0.0, 0.97, 0.70), (1, "ticket", 0.6, 0.97, 0.65),
+                                        (2, "ticket", 0.6, 0.50, 0.10))]  # seed 2 has no dense row: unpaired
+    dense, ticket = wang_lottery.summarise(records, ["dense", "ticket"])
+    assert "pgd_accuracy_vs_dense" not in dense and ticket["n"] == 3
+    differences = np.array([-0.10, -0.05])
+    assert ticket["pgd_accuracy_vs_dense"] == pytest.approx(differences.mean())
+    # Student t, 1 degree of freedom: t(0.975) = 12.706; the spread of the differences, not of the rows.
+    assert ticket["pgd_accuracy_vs_dense_ci95"] == pytest.approx(12.706 * differences.std(ddof=1) / np.sqrt(2),
+                                                                 rel=1e-3)
+    assert ticket["clean_accuracy_vs_dense"] == pytest.approx(-0.005)

@@ -87,6 +87,7 @@ STARTS = {
     "iwi": "θ′ ⊙ M_K + θ0 ⊙ (M0 − M_K) (Alg. 2)",
 }
 MEASURES = ["sparsity", "clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
+PAIRED = ("clean_accuracy", "pgd_accuracy")  # also reported as per-seed differences to the dense row
 REINIT_SEED_OFFSET = 1000
 FIGURE = "accuracy_by_row.png"
 POOLED_FIGURE = "accuracy_by_row_pooled.png"  # report.py's figure of seeds run in several directories
@@ -363,13 +364,21 @@ def run_lottery_table(config, workdir, *, resume=False, log=print):
 
 
 def summarise(records, rows):
-    """Per row (in ``rows`` order): mean, std and 95 % CI over seeds of :data:`MEASURES`."""
+    """Per row (in ``rows`` order): mean, std and 95 % CI over seeds of :data:`MEASURES`, and of
+    the paired per-seed differences to the same seed's ``dense`` row (``<measure>_vs_dense`` for
+    :data:`PAIRED`: every row of a seed starts from the same θ0, so the paired interval is the
+    one that says whether a row beats dense training)."""
     by_row = {r["row"]: r for r in reporting.aggregate(records, "row", MEASURES)}
+    dense = {r["seed"]: r for r in records if r["row"] == "dense"}
+    differences = [{"row": r["row"], **{f"{key}_vs_dense": r[key] - dense[r["seed"]][key] for key in PAIRED}}
+                   for r in records if r["row"] != "dense" and r["seed"] in dense]
+    paired = {d["row"]: d for d in reporting.aggregate(differences, "row", [f"{key}_vs_dense" for key in PAIRED])}
     summary = []
     for row in rows:
         if row not in by_row:
             continue
         entry = dict(by_row[row])
+        entry.update({k: v for k, v in paired.get(row, {}).items() if k not in ("row", "n")})
         first = next(r for r in records if r["row"] == row)
         entry.update({k: first[k] for k in ("start", "epochs", "search_epochs", "total_epochs") if k in first})
         summary.append(entry)
@@ -382,6 +391,9 @@ def _columns(summary):
                ("clean_accuracy", "clean accuracy", "{:.4f}"), ("pgd_accuracy", "PGD accuracy", "{:.4f}")]
     if any(row.get("autoattack_accuracy") is not None for row in summary):
         columns.append(("autoattack_accuracy", "AutoAttack accuracy", "{:.4f}"))
+    if any(row.get("pgd_accuracy_vs_dense") is not None for row in summary):
+        columns += [("clean_accuracy_vs_dense", "Δ clean vs dense (paired)", "{:.4f}"),
+                    ("pgd_accuracy_vs_dense", "Δ PGD vs dense (paired)", "{:.4f}")]
     return columns
 
 
