@@ -19,7 +19,9 @@ Variants:
                about 7 per seed with the cores shared by other jobs).
   full         ``quick`` on full MNIST (pass --config.data.data_dir=../shared/data/mnist.npz):
                60,000 images, 3 seeds, K = 3 × p = 0.2 (60 %), 5 epochs per row, PGD-100 on
-               1,000 test images. About 3.5 hours on 2 quiet cores (~3 min per epoch).
+               1,000 test images. Measured: 95 min per seed in a single-threaded process beside
+               another (~4.4 min per epoch); one seed per directory (--config.seeds='(1,)'),
+               pooled by scripts/report.py.
   quick_cifar  code-path check only, not a measurement: ResNet-18 at width 0.25 on 1,000
                CIFAR-10 (JPEG copy) images (--config.data.data_dir=../shared/data/cifar10_jpeg.tar.gz),
                1 seed, K = 2 × p = 0.3, 1 search epoch, 2 epochs per row, PGD-20 on 200 images.
