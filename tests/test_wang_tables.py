@@ -114,6 +114,10 @@ def test_tables_and_figures_are_rendered_from_the_rows_of_a_run_directory(tmp_pa
     assert pooled.split("Run directories")[0] == text.split("Run directories")[0]
     with pytest.raises(ConfigError, match="seed 0 is in both"):
         wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s0")])
+    # Different budgets of one model are never pooled: a quick and a full run are two tables.
+    for seed, variant in ((0, "quick"), (1, "full")):
+        (tmp_path / f"s{seed}" / "config.json").write_text(json.dumps({"config": {"variant": variant}}))
+    assert wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s1")]).count("Run directories") == 2
 
 
 @pytest.mark.parametrize("name, variant", [("wang_mnist", "quick"), ("wang_mnist", "full"), ("wang_mnist", "paper"),

@@ -518,19 +518,20 @@ def _section(kind, config, records, figure):
 def report_section(run_dirs):
     """The markdown of RSR table runs: one table (mean ± 95 % CI over every seed found) per kind and model.
 
-    Runs of one kind, model and dataset are pooled (e.g. seeds run in separate directories);
-    each block's figure is written beside the first run's results as ``report.png``. A seed
-    found in two directories is refused (:func:`tfsparse.reporting.pooled_records`).
+    Runs of one kind, model, dataset and config variant are pooled (e.g. seeds run in separate
+    directories); each block's figure is written beside the first run's results as
+    ``report.png``. A seed found in two directories is refused
+    (:func:`tfsparse.reporting.pooled_records`).
     """
     groups = {}
     for run_dir in run_dirs:
         state = _read(os.path.join(run_dir, "results.json"))
         config = _read(os.path.join(run_dir, "config.json"))["config"]
-        key = (state["pipeline"], config["model"]["name"], config["data"]["name"])
+        key = (state["pipeline"], config["model"]["name"], config["data"]["name"], config.get("variant"))
         group = groups.setdefault(key, {"config": config, "runs": [], "dir": run_dir})
         group["runs"].append((run_dir, state.get("records", [])))
     sections = []
-    for (kind, _, _), group in groups.items():
+    for (kind, _, _, _), group in groups.items():
         group["records"] = reporting.pooled_records(group["runs"])
         if not group["records"]:
             raise ConfigError(f"{group['dir']} holds no completed RSR table row yet; run or --resume it first")

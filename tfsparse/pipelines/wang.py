@@ -468,10 +468,10 @@ def write_figures(rows, folder):
 def report_section(run_dirs):
     """The markdown of Wang Tables 1–2 and their figures from run directories (scripts/report.py).
 
-    Runs of the same model and dataset are one table: their rows are pooled, so seeds run in
-    separate directories (``--config.seeds='(1,)'``) aggregate to mean ± 95 % CI like the seeds
-    of one run. The figures are (re)drawn from the rows into the first directory of each table
-    and linked by their path as given. A seed found in two directories is refused
+    Runs of the same model, dataset and config variant are one table: their rows are pooled, so
+    seeds run in separate directories (``--config.seeds='(1,)'``) aggregate to mean ± 95 % CI
+    like the seeds of one run. The figures are (re)drawn from the rows into the first directory
+    of each table and linked by their path as given. A seed found in two directories is refused
     (:func:`tfsparse.reporting.pooled_records`).
     """
     import json
@@ -480,7 +480,12 @@ def report_section(run_dirs):
     for run_dir in run_dirs:
         with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as handle:
             state = json.load(handle)
-        key = (state.get("model"), state.get("dataset"))
+        config_file = os.path.join(run_dir, "config.json")
+        variant = None
+        if os.path.isfile(config_file):
+            with open(config_file, encoding="utf-8") as handle:
+                variant = json.load(handle)["config"].get("variant")
+        key = (state.get("model"), state.get("dataset"), variant)
         group = groups.setdefault(key, {"dirs": [], "state": dict(state, rows=[]), "runs": [], "status": []})
         group["dirs"].append(run_dir)
         group["runs"].append((run_dir, state.get("rows", [])))
