@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.training import AdversarialModel
 from tfsparse.training import add_lasso
+from tfsparse.training import train_adversarial
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -331,3 +333,25 @@ def test_mirrored_strategy_gives_the_same_loss():
     assert proc.returncode == 0, proc.stderr[-3000:]
     losses = json.loads(proc.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(losses["mirrored"], losses["single"], rtol=1e-4)
+
+
+def test_checkpointed_pgd_training_resumes_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    # PGD's random start is seeded by the step: a resumed fit must draw the starts that the
+    # uninterrupted one drew at the same steps (Keras restarts its own train counter at every
+    # fit). 16 steps = 4 epochs of 4 batches; the interrupted run stops after epoch 2.
+    x, y = toy()
+    train_cfg = ml_collections.ConfigDict(
+        {"optimizer": "sgd", "batch_size": 16, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
+         "lr_schedule": "constant", "steps": 16, "epochs": 0.0, "augment": False, "jit_compile": False})
+
+    def run(steps, checkpoint_dir=None):
+        model = AdversarialModel(mlp(), eps=0.2, step_size=0.05, steps=3, random_start=True, seed=5)
+        history = train_adversarial(model, x, y, train_cfg, steps=steps, seed=3, checkpoint_dir=checkpoint_dir)
+        return model, history
+
+    whole, _ = run(16)
+    run(8, checkpoint_dir=tmp_path / "ckpt")
+    resumed, history = run(16, checkpoint_dir=tmp_path / "ckpt")
+    assert history.epoch == [2, 3] and int(resumed.optimizer.iterations.numpy()) == 16
+    for a, b in zip(whole.inner.get_weights(), resumed.inner.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)

@@ -28,8 +28,9 @@ One optimizer step:
 
 Logged metrics: ``loss`` (the training objective), the compiled metrics on the clean
 examples (``accuracy``) and ``adv_accuracy`` on the adversarial ones. The PGD random
-start is seeded from ``(seed, step counter)``, so a run resumed from a checkpoint draws
-the same starts as an uninterrupted one.
+start is seeded from ``(seed, optimizer.iterations)``: the optimizer's step is restored
+with a checkpoint (Keras' own train counter restarts at every ``fit``), so a run resumed
+from a checkpoint draws the same starts as an uninterrupted one.
 
 Per-dataset ε / step / steps live in the config files (``configs/train.py`` variants).
 """
@@ -191,7 +192,7 @@ class AdversarialModel(keras.Model):
         """PGD examples, one ``training=True`` pass, ``minimize`` (Madry eq. 2.1 / RSR eq. 6)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        x_adv = tf.stop_gradient(self.perturb(x, y, self._train_counter, self.training_eps()))
+        x_adv = tf.stop_gradient(self.perturb(x, y, self.optimizer.iterations, self.training_eps()))
         x_all, y_all, w_all = self._batch(x, y, sample_weight, x_adv)
         with tf.GradientTape() as tape:
             logits = self.inner(x_all, training=True)
