@@ -108,3 +108,73 @@ def test_backup_and_restore_resumes_after_interruption(tmp_path):
     reference = tiny(lr=0.1)
     reference.fit(x, y, epochs=4, batch_size=16, verbose=0)
     np.testing.assert_allclose(resumed.get_layer("fc").kernel.numpy(), reference.get_layer("fc").kernel.numpy(), atol=1e-6)
+
+
+class ScriptedValidation(keras.callbacks.Callback):
+    """Writes a scripted ``val_loss`` into the epoch logs; raises at ``kill_at`` (before the checkpoint)."""
+
+    def __init__(self, values, kill_at=None):
+        super().__init__()
+        self.values, self.kill_at = values, kill_at
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+        if epoch == self.kill_at:
+            raise KeyboardInterrupt(f"killed at the end of epoch {epoch}")
+
+
+def test_a_fit_killed_mid_stop_c_resumes_with_its_counters_and_ends_as_an_uninterrupted_one(tmp_path):
+    import ml_collections
+
+    from tfsparse import training
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (32, 2, 2, 1)).astype("float32")
+    y = (x.sum(axis=(1, 2, 3)) > 2).astype("int64")
+    cfg = ml_collections.ConfigDict(
+        {"optimizer": "sgd", "batch_size": 8, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0,
+         "lr_schedule": "constant", "steps": 32, "epochs": 0.0, "augment": False, "jit_compile": False})
+    # val_loss improves twice, then is flat: with patience 1, LR ÷10 after epochs 2 and 3, stop at 4.
+    values = [3.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+
+    def fit(kill_at=None, checkpoint_dir=None):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+        training.compile_model(model, cfg, 32)
+        stop = StopC(patience=1)
+        history = training.fit_arrays(model, x, y, cfg, 32, seed=1, checkpoint_dir=checkpoint_dir,
+                                      callbacks=[ScriptedValidation(values, kill_at), stop])
+        return model, stop, history
+
+    whole, whole_stop, whole_history = fit()
+    assert whole_history.epoch == [0, 1, 2, 3, 4] and (whole_stop.decays, whole_stop.stopped_epoch) == (2, 4)
+    with pytest.raises(KeyboardInterrupt):
+        fit(kill_at=3, checkpoint_dir=tmp_path)  # dies before epoch 3's checkpoint: 3 epochs, 1 decay saved
+    resumed, stop, history = fit(checkpoint_dir=tmp_path)
+    assert history.epoch == [3, 4] and (stop.decays, stop.stopped_epoch) == (2, 4)
+    assert resumed.optimizer.learning_rate.numpy() == pytest.approx(0.001)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    # Resumed once more after Stop-C stopped it: no further epoch, although the cap allows 8.
+    again, stop, history = fit(checkpoint_dir=tmp_path)
+    assert history.epoch == [] and stop.stopped_epoch == 4
+    assert int(again.optimizer.iterations.numpy()) == int(whole.optimizer.iterations.numpy())
+    for a, b in zip(whole.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_stop_e_keeps_its_base_rate_through_a_checkpoint(tmp_path):
+    # Resumed after the first decay, Stop-E must go on from lr0 = 0.3, not from the decayed 0.03.
+    from tfsparse.compat import tf
+
+    model = tiny(lr=0.3)
+    stop = StopE(6)
+    drive(stop, model, [1.0] * 3)
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.03)
+    path = tf.train.Checkpoint(callback=stop.checkpoint_state()).save(str(tmp_path / "ckpt"))
+    resumed = StopE(6)
+    assert resumed.base_lr is None
+    tf.train.Checkpoint(callback=resumed.checkpoint_state()).restore(path).assert_consumed()
+    assert resumed.base_lr == pytest.approx(0.3)
+    lrs = drive(resumed, model, [1.0] * 6)  # the rate as of epoch 0 again: lr0, from the checkpoint
+    assert lrs[0] == pytest.approx(0.3)

@@ -138,7 +138,9 @@ def test_iwi_starts_from_inherited_weights_and_resumes_after_the_last_row(tmp_pa
     state = json.load(open(os.path.join(workdir, "results.json"), encoding="utf-8"))
     assert state["status"] == "failed" and state["last_completed"] == "seed 0 ticket"
     assert [r["row"] for r in state["records"]] == ["dense", "ticket"]
-    assert [phase for phase, _ in first.starts] == ["dense", "ticket search", "ticket", "iwi"]
+    assert [phase for phase, _ in first.starts] == ["dense", "ticket search 1", "ticket", "iwi"]
+    # Finished phases leave no epoch checkpoints behind (the search's go once its masks are saved).
+    assert not [name for name in os.listdir(os.path.join(workdir, "checkpoints", "seed0")) if "training" in name]
 
     resumed = FitSpy()
     resumed.install(monkeypatch)
@@ -182,6 +184,43 @@ def test_iwi_starts_from_inherited_weights_and_resumes_after_the_last_row(tmp_pa
     section = pipelines.report_section("wang_iwi")([workdir])
     assert "Inverse Weights Inheritance" in section and "| iwi |" in section and wang_lottery.FIGURE in section
     _check_seeds_in_separate_directories_pool(workdir, state)
+
+
+def test_a_phase_killed_mid_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    # SeedWork.fit checkpoints every epoch of a phase: killed after its 2nd epoch's checkpoint
+    # (the 3rd epoch's never comes), the phase resumes there and ends with the weights, steps and
+    # (at least) the seconds of an uninterrupted one.
+    from types import SimpleNamespace
+
+    from tfsparse.training import TrainingClock
+
+    config = tiny(lottery_config.get_config("quick"))
+    dataset = load_data(config.data)
+    run = SimpleNamespace(file=lambda *parts: str(tmp_path.joinpath(*parts)))
+    whole_work = wang_lottery.SeedWork(run, config, dataset, 0, log=lambda *_: None)
+
+    def phase(work, name):
+        model = work.theta0()
+        steps, seconds = work.fit(model, 4.0, name)
+        return model, steps, seconds
+
+    whole, whole_steps, _ = phase(whole_work, "uninterrupted")
+    real_end = TrainingClock.on_epoch_end
+
+    def killed_in_epoch_3(self, epoch, logs=None):
+        if epoch == 2:
+            raise KeyboardInterrupt("killed")
+        real_end(self, epoch, logs)
+
+    monkeypatch.setattr(TrainingClock, "on_epoch_end", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        phase(whole_work, "dense")
+    monkeypatch.setattr(TrainingClock, "on_epoch_end", real_end)
+    assert os.path.isdir(whole_work.training_dir("dense"))
+    resumed, steps, seconds = phase(whole_work, "dense")
+    assert steps == whole_steps and seconds > 0
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 def _check_seeds_in_separate_directories_pool(workdir, state):

@@ -135,6 +135,51 @@ def test_shipped_configs_validate_and_state_their_attacks(name, variant):
         assert config.pgd.steps == 10
 
 
+@pytest.mark.parametrize("method", ["dense", "gup"])
+def test_a_row_killed_mid_training_resumes_to_the_result_of_an_uninterrupted_one(tmp_path, monkeypatch, method):
+    # A Stop-C row with best_sum selection on a tiny conv net, dense or in GUP's tfmot wrappers (their
+    # mask and pruning step go through the checkpoint too); the "kill" is an exception at the end of
+    # epoch 2, after the epoch's validation and before its checkpoint, as a SIGKILL there would be.
+    import importlib
+
+    from tfsparse import sparsity
+
+    config = importlib.import_module("configs.wang_mnist").get_config("quick")
+    config.scratch.epochs, config.scratch.batch_size = 6.0, 16
+    config.pgd.steps, config.validation.pgd_steps, config.pgd.eps_warmup_epochs = 2, 2, 1.0
+    config.stop_c.min_delta = 1.0  # nothing counts as progress: LR ÷10 after epochs 1 and 2, stop after 3
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (96, 6, 6, 1)).astype(np.float32)
+    y = (x[:, :3].mean(axis=(1, 2, 3)) > x[:, 3:].mean(axis=(1, 2, 3))).astype(np.int32) + (x.mean(axis=(1, 2, 3)) > 0.52)
+    data = (x[:64], y[:64], x[64:], y[64:])
+
+    def fit(checkpoint_dir=None):
+        model = _tiny_conv(4) if method == "dense" else sparsity.prune_with(method, _tiny_conv(4), 0.5)
+        info = wang.adversarial_fit(config, model, data, "scratch", seed=0, stop_c=True,
+                                    checkpoint_dir=checkpoint_dir, log=lambda *_: None)
+        return model, {k: v for k, v in info.items() if k != "train_seconds"}
+
+    whole, whole_info = fit()
+    original = wang.EpochValidation.on_epoch_end
+
+    def dies_at_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 2:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(wang.EpochValidation, "on_epoch_end", dies_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tmp_path / "row.training")
+    monkeypatch.setattr(wang.EpochValidation, "on_epoch_end", original)
+    resumed, resumed_info = fit(tmp_path / "row.training")
+    assert resumed_info == whole_info
+    assert (whole_info["train_epochs"], whole_info["lr_decays"], whole_info["stopped_by"]) == (4, 2, "stop_c")
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    if method == "gup":
+        assert sparsity.weight_sparsity(resumed)["overall"] == pytest.approx(0.5, abs=0.02)
+
+
 def _kernels(model):
     return {layer.name: layer.get_weights()[0] for layer in model.layers
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))}
@@ -204,3 +249,4 @@ def test_quick_config_runs_end_to_end_and_the_reinit_rows_have_fresh_weights(tmp
             assert kernel.shape[-1] == pytest.approx(0.5 * dense_kernels[name].shape[-1], abs=1)
         assert not np.allclose(kernel, fp_rand[name], atol=1e-3), name
     assert rows[("fp", "reinit")]["params_reduction"] == pytest.approx(rows[("fp", "inherited")]["params_reduction"])
+    assert not list(ckpt.glob("*.training")), "a recorded row's training checkpoints are removed"

@@ -38,7 +38,9 @@ norm products (Fig. 1) and the histogram of the non-zero kernel weights (Figs. 2
 
 The unit of work is one row: the reference's and every row's weights go under ``checkpoints/``
 and the row to ``results.json`` as it completes, so ``--resume`` continues with the first
-missing row. When complete, ``results.csv``, ``results.md`` (Tables 1 and 2) and the figures
+missing row. While a row trains, its every epoch is checkpointed (``checkpoints/seed<s>/
+<row>.training/``: model, optimizer, Stop-C's counters, the epoch selection), so a run killed
+mid-row resumes at its last completed epoch with the result of an uninterrupted run. When complete, ``results.csv``, ``results.md`` (Tables 1 and 2) and the figures
 are written; :func:`report_section` renders the same from run directories (scripts/report.py).
 Runs on one device (``distribute`` must be ``none``): tfmot's wrappers cannot be PGD-trained
 under a strategy (:class:`~tfsparse.training.AdversarialModel`).
@@ -46,6 +48,7 @@ under a strategy (:class:`~tfsparse.training.AdversarialModel`).
 
 import math
 import os
+import shutil
 import time
 
 import ml_collections
@@ -59,6 +62,7 @@ from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.compat import keras
+from tfsparse.compat import tf
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
 from tfsparse.evaluation import evaluate
@@ -93,39 +97,58 @@ TABLE2_COLUMNS = [
 # --- training ----------------------------------------------------------------------------------
 
 
-class EpochValidation(keras.callbacks.Callback):
+class EpochValidation(training.CheckpointedCallback):
     """Robustness on the fixed validation split at every epoch end, and Wang's epoch selection.
 
     Attacks ``inner`` (in inference mode) with ``attack`` and logs ``val_clean_accuracy``,
     ``val_pgd_accuracy`` and ``val_loss`` (the mean cross-entropy on the PGD examples: the
     training objective, which Stop-C watches; place this callback before ``StopC``). With
     ``select="best_sum"`` it keeps the weights of the epoch with the highest clean + PGD
-    accuracy and restores them when training ends (Wang §4.2).
+    accuracy and restores them when training ends (Wang §4.2). The selection is checkpointed
+    state: a row resumed mid-training still selects among all its epochs.
     """
+
+    best = training.Persistent(tf.float64, -math.inf)
+    best_epoch = training.Persistent(tf.int64, None)
+    best_clean_accuracy = training.Persistent(tf.float64, None)
+    best_pgd_accuracy = training.Persistent(tf.float64, None)
+    best_loss = training.Persistent(tf.float64, None)
 
     def __init__(self, inner, x, y, attack, *, select, batch_size, seed=0):
         super().__init__()
         self.inner, self.x, self.y, self.attack = inner, x, y, attack
         self.select, self.batch_size, self.seed = select, batch_size, seed
-        self.best, self.best_epoch, self.best_weights, self.best_logs = -math.inf, None, None, {}
+        self.best_weights = ([tf.Variable(w, trainable=False) for w in inner.get_weights()]
+                             if select == "best_sum" else [])
+
+    @property
+    def best_logs(self):
+        """The validation figures of the selected epoch (empty before the first epoch end)."""
+        if self.best_epoch is None:
+            return {}
+        return {"val_clean_accuracy": self.best_clean_accuracy, "val_pgd_accuracy": self.best_pgd_accuracy,
+                "val_loss": self.best_loss}
+
+    def checkpoint_state(self):
+        return tf.train.Checkpoint(scalars=super().checkpoint_state(), best_weights=self.best_weights)
 
     def on_epoch_end(self, epoch, logs=None):
         result = self.attack.run(self.inner, self.x, self.y, batch_size=self.batch_size, seed=self.seed)
         logits = self.inner.predict(result.x_adv, batch_size=self.batch_size, verbose=0)
         loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(self.y, logits, from_logits=True)))
-        values = {"val_clean_accuracy": result.clean_accuracy, "val_pgd_accuracy": result.adv_accuracy,
-                  "val_loss": loss}
         if logs is not None:
-            logs.update(values)
-        score = values["val_clean_accuracy"] + values["val_pgd_accuracy"]
+            logs.update(val_clean_accuracy=result.clean_accuracy, val_pgd_accuracy=result.adv_accuracy, val_loss=loss)
+        score = result.clean_accuracy + result.adv_accuracy
         if self.select == "last" or score > self.best:
-            self.best, self.best_epoch, self.best_logs = score, epoch, values
-            if self.select == "best_sum":
-                self.best_weights = self.model.get_weights()
+            self.best, self.best_epoch = score, epoch
+            self.best_clean_accuracy, self.best_pgd_accuracy, self.best_loss = (
+                result.clean_accuracy, result.adv_accuracy, loss)
+            for variable, value in zip(self.best_weights, self.inner.get_weights()):
+                variable.assign(value)
 
     def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+        if self.best_weights and self.best_epoch is not None:
+            self.inner.set_weights([variable.numpy() for variable in self.best_weights])
 
 
 def _split(dataset, config):
@@ -137,7 +160,8 @@ def _split(dataset, config):
     return dataset.x_train[:-n], dataset.y_train[:-n], dataset.x_train[-n:], dataset.y_train[-n:].astype(np.int32)
 
 
-def adversarial_fit(config, model, data, section, *, seed, warmup_epochs=0.0, stop_c=False, log=print):
+def adversarial_fit(config, model, data, section, *, seed, warmup_epochs=0.0, stop_c=False, checkpoint_dir=None,
+                    log=print):
     """PGD-trains ``model`` in place with the ``section`` policy; returns the budget actually used.
 
     The :class:`~tfsparse.training.AdversarialModel` is the one of
@@ -150,6 +174,9 @@ def adversarial_fit(config, model, data, section, *, seed, warmup_epochs=0.0, st
       data: ``(x_train, y_train, x_val, y_val)`` from the fixed split.
       section: the train section (``adversarial_train``, ``finetune`` or ``scratch``).
       stop_c: train until Stop-C stops (``stop_c`` section), ``section``'s epochs as the cap.
+      checkpoint_dir: checkpoint every epoch there (model, optimizer, Stop-C and the epoch
+        selection) and, when it holds a checkpoint, continue from it
+        (:func:`tfsparse.training.fit_arrays`); the result is that of an uninterrupted fit.
 
     Returns:
       ``{"train_epochs", "train_steps", "stopped_by", "selected_epoch", "val_clean_accuracy",
@@ -173,11 +200,11 @@ def adversarial_fit(config, model, data, section, *, seed, warmup_epochs=0.0, st
         stopper = training.StopC(patience=int(s.patience), min_delta=s.min_delta, factor=s.factor,
                                  max_decays=int(s.max_decays))
         callbacks.append(stopper)
-    started = time.perf_counter()
-    history = training.train_adversarial(adversarial, x, y, train_cfg, seed=seed, verbose=config.verbose,
-                                         callbacks=callbacks)
+    clock = training.TrainingClock()
+    training.train_adversarial(adversarial, x, y, train_cfg, seed=seed, verbose=config.verbose,
+                               callbacks=[*callbacks, clock], checkpoint_dir=checkpoint_dir)
     budget = training.steps_for(train_cfg, len(x)) / math.ceil(len(x) / train_cfg.batch_size)
-    epochs = len(history.epoch)
+    epochs = clock.epochs
     stopped = "stop_c" if stopper is not None and stopper.stopped_epoch is not None else "budget"
     info = {"train_epochs": epochs, "train_steps": int(adversarial.optimizer.iterations.numpy()),
             "stopped_by": stopped, "budget_epochs": float(budget),
@@ -185,7 +212,7 @@ def adversarial_fit(config, model, data, section, *, seed, warmup_epochs=0.0, st
             "selected_epoch": (monitor.best_epoch + 1) if monitor.best_epoch is not None else None,
             "val_clean_accuracy": monitor.best_logs.get("val_clean_accuracy"),
             "val_pgd_accuracy": monitor.best_logs.get("val_pgd_accuracy"),
-            "train_seconds": time.perf_counter() - started}
+            "train_seconds": clock.seconds}
     log(f"  {section}: {epochs} epochs ({info['train_steps']} steps, {stopped}), selected epoch "
         f"{info['selected_epoch']}: val clean {info['val_clean_accuracy']:.4f} PGD {info['val_pgd_accuracy']:.4f}")
     return info
@@ -258,6 +285,11 @@ def _weights_path(run, seed, name):
     return run.file("checkpoints", f"seed{seed}", f"{name}.weights.h5")
 
 
+def _training_dir(run, seed, name):
+    """Per-epoch checkpoints of the training of row ``name`` while it runs (removed once the row is recorded)."""
+    return run.file("checkpoints", f"seed{seed}", f"{name}.training")
+
+
 def _save(model, path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     partial = path[: -len(".weights.h5")] + ".partial.weights.h5"
@@ -325,11 +357,12 @@ def _seed_rows(config, run, dataset, data, seed, rows, done, log):
     else:
         log(f"seed {seed}: adversarial training of the dense reference")
         budget = adversarial_fit(config, dense, data, "adversarial_train", seed=seed,
-                                 warmup_epochs=config.pgd.eps_warmup_epochs, log=log)
+                                 warmup_epochs=config.pgd.eps_warmup_epochs,
+                                 checkpoint_dir=_training_dir(run, seed, "reference"), log=log)
         _save(dense, _weights_path(run, seed, "reference"))
     reference = sparsity.structure_summary(dense)
 
-    def record(method, p, init, model, info):
+    def record(method, p, init, model, info, name):
         row = {"seed": seed, "method": method, "p": p, "init": init}
         row.update({k: info.get(k) for k in ("train_epochs", "train_steps", "stopped_by", "budget_epochs",
                                              "lr_decays", "selected_epoch", "val_clean_accuracy",
@@ -340,9 +373,10 @@ def _seed_rows(config, run, dataset, data, seed, rows, done, log):
         log(f"seed {seed} {method:>5} p={p:.2f} {init:>9}: sparsity {row['sparsity']:.4f} clean "
             f"{row['clean_accuracy']:.4f} PGD {row['pgd_accuracy']:.4f} dist ε {row['distortion_eps']:.4f} "
             f"(train {row['train_seconds']:.0f} s, eval {row['eval_seconds']:.0f} s)")
+        shutil.rmtree(_training_dir(run, seed, name), ignore_errors=True)
 
     if (seed, "dense", 0.0, "inherited") not in done:
-        record("dense", 0.0, "inherited", dense, budget)
+        record("dense", 0.0, "inherited", dense, budget, "reference")
     for method in config.methods:
         for p in config.sparsities:
             wanted = [i for i in ("inherited", "reinit") if i in config.inits and (seed, method, p, i) not in done]
@@ -354,10 +388,11 @@ def _seed_rows(config, run, dataset, data, seed, rows, done, log):
             name = f"{method}_p{p:g}"
             if "inherited" in wanted:
                 log(f"seed {seed}: {method} p={p} inherited, adversarial fine-tuning")
-                info = adversarial_fit(config, pruned, data, "finetune", seed=seed, log=log)
+                info = adversarial_fit(config, pruned, data, "finetune", seed=seed,
+                                       checkpoint_dir=_training_dir(run, seed, f"{name}_inherited"), log=log)
                 inherited = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
                 _save(inherited, _weights_path(run, seed, f"{name}_inherited"))
-                record(method, p, "inherited", inherited, info)
+                record(method, p, "inherited", inherited, info, f"{name}_inherited")
             elif method in ("gup", "lup"):  # resumed: the mask comes from the kept inherited weights
                 inherited = sparsity.strip(pruned)
                 inherited.load_weights(_weights_path(run, seed, f"{name}_inherited"))
@@ -372,10 +407,11 @@ def _seed_rows(config, run, dataset, data, seed, rows, done, log):
             else:
                 fresh = sparsity.reinitialize(inherited, seed=seed + 1, keep_mask=False)
             info = adversarial_fit(config, fresh, data, "scratch", seed=seed, stop_c=True,
-                                   warmup_epochs=config.pgd.eps_warmup_epochs, log=log)
+                                   warmup_epochs=config.pgd.eps_warmup_epochs,
+                                   checkpoint_dir=_training_dir(run, seed, f"{name}_reinit"), log=log)
             fresh = sparsity.strip(fresh) if sparsity.has_pruning_wrappers(fresh) else fresh
             _save(fresh, _weights_path(run, seed, f"{name}_reinit"))
-            record(method, p, "reinit", fresh, info)
+            record(method, p, "reinit", fresh, info, f"{name}_reinit")
 
 
 # --- tables and figures from results -----------------------------------------------------------

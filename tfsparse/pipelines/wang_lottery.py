@@ -41,7 +41,9 @@ L2 norms (:func:`tfsparse.sparsity.norm_products`, Wang Thm 2).
 The unit of work is one (seed, row): its stripped weights go to
 ``checkpoints/seed<S>/<row>.weights.h5`` (Wang Figs. 3–4 draw their histograms from
 them) and its record to ``results.json`` before the next row starts, so ``--resume``
-continues with the first missing row, reusing the seed's masks. Seeds are summarised by
+continues with the first missing row, reusing the seed's masks. Within a row, and within
+each round of the ticket search, every epoch is checkpointed (:meth:`SeedWork.fit`), so a
+run killed mid-training loses at most one epoch and ends as an uninterrupted one. Seeds are summarised by
 mean ± 95 % Student-t interval (:func:`tfsparse.reporting.aggregate`). The Table 4
 pipeline (:mod:`tfsparse.pipelines.wang_iwi`) runs on the same machinery.
 
@@ -52,6 +54,7 @@ Runs on one device (PGD training of tfmot-wrapped models cannot run under a
 import json
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -74,6 +77,7 @@ from tfsparse.pipelines.rsr import adversarial_model
 from tfsparse.sparsity.lottery import lottery_ticket
 from tfsparse.sparsity.lottery import random_masks
 from tfsparse.sparsity.oneshot import LAYER_TYPES
+from tfsparse.training import TrainingClock
 from tfsparse.training import train_adversarial
 
 KIND = "wang_lottery"
@@ -226,24 +230,32 @@ class SeedWork:
         """A fresh copy of the initial weights θ0 (``build_model`` is seeded, so every copy is equal)."""
         return build_model(self.config.model, self.dataset, self.seed)
 
+    def training_dir(self, phase):
+        """Per-epoch checkpoints of ``phase`` while it trains (``checkpoints/seed<S>/<phase>.training``)."""
+        return self.path(phase.replace(" ", "_") + ".training")
+
     def fit(self, model, epochs, phase):
         """Adversarially trains ``model`` (plain or wrapped) in place for ``epochs`` epochs.
 
         A fresh optimizer and learning-rate schedule span exactly this phase (the
-        ``adversarial_train`` policy); the data order is seeded by the run's seed.
+        ``adversarial_train`` policy); the data order is seeded by the run's seed. Every
+        epoch is checkpointed under :meth:`training_dir`, and a phase that finds its
+        checkpoint continues from it, so a run killed mid-phase resumes at its last epoch
+        with the result of an uninterrupted one; the caller removes the folder once the
+        phase's outcome is saved.
 
         Returns:
-          ``(steps, seconds)``.
+          ``(steps, seconds)``: the seconds of all the phase's epochs, resumed or not.
         """
         adversarial, train_cfg = adversarial_model(self.config, model, len(self.dataset.x_train))
         steps = epoch_steps(epochs, len(self.dataset.x_train), train_cfg.batch_size)
-        started = time.perf_counter()
+        clock = TrainingClock()
         train_adversarial(adversarial, self.dataset.x_train, self.dataset.y_train, train_cfg, steps=steps,
-                          seed=self.seed, verbose=self.config.verbose)
-        seconds = time.perf_counter() - started
+                          seed=self.seed, verbose=self.config.verbose, callbacks=[clock],
+                          checkpoint_dir=self.training_dir(phase))
         self.log(f"seed {self.seed} {phase}: {epochs:g} epoch(s), {steps} PGD-{self.config.pgd.steps} steps "
-                 f"in {seconds:.1f} s")
-        return steps, seconds
+                 f"in {clock.seconds:.1f} s")
+        return steps, clock.seconds
 
     def masks(self):
         """M_K of this seed: loaded from its checkpoint, or found by Alg. 1 and saved."""
@@ -256,15 +268,19 @@ class SeedWork:
             return self._masks
         lot = self.config.lottery
         started = time.perf_counter()
+        phases = [f"ticket search {k}" for k in range(1, int(lot.iterations) + 1)]
+        rounds = iter(phases)
         _, masks = lottery_ticket(
             self.theta0(), iterations=int(lot.iterations), prune_fraction=float(lot.prune_fraction),
-            train=lambda wrapped: self.fit(wrapped, lot.search_epochs, "ticket search"),
+            train=lambda wrapped: self.fit(wrapped, lot.search_epochs, next(rounds)),
             keep_dense=tuple(lot.keep_dense), layer_types=tuple(lot.layer_types),
         )
         os.makedirs(os.path.dirname(path), exist_ok=True)
         partial = path[: -len(".npz")] + ".partial.npz"
         np.savez(partial, **masks)
         os.replace(partial, path)
+        for phase in phases:
+            shutil.rmtree(self.training_dir(phase), ignore_errors=True)
         kept = sum(int(m.sum()) for m in masks.values()) / sum(m.size for m in masks.values())
         self.run.update(last_completed=f"seed {self.seed} ticket search")
         self.log(f"seed {self.seed}: ticket found in {time.perf_counter() - started:.1f} s, "
@@ -333,6 +349,7 @@ def run_table(config, workdir, kind, rows, train_row, *, resume=False, log=print
                 records.append(entry)
                 run.update(last_completed=f"seed {seed} {row}", records=records,
                            summary=summarise(records, rows))
+                shutil.rmtree(work.training_dir(row), ignore_errors=True)
                 aa = f" AutoAttack {entry['autoattack_accuracy']:.4f}" if "autoattack_accuracy" in entry else ""
                 log(f"seed {seed} {row:>6}: sparsity {entry['sparsity']:.4f} clean {entry['clean_accuracy']:.4f} "
                     f"PGD {entry['pgd_accuracy']:.4f}{aa}")

@@ -8,12 +8,15 @@ Runs (config → data → model → fit → evaluation → files) live one floor
 from tfsparse.sparsity import UpdatePruningStep
 from tfsparse.training.adversarial import AdversarialModel
 from tfsparse.training.adversarial import train_adversarial
+from tfsparse.training.callbacks import CheckpointedCallback
 from tfsparse.training.callbacks import EpochCheckpoint
 from tfsparse.training.callbacks import NaNGuard
+from tfsparse.training.callbacks import Persistent
 from tfsparse.training.callbacks import SparsityMonitor
 from tfsparse.training.callbacks import StopAtStep
 from tfsparse.training.callbacks import StopC
 from tfsparse.training.callbacks import StopE
+from tfsparse.training.callbacks import TrainingClock
 from tfsparse.training.callbacks import backup_and_restore
 from tfsparse.training.clean import OPTIMIZERS
 from tfsparse.training.clean import compile_model

@@ -1,11 +1,84 @@
 """Keras callbacks of tfsparse training."""
 
 import math
+import time
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.training.distribute import remove_scratch
 from tfsparse.training.distribute import write_dir
+
+
+class Persistent:
+    """A callback attribute kept in a ``tf.Variable``, so that :class:`EpochCheckpoint` saves it.
+
+    Declared on a :class:`CheckpointedCallback` subclass (``wait = Persistent(tf.int64, 0)``)
+    and used as a plain attribute: reads give Python scalars, and ``None`` is stored as a
+    sentinel (-1 for integers, NaN for floats), values that the attribute cannot hold.
+    """
+
+    def __init__(self, dtype, initial):
+        self.dtype, self.initial = dtype, initial
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def _none(self):
+        return float("nan") if self.dtype.is_floating else -1
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        value = obj._persistent[self.name].numpy().item()
+        if self.dtype.is_floating:
+            return None if math.isnan(value) else value
+        return None if value == -1 else value
+
+    def __set__(self, obj, value):
+        obj._persistent[self.name].assign(self._none() if value is None else value)
+
+
+class CheckpointedCallback(keras.callbacks.Callback):
+    """A callback whose state survives a resumed fit (:func:`tfsparse.training.fit_arrays`).
+
+    Its :class:`Persistent` attributes (and whatever :meth:`checkpoint_state` adds) go into
+    the epoch checkpoint beside the model and the optimizer, so a fit killed after epoch k
+    and resumed continues with the callback's counters where the killed one left them
+    (Stop-C's patience and decays, the best epoch so far), not from scratch.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._persistent = {}
+        for cls in reversed(type(self).__mro__):
+            for name, attr in vars(cls).items():
+                if isinstance(attr, Persistent):
+                    initial = attr._none() if attr.initial is None else attr.initial
+                    self._persistent[name] = tf.Variable(initial, dtype=attr.dtype, trainable=False, name=name)
+
+    def checkpoint_state(self):
+        """The trackable that the epoch checkpoint saves and restores for this callback."""
+        return tf.train.Checkpoint(**self._persistent)
+
+
+class TrainingClock(CheckpointedCallback):
+    """The epochs trained and their wall-clock seconds, summed over the fits of a resumed run.
+
+    Place it last among a fit's callbacks so that its seconds include theirs (validation at
+    epoch ends). A fit resumed from an epoch checkpoint starts from the saved figures, so a
+    row's budget reads the same whether or not its training was interrupted (the epoch cut
+    short by the kill is not counted).
+    """
+
+    epochs = Persistent(tf.int64, 0)
+    seconds = Persistent(tf.float64, 0.0)
+
+    def on_train_begin(self, logs=None):
+        self._started, self._before = time.perf_counter(), self.seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs = epoch + 1
+        self.seconds = self._before + time.perf_counter() - self._started
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -56,13 +129,14 @@ def _get_lr(optimizer):
     return float(_lr_variable(optimizer).numpy())
 
 
-class StopE(keras.callbacks.Callback):
+class StopE(CheckpointedCallback):
     """Wang et al.'s Stop-E: a fixed number of epochs, learning rate ÷10 at each third.
 
     With ``E = epochs`` and base rate ``lr0`` (the optimizer's rate when training
     starts), epoch ``e`` (0-based) runs at ``lr0 · factor^k`` with ``k`` the number of
     boundaries ``round(E/3)``, ``round(2E/3)`` already reached, and training stops
-    after ``E`` epochs (Wang §4 "Stopping Criteria").
+    after ``E`` epochs (Wang §4 "Stopping Criteria"). ``lr0`` is kept in the epoch
+    checkpoint, so a resumed fit does not take the already decayed rate for it.
 
     Args:
       epochs: total epochs E (≥ 1).
@@ -73,6 +147,8 @@ class StopE(keras.callbacks.Callback):
         the optimizer's learning rate is a schedule.
     """
 
+    base_lr = Persistent(tf.float64, None)
+
     def __init__(self, epochs, factor=0.1):
         super().__init__()
         if not (isinstance(epochs, int) and epochs >= 1):
@@ -82,7 +158,6 @@ class StopE(keras.callbacks.Callback):
         self.epochs = epochs
         self.factor = float(factor)
         self.boundaries = (round(epochs / 3), round(2 * epochs / 3))
-        self.base_lr = None
 
     def on_train_begin(self, logs=None):
         if self.base_lr is None:
@@ -99,7 +174,7 @@ class StopE(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class StopC(keras.callbacks.Callback):
+class StopC(CheckpointedCallback):
     """Wang et al.'s Stop-C: LR ÷10 on a validation-loss plateau, stop after 2 decays.
 
     After each epoch, ``monitor`` improves when it falls below ``best − min_delta·|best|``
@@ -107,7 +182,8 @@ class StopC(keras.callbacks.Callback):
     without improvement the learning rate is multiplied by ``factor`` and the count
     restarts; once ``max_decays`` decays have happened, the next plateau stops training
     instead of decaying again ("models stop training after 2 learning rate decays",
-    Wang §4). ``decays`` and ``stopped_epoch`` record what happened.
+    Wang §4). ``decays`` and ``stopped_epoch`` record what happened; they and the
+    plateau count are kept in the epoch checkpoint, so a resumed fit goes on counting.
 
     Args:
       patience: epochs without improvement before acting (default 10).
@@ -120,6 +196,11 @@ class StopC(keras.callbacks.Callback):
       ValueError: on bad arguments; ``KeyError`` at an epoch end whose logs lack
         ``monitor`` (e.g. fit without validation data).
     """
+
+    best = Persistent(tf.float64, math.inf)
+    wait = Persistent(tf.int64, 0)
+    decays = Persistent(tf.int64, 0)
+    stopped_epoch = Persistent(tf.int64, None)
 
     def __init__(self, patience=10, min_delta=1e-5, factor=0.1, max_decays=2, monitor="val_loss"):
         super().__init__()
@@ -136,10 +217,6 @@ class StopC(keras.callbacks.Callback):
         self.factor = float(factor)
         self.max_decays = max_decays
         self.monitor = monitor
-        self.best = math.inf
-        self.wait = 0
-        self.decays = 0
-        self.stopped_epoch = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -229,17 +306,30 @@ class EpochCheckpoint(keras.callbacks.Callback):
     into ``directory``; the others save into a scratch folder that is removed at once, and
     all restore from ``directory`` (:func:`tfsparse.training.distribute.write_dir`).
 
+    With ``callbacks`` (the :class:`CheckpointedCallback` s of the fit) their state is saved
+    too, with a flag that says whether a callback stopped training (Stop-C):
+    :attr:`stopped` is then true after :meth:`restore`, and the resumed fit must not
+    train on.
+
     Args:
       directory: folder of the checkpoints (created if missing).
       model: the model being fit (its optimizer must exist: restore after ``compile``).
       keep: checkpoints kept.
+      callbacks: :class:`CheckpointedCallback` s whose state goes into the checkpoint.
     """
 
-    def __init__(self, directory, model, keep=2):
+    def __init__(self, directory, model, keep=2, callbacks=()):
         super().__init__()
         self.directory = str(directory)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch)
+        self.stopped = False
+        parts = {"model": model, "optimizer": model.optimizer, "epoch": self.epoch}
+        if callbacks:  # only then: checkpoints of fits without stateful callbacks keep their layout
+            self._stopped = tf.Variable(False, trainable=False, name="stopped")
+            parts["callbacks"] = tf.train.Checkpoint(
+                stopped=self._stopped,
+                **{f"{i}_{type(cb).__name__}": cb.checkpoint_state() for i, cb in enumerate(callbacks)})
+        self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=keep)
 
     def restore(self):
@@ -248,10 +338,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if latest is None:
             return 0
         self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.stopped = bool(self._stopped.numpy()) if hasattr(self, "_stopped") else False
         return int(self.epoch.numpy())
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
+        if hasattr(self, "_stopped"):  # stopped before the fit's last epoch: by a callback, not the budget
+            self._stopped.assign(bool(self.model.stop_training) and epoch + 1 < self.params["epochs"])
         target = write_dir(self.directory, self.model.distribute_strategy)
         if target == self.directory:
             self.manager.save(checkpoint_number=epoch + 1)

@@ -16,6 +16,7 @@ from tfsparse.sparsity import UpdatePruningStep
 from tfsparse.sparsity import has_pruning_wrappers
 from tfsparse.sparsity import prunable_layers
 from tfsparse.sparsity import prunable_weights
+from tfsparse.training.callbacks import CheckpointedCallback
 from tfsparse.training.callbacks import EpochCheckpoint
 from tfsparse.training.callbacks import NaNGuard
 from tfsparse.training.callbacks import StopAtStep
@@ -136,7 +137,10 @@ def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=()
     epoch end (:class:`EpochCheckpoint`); when that folder already holds a checkpoint,
     training continues after its epoch, with the seeded batch stream advanced past the
     completed epochs, so the resumed run ends with the weights of an uninterrupted one.
-    ``callbacks`` run before the checkpoint at each epoch end.
+    ``callbacks`` run before the checkpoint at each epoch end; the state of those that are
+    :class:`~tfsparse.training.callbacks.CheckpointedCallback` s is checkpointed with the
+    model, and when one of them had stopped training (Stop-C) the resumed fit trains no
+    further epoch (it still runs the callbacks' ``on_train_begin``/``on_train_end``).
     """
     if steps == 0:
         history = keras.callbacks.History()
@@ -156,10 +160,12 @@ def fit_arrays(model, x, y, train_cfg, steps, *, seed=0, verbose=0, callbacks=()
         all_callbacks.insert(0, UpdatePruningStep())
     initial_epoch = 0
     if checkpoint_dir is not None:
-        checkpoint = EpochCheckpoint(checkpoint_dir, model)
-        initial_epoch = checkpoint.restore()
+        stateful = [cb for cb in all_callbacks if isinstance(cb, CheckpointedCallback)]
+        checkpoint = EpochCheckpoint(checkpoint_dir, model, callbacks=stateful)
+        completed = checkpoint.restore()
+        initial_epoch = epochs if checkpoint.stopped else completed
         all_callbacks.append(checkpoint)
-        if initial_epoch:
+        if initial_epoch and not checkpoint.stopped:
             dataset = dataset.skip(initial_epoch * per_epoch)
     stop.done = initial_epoch * per_epoch
     all_callbacks.insert(0, stop)
