@@ -16,6 +16,7 @@ import pytest
 
 from test_lottery import tiny_model
 from tfsparse import pipelines
+from tfsparse import reporting
 from tfsparse import sparsity
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines import wang_iwi
@@ -306,3 +307,12 @@ def test_rows_are_compared_with_the_dense_row_of_the_same_seed():
     assert ticket["pgd_accuracy_vs_dense_ci95"] == pytest.approx(12.706 * differences.std(ddof=1) / np.sqrt(2),
                                                                  rel=1e-3)
     assert ticket["clean_accuracy_vs_dense"] == pytest.approx(-0.005)
+    assert "pgd_accuracy_vs_ticket" not in ticket and "pgd_accuracy_vs_ticket" not in dense
+    # The controls are also paired with the ticket of their seed (seed 1 has no random row).
+    records += [{"seed": s, "row": "random", "start": "", "sparsity": 0.6, "clean_accuracy": c, "pgd_accuracy": p}
+                for s, c, p in ((0, 0.96, 0.75), (2, 0.40, 0.00))]
+    random = wang_lottery.summarise(records, ["dense", "ticket", "random"])[2]
+    assert random["pgd_accuracy_vs_ticket"] == pytest.approx(np.mean([-0.05, -0.10]))
+    assert random["pgd_accuracy_vs_dense"] == pytest.approx(-0.15) and random["pgd_accuracy_vs_dense_ci95"] is None
+    header = reporting.markdown_table([random], wang_lottery._columns([random])).splitlines()[0]
+    assert "Δ PGD vs dense (paired)" in header and "Δ PGD vs ticket (paired)" in header

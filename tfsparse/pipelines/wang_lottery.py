@@ -91,7 +91,8 @@ STARTS = {
     "iwi": "θ′ ⊙ M_K + θ0 ⊙ (M0 − M_K) (Alg. 2)",
 }
 MEASURES = ["sparsity", "clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
-PAIRED = ("clean_accuracy", "pgd_accuracy")  # also reported as per-seed differences to the dense row
+PAIRED = ("clean_accuracy", "pgd_accuracy")  # also reported as per-seed differences to BASELINES' rows
+BASELINES = ("dense", "ticket")  # Table 3: does a row beat dense training; do the controls match the ticket
 REINIT_SEED_OFFSET = 1000
 FIGURE = "accuracy_by_row.png"
 POOLED_FIGURE = "accuracy_by_row_pooled.png"  # report.py's figure of seeds run in several directories
@@ -382,20 +383,27 @@ def run_lottery_table(config, workdir, *, resume=False, log=print):
 
 def summarise(records, rows):
     """Per row (in ``rows`` order): mean, std and 95 % CI over seeds of :data:`MEASURES`, and of
-    the paired per-seed differences to the same seed's ``dense`` row (``<measure>_vs_dense`` for
-    :data:`PAIRED`: every row of a seed starts from the same θ0, so the paired interval is the
-    one that says whether a row beats dense training)."""
+    the paired per-seed differences (row − baseline) to the same seed's ``dense`` and ``ticket``
+    rows (``<measure>_vs_dense``, ``<measure>_vs_ticket`` for :data:`PAIRED`). Every row of a
+    seed starts from the same θ0, so the paired interval is the one that says whether a row
+    beats dense training, or whether a control (reinit, random mask) or IWI differs from the
+    ticket; a seed without the baseline row is left out of that difference."""
     by_row = {r["row"]: r for r in reporting.aggregate(records, "row", MEASURES)}
-    dense = {r["seed"]: r for r in records if r["row"] == "dense"}
-    differences = [{"row": r["row"], **{f"{key}_vs_dense": r[key] - dense[r["seed"]][key] for key in PAIRED}}
-                   for r in records if r["row"] != "dense" and r["seed"] in dense]
-    paired = {d["row"]: d for d in reporting.aggregate(differences, "row", [f"{key}_vs_dense" for key in PAIRED])}
+    paired = {}
+    for baseline in BASELINES:
+        base = {r["seed"]: r for r in records if r["row"] == baseline}
+        keys = [f"{key}_vs_{baseline}" for key in PAIRED]
+        differences = [{"row": r["row"], **{f"{key}_vs_{baseline}": r[key] - base[r["seed"]][key] for key in PAIRED}}
+                       for r in records if r["row"] not in BASELINES[:BASELINES.index(baseline) + 1]
+                       and r["seed"] in base]
+        for entry in reporting.aggregate(differences, "row", keys):
+            paired.setdefault(entry["row"], {}).update({k: v for k, v in entry.items() if k not in ("row", "n")})
     summary = []
     for row in rows:
         if row not in by_row:
             continue
         entry = dict(by_row[row])
-        entry.update({k: v for k, v in paired.get(row, {}).items() if k not in ("row", "n")})
+        entry.update(paired.get(row, {}))
         first = next(r for r in records if r["row"] == row)
         entry.update({k: first[k] for k in ("start", "epochs", "search_epochs", "total_epochs") if k in first})
         summary.append(entry)
@@ -408,9 +416,10 @@ def _columns(summary):
                ("clean_accuracy", "clean accuracy", "{:.4f}"), ("pgd_accuracy", "PGD accuracy", "{:.4f}")]
     if any(row.get("autoattack_accuracy") is not None for row in summary):
         columns.append(("autoattack_accuracy", "AutoAttack accuracy", "{:.4f}"))
-    if any(row.get("pgd_accuracy_vs_dense") is not None for row in summary):
-        columns += [("clean_accuracy_vs_dense", "Δ clean vs dense (paired)", "{:.4f}"),
-                    ("pgd_accuracy_vs_dense", "Δ PGD vs dense (paired)", "{:.4f}")]
+    for baseline in BASELINES:
+        if any(row.get(f"pgd_accuracy_vs_{baseline}") is not None for row in summary):
+            columns += [(f"clean_accuracy_vs_{baseline}", f"Δ clean vs {baseline} (paired)", "{:.4f}"),
+                        (f"pgd_accuracy_vs_{baseline}", f"Δ PGD vs {baseline} (paired)", "{:.4f}")]
     return columns
 
 
