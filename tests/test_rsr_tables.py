@@ -164,10 +164,10 @@ def test_table1_interrupted_then_resumed_gives_the_full_grid(tmp_path, monkeypat
     config = _tiny(_config("rsr_table1"))
     config.table.schemes = ("pgd", "rsr")
     config.autoattack.version = "off"
-    trained = []
+    trained, epoch_checkpoints = [], []
     real_train = robust.train_robust
     monkeypatch.setattr(robust, "train_robust", lambda cfg, *a, **k: trained.append(
-        (bool(cfg.rsr.noise), cfg.rsr.lasso)) or real_train(cfg, *a, **k))
+        (bool(cfg.rsr.noise), cfg.rsr.lasso)) or epoch_checkpoints.append(k["checkpoint_dir"]) or real_train(cfg, *a, **k))
     real_measure = rsr_tables.whitebox_measures
     calls = []
 
@@ -208,6 +208,11 @@ def test_table1_interrupted_then_resumed_gives_the_full_grid(tmp_path, monkeypat
     full, nonzero = records[("rsr", "after", "full", "on")], records[("rsr", "after", "nonzero", "on")]
     assert (full["gamma"], full["nonzero_params"]) == (nonzero["gamma"], nonzero["nonzero_params"])
     assert sorted(state["models"]) == ["seed0/pgd_w1", "seed0/rsr_w1"]
+    # Each training checkpointed its epochs (to resume mid-training); gone once its weights were kept.
+    assert [os.path.relpath(d, workdir) for d in epoch_checkpoints] == [
+        os.path.join("checkpoints", "seed0", f"{name}.training") for name in ("pgd_w1", "rsr_w1")]
+    assert not any(os.path.exists(d) for d in epoch_checkpoints)
+    assert all(state["models"][m]["train_seconds"] > 0 for m in state["models"])
     for name in ("results.csv", "results.md", "results.png"):
         assert os.path.isfile(os.path.join(workdir, name)), name
     text = rsr_tables.report_section([workdir])

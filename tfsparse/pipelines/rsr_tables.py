@@ -37,13 +37,15 @@ Seeds (``seeds``) repeat the whole grid; :func:`report_section` shows mean ± 95
 (Student t, :func:`tfsparse.reporting.aggregate`). The unit of work is one setting (a
 table row of one seed): trained weights are kept under ``checkpoints/`` and every record
 goes to ``results.json`` as it completes, so ``--resume`` continues with the first missing
-row without retraining. When complete the run directory holds ``results.csv``,
+row without retraining; a model killed mid-training resumes from its last epoch checkpoint
+(``checkpoints/seed<S>/<model>.training/``, removed once its weights are kept). When complete the run directory holds ``results.csv``,
 ``results.md`` (this module's section) and ``results.png`` (its figure).
 """
 
 import json
 import math
 import os
+import shutil
 import time
 
 import ml_collections
@@ -168,10 +170,13 @@ def _trained(run, cfg, dataset, seed, name, log):
         model.load_weights(path)
         set_inference_noise(model, cfg.rsr.inference_noise)
         return model, {"loaded": path}
-    started = time.perf_counter()
-    model, _, _, info = robust.train_robust(cfg, dataset, seed, verbose=cfg.verbose)
-    info["train_seconds"] = time.perf_counter() - started
+    # Every epoch is checkpointed while it trains, so a run killed mid-training resumes there.
+    clock, checkpoints = training.TrainingClock(), run.file("checkpoints", f"seed{seed}", f"{name}.training")
+    model, _, _, info = robust.train_robust(cfg, dataset, seed, verbose=cfg.verbose, callbacks=[clock],
+                                            checkpoint_dir=checkpoints)
+    info["train_seconds"] = clock.seconds
     _save_weights(model, path)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     log(f"seed {seed} {name}: trained in {info['train_seconds']:.1f} s")
     return model, info
 
