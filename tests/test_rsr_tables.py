@@ -166,8 +166,13 @@ def test_table1_interrupted_then_resumed_gives_the_full_grid(tmp_path, monkeypat
     config.autoattack.version = "off"
     trained, epoch_checkpoints = [], []
     real_train = robust.train_robust
-    monkeypatch.setattr(robust, "train_robust", lambda cfg, *a, **k: trained.append(
-        (bool(cfg.rsr.noise), cfg.rsr.lasso)) or epoch_checkpoints.append(k["checkpoint_dir"]) or real_train(cfg, *a, **k))
+
+    def spy(cfg, *args, **kwargs):
+        trained.append((bool(cfg.rsr.noise), cfg.rsr.lasso))
+        epoch_checkpoints.append(kwargs["checkpoint_dir"])
+        return real_train(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(robust, "train_robust", spy)
     real_measure = rsr_tables.whitebox_measures
     calls = []
 

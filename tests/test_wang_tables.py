@@ -150,7 +150,8 @@ def test_a_row_killed_mid_training_resumes_to_the_result_of_an_uninterrupted_one
     config.stop_c.min_delta = 1.0  # nothing counts as progress: LR ÷10 after epochs 1 and 2, stop after 3
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (96, 6, 6, 1)).astype(np.float32)
-    y = (x[:, :3].mean(axis=(1, 2, 3)) > x[:, 3:].mean(axis=(1, 2, 3))).astype(np.int32) + (x.mean(axis=(1, 2, 3)) > 0.52)
+    y = ((x[:, :3].mean(axis=(1, 2, 3)) > x[:, 3:].mean(axis=(1, 2, 3))).astype(np.int32)
+         + (x.mean(axis=(1, 2, 3)) > 0.52))
     data = (x[:64], y[:64], x[64:], y[64:])
 
     def fit(checkpoint_dir=None):

@@ -38,8 +38,9 @@ Seeds (``seeds``) repeat the whole grid; :func:`report_section` shows mean ± 95
 table row of one seed): trained weights are kept under ``checkpoints/`` and every record
 goes to ``results.json`` as it completes, so ``--resume`` continues with the first missing
 row without retraining; a model killed mid-training resumes from its last epoch checkpoint
-(``checkpoints/seed<S>/<model>.training/``, removed once its weights are kept). When complete the run directory holds ``results.csv``,
-``results.md`` (this module's section) and ``results.png`` (its figure).
+(``checkpoints/seed<S>/<model>.training/``, removed once its weights are kept). When
+complete the run directory holds ``results.csv``, ``results.md`` (this module's section)
+and ``results.png`` (its figure).
 """
 
 import json

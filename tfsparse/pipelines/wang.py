@@ -42,8 +42,9 @@ missing row. While a row trains, its every epoch is checkpointed (``checkpoints/
 <row>.training/``: model, optimizer, Stop-C's counters, the epoch selection), so a run killed
 mid-row resumes at its last completed epoch with the result of an uninterrupted run. When
 complete, ``results.csv``, ``results.md`` (Tables 1 and 2) and the figures are written;
-:func:`report_section` renders the same from run directories (scripts/report.py). Runs on one device (``distribute`` must be ``none``): tfmot's wrappers cannot be PGD-trained
-under a strategy (:class:`~tfsparse.training.AdversarialModel`).
+:func:`report_section` renders the same from run directories (scripts/report.py). Runs on
+one device (``distribute`` must be ``none``): tfmot's wrappers cannot be PGD-trained under a
+strategy (:class:`~tfsparse.training.AdversarialModel`).
 """
 
 import math
