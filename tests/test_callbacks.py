@@ -150,6 +150,7 @@ def test_a_fit_killed_mid_stop_c_resumes_with_its_counters_and_ends_as_an_uninte
     assert whole_history.epoch == [0, 1, 2, 3, 4] and (whole_stop.decays, whole_stop.stopped_epoch) == (2, 4)
     with pytest.raises(KeyboardInterrupt):
         fit(kill_at=3, checkpoint_dir=tmp_path)  # dies before epoch 3's checkpoint: 3 epochs, 1 decay saved
+    assert training.checkpointed_epochs(tmp_path) == 3 and training.checkpointed_epochs(tmp_path / "none") == 0
     resumed, stop, history = fit(checkpoint_dir=tmp_path)
     assert history.epoch == [3, 4] and (stop.decays, stop.stopped_epoch) == (2, 4)
     assert resumed.optimizer.learning_rate.numpy() == pytest.approx(0.001)

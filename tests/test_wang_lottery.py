@@ -218,8 +218,11 @@ def test_a_phase_killed_mid_training_resumes_from_its_last_epoch(tmp_path, monke
         phase(whole_work, "dense")
     monkeypatch.setattr(TrainingClock, "on_epoch_end", real_end)
     assert os.path.isdir(whole_work.training_dir("dense"))
+    lines = []
+    whole_work.log = lines.append
     resumed, steps, seconds = phase(whole_work, "dense")
     assert steps == whole_steps and seconds > 0
+    assert lines[0] == "seed 0 dense: resuming after epoch 2"
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 

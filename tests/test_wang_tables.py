@@ -154,10 +154,12 @@ def test_a_row_killed_mid_training_resumes_to_the_result_of_an_uninterrupted_one
          + (x.mean(axis=(1, 2, 3)) > 0.52))
     data = (x[:64], y[:64], x[64:], y[64:])
 
+    lines = []
+
     def fit(checkpoint_dir=None):
         model = _tiny_conv(4) if method == "dense" else sparsity.prune_with(method, _tiny_conv(4), 0.5)
         info = wang.adversarial_fit(config, model, data, "scratch", seed=0, stop_c=True,
-                                    checkpoint_dir=checkpoint_dir, log=lambda *_: None)
+                                    checkpoint_dir=checkpoint_dir, log=lines.append)
         return model, {k: v for k, v in info.items() if k != "train_seconds"}
 
     whole, whole_info = fit()
@@ -173,6 +175,7 @@ def test_a_row_killed_mid_training_resumes_to_the_result_of_an_uninterrupted_one
         fit(tmp_path / "row.training")
     monkeypatch.setattr(wang.EpochValidation, "on_epoch_end", original)
     resumed, resumed_info = fit(tmp_path / "row.training")
+    assert sum("resuming after epoch 2" in line for line in lines) == 1
     assert resumed_info == whole_info
     assert (whole_info["train_epochs"], whole_info["lr_decays"], whole_info["stopped_by"]) == (4, 2, "stop_c")
     for a, b in zip(whole.get_weights(), resumed.get_weights()):

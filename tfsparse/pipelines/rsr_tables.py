@@ -173,6 +173,8 @@ def _trained(run, cfg, dataset, seed, name, log):
         return model, {"loaded": path}
     # Every epoch is checkpointed while it trains, so a run killed mid-training resumes there.
     clock, checkpoints = training.TrainingClock(), run.file("checkpoints", f"seed{seed}", f"{name}.training")
+    if training.checkpointed_epochs(checkpoints):
+        log(f"seed {seed} {name}: resuming after epoch {training.checkpointed_epochs(checkpoints)}")
     model, _, _, info = robust.train_robust(cfg, dataset, seed, verbose=cfg.verbose, callbacks=[clock],
                                             checkpoint_dir=checkpoints)
     info["train_seconds"] = clock.seconds

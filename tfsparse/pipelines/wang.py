@@ -202,6 +202,8 @@ def adversarial_fit(config, model, data, section, *, seed, warmup_epochs=0.0, st
                                  max_decays=int(s.max_decays))
         callbacks.append(stopper)
     clock = training.TrainingClock()
+    if checkpoint_dir is not None and training.checkpointed_epochs(checkpoint_dir):
+        log(f"  {section}: resuming after epoch {training.checkpointed_epochs(checkpoint_dir)} ({checkpoint_dir})")
     training.train_adversarial(adversarial, x, y, train_cfg, seed=seed, verbose=config.verbose,
                                callbacks=[*callbacks, clock], checkpoint_dir=checkpoint_dir)
     budget = training.steps_for(train_cfg, len(x)) / math.ceil(len(x) / train_cfg.batch_size)

@@ -78,6 +78,7 @@ from tfsparse.sparsity.lottery import lottery_ticket
 from tfsparse.sparsity.lottery import random_masks
 from tfsparse.sparsity.oneshot import LAYER_TYPES
 from tfsparse.training import TrainingClock
+from tfsparse.training import checkpointed_epochs
 from tfsparse.training import train_adversarial
 
 KIND = "wang_lottery"
@@ -251,6 +252,8 @@ class SeedWork:
         adversarial, train_cfg = adversarial_model(self.config, model, len(self.dataset.x_train))
         steps = epoch_steps(epochs, len(self.dataset.x_train), train_cfg.batch_size)
         clock = TrainingClock()
+        if checkpointed_epochs(self.training_dir(phase)):
+            self.log(f"seed {self.seed} {phase}: resuming after epoch {checkpointed_epochs(self.training_dir(phase))}")
         train_adversarial(adversarial, self.dataset.x_train, self.dataset.y_train, train_cfg, steps=steps,
                           seed=self.seed, verbose=self.config.verbose, callbacks=[clock],
                           checkpoint_dir=self.training_dir(phase))

@@ -18,6 +18,7 @@ from tfsparse.training.callbacks import StopC
 from tfsparse.training.callbacks import StopE
 from tfsparse.training.callbacks import TrainingClock
 from tfsparse.training.callbacks import backup_and_restore
+from tfsparse.training.callbacks import checkpointed_epochs
 from tfsparse.training.clean import OPTIMIZERS
 from tfsparse.training.clean import compile_model
 from tfsparse.training.clean import fit_arrays

@@ -1,6 +1,7 @@
 """Keras callbacks of tfsparse training."""
 
 import math
+import os
 import time
 
 from tfsparse.compat import keras
@@ -351,3 +352,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return
         tf.train.CheckpointManager(self.checkpoint, target, max_to_keep=1).save(checkpoint_number=epoch + 1)
         remove_scratch(target, self.directory)
+
+
+def checkpointed_epochs(directory):
+    """The completed epochs of the latest :class:`EpochCheckpoint` in ``directory`` (0 if none).
+
+    What a fit resumed from ``directory`` will skip; read from the checkpoint's name
+    (``ckpt-<epochs>``) without loading it, for progress logs.
+    """
+    latest = tf.train.latest_checkpoint(str(directory)) if os.path.isdir(directory) else None
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
