@@ -102,6 +102,11 @@ def test_tables_and_figures_are_rendered_from_the_rows_of_a_run_directory(tmp_pa
     assert "reinit" not in table1.split("|---")[1]
     assert "| gup | 0.50 | reinit | 0.9500 ± 0.0000 | 0.8100 ± 0.1271 |" in table2
     assert "stop_c (cap 40 ep.)" in table2 and "budget (cap 2 ep.)" in table2
+    # Paired with the same seed's counterpart (t(1) = 12.706 on two seeds): gup inherited − dense is
+    # clean −0.01 / 0.00, PGD −0.02 / −0.02; gup reinit − gup inherited is clean −0.02 / −0.04, PGD −0.08 / −0.06.
+    assert table1.split("| gup | 0.50 |")[1].split("\n")[0].endswith("| 2 | -0.0050 ± 0.0635 | -0.0200 ± 0.0000 |")
+    assert table2.split("| gup | 0.50 | reinit |")[1].split("\n")[0].endswith("| 2 | -0.0300 ± 0.1271 | -0.0700 ± 0.1271 |")
+    assert "Δ PGD vs dense (paired)" in table1 and "Δ PGD vs inherited (paired)" in table2
     for name in ("fig1_robustness_vs_norm_products.png", "fig2_weight_histograms_p50.png"):
         assert (tmp_path / name).stat().st_size > 1000
         assert name in text

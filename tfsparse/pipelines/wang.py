@@ -86,13 +86,18 @@ TABLE1_COLUMNS = [
     ("sparsity", "weight sparsity", "{:.3f}"), ("params_reduction", "params removed", "{:.3f}"),
     ("flops_reduction", "FLOPs removed", "{:.3f}"), ("lipschitz_linf_log10", "log10 Thm 2 (l∞)", "{:.2f}"),
     ("lipschitz_l2_log10", "log10 Thm 2 (l2)", "{:.2f}"), ("n", "seeds", "{:d}"),
+    ("clean_accuracy_vs_dense", "Δ clean vs dense (paired)", "{:.4f}"),
+    ("pgd_accuracy_vs_dense", "Δ PGD vs dense (paired)", "{:.4f}"),
 ]
 TABLE2_COLUMNS = [
     ("method", "method", "{}"), ("p", "p", "{:.2f}"), ("init", "weights", "{}"),
     ("clean_accuracy", "clean", "{:.4f}"), ("pgd_accuracy", "PGD", "{:.4f}"),
     ("distortion_eps", "dist. ε (l∞)", "{:.4f}"), ("train_epochs", "epochs run", "{:.1f}"),
     ("train_steps", "steps run", "{:.0f}"), ("budget", "budget", "{}"), ("n", "seeds", "{:d}"),
+    ("clean_accuracy_vs_inherited", "Δ clean vs inherited (paired)", "{:.4f}"),
+    ("pgd_accuracy_vs_inherited", "Δ PGD vs inherited (paired)", "{:.4f}"),
 ]
+PAIRED = ("clean_accuracy", "pgd_accuracy")  # also as per-seed differences: to dense (Table 1), to inherited (Table 2)
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -424,11 +429,37 @@ def _group_key(row):
     return f"{METHOD_ORDER.index(row['method'])}|{row['p']:.4f}|{row['init']}"
 
 
+def _paired_differences(keyed):
+    """Per group, mean ± 95 % CI over seeds of the per-seed differences of :data:`PAIRED`: a
+    pruned inherited row minus the dense reference of its seed (``<measure>_vs_dense``: does
+    pruning cost robustness) and a re-initialised row minus the inherited row of its seed,
+    method and p (``<measure>_vs_inherited``: Wang's inheritance > re-initialisation). The rows
+    of a seed share the reference, so these intervals, unlike the unpaired ones, leave out the
+    spread between seeds; a row whose counterpart is missing is left out."""
+    by_key = {(r["seed"], r["method"], r["p"], r["init"]): r for r in keyed}
+    differences = []
+    for r in keyed:
+        if r["method"] == "dense":
+            continue
+        if r["init"] == "inherited":
+            baseline, suffix = by_key.get((r["seed"], "dense", 0.0, "inherited")), "dense"
+        else:
+            baseline, suffix = by_key.get((r["seed"], r["method"], r["p"], "inherited")), "inherited"
+        if baseline is not None:
+            differences.append({"group": r["group"], **{f"{k}_vs_{suffix}": r[k] - baseline[k] for k in PAIRED}})
+    keys = [f"{k}_vs_{suffix}" for suffix in ("dense", "inherited") for k in PAIRED]
+    return {d["group"]: {k: v for k, v in d.items() if k not in ("group", "n")}
+            for d in reporting.aggregate(differences, "group", keys)}
+
+
 def summary_rows(rows):
-    """Rows aggregated over seeds per (method, p, init): mean and 95 % CI (reporting.aggregate), paper order."""
+    """Rows aggregated over seeds per (method, p, init): mean and 95 % CI (reporting.aggregate), paper
+    order, with the paired differences of :func:`_paired_differences`."""
     keyed = [dict(r, group=_group_key(r)) for r in rows]
     summary = reporting.aggregate(keyed, "group", MEASURES)
+    paired = _paired_differences(keyed)
     for entry in summary:
+        entry.update(paired.get(entry["group"], {}))
         first = next(r for r in keyed if r["group"] == entry["group"])
         entry.update(method=first["method"], p=first["p"], init=first["init"])
         members = [r for r in keyed if r["group"] == entry["group"]]
