@@ -26,11 +26,12 @@ Variants:
          validation), 3 seeds, p ∈ {0.3, 0.6, 0.9}, sized for 2 CPU cores: PGD-10 training (step
          0.075 at ε 0.3), 8 reference + 2 fine-tuning epochs, Stop-C patience 1 capped at 8 epochs;
          PGD-100 on 1,000 test images, distortion on 500, AutoAttack (standard, reduced: 20
-         iterations, 3 target classes, 500 Square queries) on 1,000. About 8.5 h per seed in a
-         single-threaded process (estimated from the measured ~200 s per full-MNIST PGD-10 epoch
-         on one core: 8 + 24 + ≤ 96 training epochs, ~130 validation passes, 24 row measurements),
-         about 5 h with both cores; one seed per directory (--config.seeds='(1,)'), pooled by
-         scripts/report.py.
+         iterations, 3 target classes, 500 Square queries) on 1,000. About 9 h per seed in a
+         single-threaded process, two side by side on 2 CPU cores (measured per row: reference
+         ~3,700 s, inherited 390–440 s, re-initialised 1,560–1,810 s, measurement 140–155 s;
+         every re-initialised row measured reached the 8-epoch cap before Stop-C fired, so at
+         this budget Table 2 compares equal epochs, not convergence); one seed per directory
+         (--config.seeds='(1,)'), pooled by scripts/report.py.
   paper  Madry's PGD-40 (step 0.01) training, 20 reference + 10 fine-tuning epochs, Stop-C with
          Wang's patience 10 capped at 200 epochs, full AutoAttack (100 iterations, 9 targets,
          5,000 queries); meant for a GPU.
