@@ -198,7 +198,7 @@ def test_a_phase_killed_mid_training_resumes_from_its_last_epoch(tmp_path, monke
     config = tiny(lottery_config.get_config("quick"))
     dataset = load_data(config.data)
     run = SimpleNamespace(file=lambda *parts: str(tmp_path.joinpath(*parts)))
-    whole_work = wang_lottery.SeedWork(run, config, dataset, 0, log=lambda *_: None)
+    whole_work = wang_lottery.SeedWork(run, config, dataset, dataset, 0, log=lambda *_: None)
 
     def phase(work, name):
         model = work.theta0()

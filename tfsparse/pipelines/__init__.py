@@ -57,7 +57,8 @@ def experiment(name):
 
 def report_section(name):
     """``fn(run_dirs) -> markdown``: the results section of runs of experiment ``name``."""
-    module = _module(name)
-    if not hasattr(module, "report_section"):
+    spec = experiment(name)
+    report = getattr(spec, "report", None) or getattr(_module(name), "report_section", None)
+    if report is None:
         raise ConfigError(f"report.py cannot render {name!r} runs yet; read their results.md")
-    return module.report_section
+    return report

@@ -20,13 +20,12 @@ Per seed, from the initial weights θ0 of the large network (``build_model`` wit
 Rows, measurement (clean / PGD-k / optional AutoAttack accuracy, weight sparsity),
 checkpoints (``checkpoints/seed<S>/{masks.npz, <row>.weights.h5}``), resume (unit = one
 (seed, row); a resumed ``iwi`` row reads the fine-tuned ticket back from its checkpoint),
-seed summary and report are those of :func:`tfsparse.pipelines.wang_lottery.run_table`.
+seed summary and report are those of :func:`tfsparse.pipelines.wang_lottery.table`.
 """
 
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines import wang_lottery
 from tfsparse.pipelines.wang_lottery import plain
-from tfsparse.pipelines.wang_lottery import run_table
 from tfsparse.pipelines.wang_lottery import start_model
 from tfsparse.sparsity.lottery import inverse_weights_inheritance
 
@@ -67,32 +66,14 @@ def _iwi_table_row(work, row):
     return plain(model), info
 
 
-def run_iwi_table(config, workdir, *, resume=False, log=print):
-    """Wang et al. Table 4 (``configs/wang_iwi.py``): dense / ticket / IWI rows per seed.
-
-    Example::
-
-        python scripts/experiment.py --config=configs/wang_iwi.py:quick --workdir=runs/iwi_q
-
-    Args:
-      config: a validated config (see ``configs/wang_iwi.py``).
-      workdir: the run directory.
-      resume: continue an interrupted run in ``workdir`` (same config).
-      log: progress sink, one line per training phase and row.
-
-    Returns:
-      The absolute path of the run directory.
-
-    Raises:
-      ConfigError: on a bad ``iwi`` / ``lottery`` / ``robust_eval`` value or budget (before any work).
-      RunDirError: on an unusable ``workdir``.
-    """
+def check_config(config):
+    """Table 3's checks (:func:`tfsparse.pipelines.wang_lottery.check_config`) and the large network's budget."""
+    wang_lottery.check_config(config)
     if not config.iwi.large_epochs > 0:
         raise ConfigError(f"iwi.large_epochs (training of the large network after inheritance) must be > 0, "
                           f"got {config.iwi.large_epochs}")
-    return run_table(config, workdir, KIND, ROWS, _iwi_table_row, resume=resume, log=log)
 
 
-def report_section(run_dirs):
-    """Markdown of Table 4 runs for scripts/report.py (:func:`tfsparse.pipelines.wang_lottery.report_section`)."""
-    return wang_lottery.report_section(run_dirs)
+# The declaration (scripts/experiment.py runs it by the config's ``experiment`` key): Table 3's
+# machinery with the rows of Table 4.
+run_iwi_table = wang_lottery.table(KIND, ROWS, _iwi_table_row, check=check_config)

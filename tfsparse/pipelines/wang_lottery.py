@@ -51,7 +51,6 @@ Runs on one device (PGD training of tfmot-wrapped models cannot run under a
 ``tf.distribute`` strategy, see :class:`tfsparse.training.AdversarialModel`).
 """
 
-import json
 import math
 import os
 import shutil
@@ -71,8 +70,7 @@ from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
-from tfsparse.pipelines._build import load_data
-from tfsparse.pipelines._run import Run
+from tfsparse.pipelines import engine
 from tfsparse.pipelines.rsr import adversarial_model
 from tfsparse.sparsity.lottery import lottery_ticket
 from tfsparse.sparsity.lottery import random_masks
@@ -214,27 +212,16 @@ def measure(model, dataset, config):
     return entry
 
 
-class SeedWork:
-    """What the rows of one seed share: θ0, the ticket's masks, the trained rows' weights.
+class SeedWork(engine.Work):
+    """What the rows of one seed share besides the engine's files: θ0, the ticket's masks, the one fit.
 
     Masks and trained weights live under ``checkpoints/seed<S>/`` so a resumed run reuses
     them instead of searching or training again.
     """
 
-    def __init__(self, run, config, dataset, seed, log):
-        self.run, self.config, self.dataset, self.seed, self.log = run, config, dataset, int(seed), log
-        self._masks = None
-
-    def path(self, name):
-        return self.run.file("checkpoints", f"seed{self.seed}", name)
-
     def theta0(self):
         """A fresh copy of the initial weights θ0 (``build_model`` is seeded, so every copy is equal)."""
         return build_model(self.config.model, self.dataset, self.seed)
-
-    def training_dir(self, phase):
-        """Per-epoch checkpoints of ``phase`` while it trains (``checkpoints/seed<S>/<phase>.training``)."""
-        return self.path(phase.replace(" ", "_") + ".training")
 
     def fit(self, model, epochs, phase):
         """Adversarially trains ``model`` (plain or wrapped) in place for ``epochs`` epochs.
@@ -243,8 +230,8 @@ class SeedWork:
         ``adversarial_train`` policy); the data order is seeded by the run's seed. Every
         epoch is checkpointed under :meth:`training_dir`, and a phase that finds its
         checkpoint continues from it, so a run killed mid-phase resumes at its last epoch
-        with the result of an uninterrupted one; the caller removes the folder once the
-        phase's outcome is saved.
+        with the result of an uninterrupted one; the engine removes the folder once the
+        row is recorded (the ticket search: once the masks are saved).
 
         Returns:
           ``(steps, seconds)``: the seconds of all the phase's epochs, resumed or not.
@@ -262,14 +249,14 @@ class SeedWork:
         return steps, clock.seconds
 
     def masks(self):
-        """M_K of this seed: loaded from its checkpoint, or found by Alg. 1 and saved."""
-        if self._masks is not None:
-            return self._masks
+        """M_K of this seed: kept from an earlier row, loaded from its checkpoint, or found by Alg. 1 and saved."""
+        return self.once("masks", self._load_or_search_masks)
+
+    def _load_or_search_masks(self):
         path = self.path("masks.npz")
         if os.path.exists(path):
             with np.load(path) as stored:
-                self._masks = {name: stored[name].astype(bool) for name in stored.files}
-            return self._masks
+                return {name: stored[name].astype(bool) for name in stored.files}
         lot = self.config.lottery
         started = time.perf_counter()
         phases = [f"ticket search {k}" for k in range(1, int(lot.iterations) + 1)]
@@ -289,21 +276,11 @@ class SeedWork:
         self.run.update(last_completed=f"seed {self.seed} ticket search")
         self.log(f"seed {self.seed}: ticket found in {time.perf_counter() - started:.1f} s, "
                  f"{1 - kept:.4f} of the selected weights pruned")
-        self._masks = masks
         return masks
-
-    def save(self, row, model):
-        path = self.path(f"{row}.weights.h5")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = path[: -len(".weights.h5")] + ".partial.weights.h5"
-        model.save_weights(partial)
-        os.replace(partial, path)
 
     def trained(self, row):
         """The plain model of a completed row, read back from its checkpoint."""
-        model = self.theta0()
-        model.load_weights(self.path(f"{row}.weights.h5"))
-        return model
+        return self.load(self.theta0(), row)
 
 
 def _ticket_table_row(work, row):
@@ -318,70 +295,36 @@ def _ticket_table_row(work, row):
     return plain(model), info
 
 
-def run_table(config, workdir, kind, rows, train_row, *, resume=False, log=print):
-    """Runs (or with ``resume`` continues) a table of ``rows`` × ``config.seeds``.
+def table(kind, rows, train_row, check=check_config):
+    """The declaration of a table of ``rows`` per seed (Table 3 here, Table 4 in :mod:`~tfsparse.pipelines.wang_iwi`).
 
     ``train_row(work, row) -> (plain trained model, info)`` makes one row from the seed's
-    :class:`SeedWork`; the model is saved, measured (:func:`measure`) and recorded before the
-    next row starts. Writes ``config.json``, ``results.json`` (status, ``last_completed``,
-    ``records`` and their ``summary``), per-row weights under ``checkpoints/``, and when
-    complete ``results.csv``, ``results.md`` and ``accuracy_by_row.png``.
-
-    Returns:
-      The absolute path of the run directory.
+    :class:`SeedWork`; its weights are saved (Wang Figs. 3–4 draw from them), measured
+    (:func:`measure`) and recorded before the next row starts. ``results.json`` holds
+    ``records`` and their ``summary``; a complete run writes ``results.csv``, ``results.md``
+    and ``accuracy_by_row.png`` (:func:`write_reports`).
     """
-    check_config(config)
-    run = Run(workdir, config, kind, resume=resume).prepare()
-    if run.already_complete:
-        log(f"run {run.path} is already complete; nothing to resume")
-        return run.path
-    dataset = load_data(config.data, log=log)
-    records = list((run.previous or {}).get("records", []))
-    with run.start(experiment=kind, model=config.model.name, dataset=config.data.name, eps=config.pgd.eps,
-                   data_source=dataset.source, num_train=len(dataset.x_train), num_test=len(dataset.x_test),
-                   records=records):
-        for seed in config.seeds:
-            work = SeedWork(run, config, dataset, seed, log)
-            done = {r["row"] for r in records if r["seed"] == seed}
-            for row in rows:
-                if row in done:
-                    continue
-                model, info = train_row(work, row)
-                work.save(row, model)
-                entry = {"seed": int(seed), "row": row, "start": STARTS[row], **info}
-                entry.update(measure(model, dataset, config))
-                records.append(entry)
-                run.update(last_completed=f"seed {seed} {row}", records=records,
-                           summary=summarise(records, rows))
-                shutil.rmtree(work.training_dir(row), ignore_errors=True)
-                aa = f" AutoAttack {entry['autoattack_accuracy']:.4f}" if "autoattack_accuracy" in entry else ""
-                log(f"seed {seed} {row:>6}: sparsity {entry['sparsity']:.4f} clean {entry['clean_accuracy']:.4f} "
-                    f"PGD {entry['pgd_accuracy']:.4f}{aa}")
-    write_reports(run.path)
-    return run.path
+
+    def run_row(work, unit):
+        row = unit.fields["row"]
+        model, info = train_row(work, row)
+        work.save(row, model)
+        return {"start": STARTS[row], **info, **measure(model, work.dataset, work.config)}
+
+    return engine.Experiment(
+        kind=kind, check=check, run_unit=run_row, work=SeedWork,
+        units=lambda config, seed: [engine.Unit(row, {"seed": int(seed), "row": row}) for row in rows],
+        facts=lambda config, dataset: {
+            "experiment": kind, "model": config.model.name, "dataset": config.data.name, "eps": config.pgd.eps,
+            "data_source": dataset.source, "num_train": len(dataset.x_train), "num_test": len(dataset.x_test)},
+        summarise=lambda records: summarise(records, rows),
+        describe=_describe_row, write_outputs=write_reports, report=report_section)
 
 
-def run_lottery_table(config, workdir, *, resume=False, log=print):
-    """Wang et al. Table 3 (``configs/wang_lottery.py``): dense / ticket / reinit / random per seed.
-
-    Example::
-
-        python scripts/experiment.py --config=configs/wang_lottery.py:quick --workdir=runs/lottery_q
-
-    Args:
-      config: a validated config (see ``configs/wang_lottery.py``).
-      workdir: the run directory.
-      resume: continue an interrupted run in ``workdir`` (same config).
-      log: progress sink, one line per training phase and row.
-
-    Returns:
-      The absolute path of the run directory.
-
-    Raises:
-      ConfigError: on a bad ``lottery`` / ``robust_eval`` value or budget (before any work).
-      RunDirError: on an unusable ``workdir``.
-    """
-    return run_table(config, workdir, KIND, ROWS, _ticket_table_row, resume=resume, log=log)
+def _describe_row(entry):
+    aa = f" AutoAttack {entry['autoattack_accuracy']:.4f}" if "autoattack_accuracy" in entry else ""
+    return (f"seed {entry['seed']} {entry['row']:>6}: sparsity {entry['sparsity']:.4f} clean "
+            f"{entry['clean_accuracy']:.4f} PGD {entry['pgd_accuracy']:.4f}{aa}")
 
 
 def summarise(records, rows):
@@ -442,16 +385,7 @@ def _describe(state, config):
     if e.get("autoattack"):
         text += f" and AutoAttack ({e['autoattack_version']})"
     text += f" at the training ε on the first {n_eval} test images."
-    if state.get("status") != "complete":
-        last = state.get("last_completed")
-        text += f" **Run {state.get('status')}**" + (f", last completed: {last}." if last else ".")
-    return text
-
-
-def _load_run(run_dir):
-    state = _read(run_dir, "results.json")
-    config = _read(run_dir, "config.json")["config"]
-    return state, config, summarise(state.get("records", []), list(STARTS))
+    return text + engine.status_note(state)
 
 
 def _figure(path, state, config, summary):
@@ -464,57 +398,40 @@ def _figure(path, state, config, summary):
 
 def write_reports(run_dir):
     """Writes ``results.csv``, ``results.md`` and the figure of a run directory, from its files."""
-    state, config, summary = _load_run(run_dir)
+    _, state, config = engine.read_run(run_dir)
     records = state.get("records", [])
+    summary = summarise(records, list(STARTS))
     results.write_csv(os.path.join(run_dir, "results.csv"),
                       [{k: v for k, v in r.items() if k not in ("layer_sparsity", "eval_warnings")} for r in records])
     results.atomic_write_text(os.path.join(run_dir, "results.md"),
                               f"# {TITLES[state['pipeline']]}\n\n{_describe(state, config)}\n\n"
                               + reporting.markdown_table(summary, _columns(summary)))
     _figure(os.path.join(run_dir, FIGURE), state, config, summary)
-    return summary
-
-
-def _read(run_dir, name):
-    with open(os.path.join(run_dir, name), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def report_section(run_dirs):
     """Markdown of Table 3 / Table 4 runs (scripts/report.py): one block per table.
 
-    Runs of one kind, model, dataset and variant are one table: their records are pooled, so
-    seeds run in separate directories (``--config.seeds='(1,)'``) aggregate to mean ± 95 % CI
-    like the seeds of one run (a seed found in two of them is an error: it would count twice).
-    Each block is the seed summary as a table and its per-row accuracy figure: a single run's
-    own (written at the end of the run; drawn from its files here when it did not complete),
-    a pooled table's drawn into the first directory as :data:`POOLED_FIGURE`.
+    Runs of one kind, model, dataset and variant are one table (:func:`engine.group_runs`):
+    their records are pooled, so seeds run in separate directories (``--config.seeds='(1,)'``)
+    aggregate to mean ± 95 % CI like the seeds of one run (a seed found in two of them is an
+    error: it would count twice). Each block is the seed summary as a table and its per-row
+    accuracy figure: a single run's own (written at the end of the run; drawn from its files
+    here when it did not complete), a pooled table's drawn into the first directory as
+    :data:`POOLED_FIGURE`.
 
     Raises:
       ConfigError: when two pooled run directories hold the same seed
         (:func:`tfsparse.reporting.pooled_records`).
     """
-    groups = {}
-    for run_dir in run_dirs:
-        state = _read(run_dir, "results.json")
-        config = _read(run_dir, "config.json")["config"]
-        key = (state["pipeline"], config["model"]["name"], config["data"]["name"], config.get("variant"))
-        groups.setdefault(key, []).append((run_dir, state, config))
-    blocks = [_block(runs) for runs in groups.values()]
-    kind = next(iter(groups))[0]  # report.py groups run directories by kind
-    return f"## {SECTIONS[kind]}\n\n" + "\n".join(blocks)
+    groups = engine.group_runs(run_dirs)
+    kind = groups[0][0][1]["pipeline"]  # report.py groups run directories by kind
+    return f"## {SECTIONS[kind]}\n\n" + "\n".join(_block(runs) for runs in groups)
 
 
 def _block(runs):
     """One table of :func:`report_section` over the runs ``[(run_dir, state, config), ...]``."""
-    records = reporting.pooled_records([(d, s.get("records", [])) for d, s, _ in runs])
-    first_dir, state, config = runs[0]
-    if len(runs) > 1:
-        unfinished = [f"{d} {s.get('status')} (last completed: {s.get('last_completed')})"
-                      for d, s, _ in runs if s.get("status") != "complete"]
-        state = dict(state, records=records,
-                     status="complete" if not unfinished else "; ".join(unfinished), last_completed=None)
-        config = dict(config, seeds=sorted({seed for _, _, c in runs for seed in c["seeds"]}))
+    first_dir, state, config = engine.pool(runs)
     summary = summarise(state.get("records", []), list(STARTS))
     figure = os.path.join(first_dir, FIGURE if len(runs) == 1 else POOLED_FIGURE)
     if summary and (len(runs) > 1 or not os.path.exists(figure)):
@@ -530,3 +447,7 @@ TITLES = {KIND: "Wang et al. Table 3: adversarial lottery tickets",
           "wang_iwi": "Wang et al. Table 4: Inverse Weights Inheritance"}
 SECTIONS = {KIND: "Adversarial lottery tickets (Wang et al. Table 3)",
             "wang_iwi": "Inverse Weights Inheritance (Wang et al. Table 4)"}
+
+
+# The declarations (scripts/experiment.py runs them by their configs' ``experiment`` key).
+run_lottery_table = table(KIND, ROWS, _ticket_table_row)
