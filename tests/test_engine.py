@@ -183,3 +183,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     subprocess.run([sys.executable, script(False), killed, "--resume"], check=True, capture_output=True, timeout=300)
     assert state_of(killed)["records"] == state_of(whole)["records"]
     assert np.isfinite([r["value"] for r in state_of(killed)["records"]]).all()
+
+
+def test_plot_script_refuses_what_is_not_a_run_directory(tmp_path):
+    for args, message in (([], "name at least one run directory"), ([str(tmp_path)], "no readable results.json")):
+        result = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "plot.py"), *args],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-500:]

@@ -19,6 +19,7 @@ from tfsparse import pipelines
 from tfsparse import reporting
 from tfsparse import sparsity
 from tfsparse.errors import ConfigError
+from tfsparse.pipelines import engine
 from tfsparse.pipelines import wang_iwi
 from tfsparse.pipelines import wang_lottery
 from tfsparse.pipelines._build import build_model
@@ -184,6 +185,11 @@ def test_iwi_starts_from_inherited_weights_and_resumes_after_the_last_row(tmp_pa
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     section = pipelines.report_section("wang_iwi")([workdir])
     assert "Inverse Weights Inheritance" in section and "| iwi |" in section and wang_lottery.FIGURE in section
+    # scripts/plot.py's path: the declared figure, redrawn from the run's files alone.
+    figure = os.path.join(workdir, wang_lottery.FIGURE)
+    os.remove(figure)
+    assert engine.redraw_figures(pipelines.experiment("wang_iwi"), workdir) == [figure]
+    assert os.path.getsize(figure) > 0
     _check_seeds_in_separate_directories_pool(workdir, state)
 
 

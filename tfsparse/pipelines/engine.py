@@ -12,8 +12,9 @@ A declaration says only what is particular to its table:
 * ``summarise(records)`` — the per-row summary over seeds (mean ± 95 % CI, paired
   differences), stored as ``summary`` after every unit;
 * ``describe(record)`` — the unit's progress line;
-* ``write_outputs(run_dir)`` — ``results.csv`` / ``results.md`` / figures from the run's files
-  (the figures are part of the declaration, so ``scripts/plot.py`` redraws them);
+* ``write_outputs(run_dir)`` — ``results.csv`` / ``results.md`` from the run's files;
+* ``figures(run_dir) -> [paths]`` — the table's figures, drawn from the run's files only, so
+  ``scripts/plot.py`` (:func:`redraw_figures`) redraws them from any run directory;
 * ``report(runs)`` — the markdown of pooled run directories for ``scripts/report.py``.
 
 The engine owns what every table shares: the run directory and its status
@@ -33,6 +34,7 @@ from typing import Callable
 from typing import Optional
 
 from tfsparse import reporting
+from tfsparse.errors import ConfigError
 from tfsparse.errors import RunDirError
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._run import CONFIG_FILE
@@ -79,6 +81,7 @@ class Experiment:
     describe: Callable[[dict], str]
     write_outputs: Callable[[str], Optional[dict]]
     report: Optional[Callable[[list], str]] = None
+    figures: Optional[Callable[[str], list]] = None
     check: Callable[[Any], None] = _no_check
     facts: Callable[[Any, Any], dict] = _no_facts
     summarise: Optional[Callable[[list], list]] = None
@@ -192,7 +195,23 @@ def run_experiment(spec, config, workdir, *, resume=False, log=print):
     extra = spec.write_outputs(run.path)
     if extra:
         run.update(**extra)
+    if spec.figures is not None:
+        spec.figures(run.path)
     return run.path
+
+
+def redraw_figures(spec, run_dir):
+    """Draws the figures of ``spec`` again from the files of ``run_dir``; returns their paths.
+
+    Raises:
+      RunDirError: a run directory of another experiment, or one with no record yet.
+      ConfigError: an experiment that declares no figures.
+    """
+    _, state, _ = read_run(run_dir, kinds=(spec.kind,), what="plot")
+    require_records(run_dir, state, spec.records_key)
+    if spec.figures is None:
+        raise ConfigError(f"plot: {spec.kind} declares no figures; its tables are in {run_dir}/results.md")
+    return spec.figures(run_dir)
 
 
 def read_json(run_dir, name, what="report"):
