@@ -1,17 +1,18 @@
-"""Pipelines: one module per kind of run, the floor between ``scripts/`` and the library.
+"""Pipelines: the floor between ``scripts/`` and the library — one experiment engine and its declarations.
 
-* :mod:`~tfsparse.pipelines.train` — ``train_and_evaluate``: one model, clean / PGD / RSR.
-* :mod:`~tfsparse.pipelines.guo` — ``run_sweep``: Guo et al.'s progressive-pruning sweep.
-* :mod:`~tfsparse.pipelines.guo_tables` — Guo's Table 1 (activation L1), Table 2 analogue and CLEVER table.
-* :mod:`~tfsparse.pipelines.guo_r2_gap` — ``run_r2_gap``: why our LeNets' r2 is below Guo's (candidate causes).
-* :mod:`~tfsparse.pipelines.wang` — ``run_oneshot_table``: Wang et al.'s Tables 1–2 (adversarial pruning).
-* :mod:`~tfsparse.pipelines.wang_lottery` / :mod:`~tfsparse.pipelines.wang_iwi` — Wang's Tables 3 (adversarial
-  lottery tickets) and 4 (Inverse Weights Inheritance).
-* :mod:`~tfsparse.pipelines.prune` — ``prune_saved_model``: prune, retrain, export a saved model.
-* :mod:`~tfsparse.pipelines.tune` — ``run_search``: keras-tuner search over RSR's λ and γ.
-* :mod:`~tfsparse.pipelines.evaluate` — ``evaluate_model``: a saved model under an attack suite.
-* :mod:`~tfsparse.pipelines.rsr` — the PGD / RSR training recipe shared by ``train``, ``tune`` and the RSR tables.
-* :mod:`~tfsparse.pipelines.rsr_tables` — ``run_table``: RSR Tables 1, 2, 5 (white box) and 3 (black box).
+* :mod:`~tfsparse.pipelines.engine` — ``run_experiment(spec, config, workdir, resume=…)``:
+  the one run loop of every paper table (run directory, status, seeds × units, done-set and
+  resume, per-unit checkpoints, records and summary after every unit, outputs, figures,
+  pooling of run directories for scripts/report.py). A table is an
+  :class:`~tfsparse.pipelines.engine.Experiment` declaration: its check, its units, how one
+  unit is trained and measured, its summary, outputs, figures and report (docs/EXPERIMENTS.md).
+* The declarations, by paper: ``guo`` (the progressive-pruning sweep, also scripts/sweep.py),
+  ``guo_tables`` (Table 1 activation L1, Table 2 analogue, CLEVER), ``guo_r2_gap``; ``wang``
+  (Tables 1–2), ``wang_lottery`` / ``wang_iwi`` (Tables 3–4); ``rsr_tables`` (RSR Tables 1, 2,
+  3, 5). :data:`EXPERIMENTS` maps a config's ``experiment`` key to its declaration.
+* Single runs: ``train`` (clean / PGD / RSR), ``prune``, ``tune`` (keras-tuner over RSR's λ, γ),
+  ``evaluate`` (a saved model under an attack suite), ``export``, ``report``; ``rsr`` is the
+  PGD / RSR training recipe shared by ``train``, ``tune`` and the RSR tables.
 * ``_run`` (run directory, status, resume), ``_build`` (data, model, suites from config
   sections), :mod:`~tfsparse.pipelines.validate` (every section checked before any work).
 
@@ -24,21 +25,21 @@ import importlib
 from tfsparse.errors import ConfigError
 
 
-# Every experiment pipeline, by the ``experiment`` key of its configs (= the ``pipeline`` its
-# run directories record): (module, runner). The runner is ``fn(config, workdir, *,
-# resume=False) -> run_dir`` (scripts/experiment.py); the module's ``report_section(run_dirs)
-# -> markdown`` renders its runs for scripts/report.py.
+# Every experiment, by the ``experiment`` key of its configs (= the ``pipeline`` its run
+# directories record): (module, declaration). A declaration is an ``engine.Experiment``, called
+# as ``fn(config, workdir, *, resume=False, log=print) -> run_dir`` (scripts/experiment.py);
+# its ``report(run_dirs) -> markdown`` renders its runs for scripts/report.py.
 EXPERIMENTS = {
     "guo_progressive_pruning": ("tfsparse.pipelines.guo", "run_sweep"),
     "guo_activation_l1": ("tfsparse.pipelines.guo_tables", "run_activation_l1"),
-    "guo_pruned_models": ("tfsparse.pipelines.guo_tables", "run_pruned_models"),
-    "guo_clever": ("tfsparse.pipelines.guo_tables", "run_clever"),
+    "guo_pruned_models": ("tfsparse.pipelines.guo_sweep_tables", "run_pruned_models"),
+    "guo_clever": ("tfsparse.pipelines.guo_sweep_tables", "run_clever"),
     "wang_oneshot": ("tfsparse.pipelines.wang", "run_oneshot_table"),
     "guo_r2_gap": ("tfsparse.pipelines.guo_r2_gap", "run_r2_gap"),
-    "rsr_table1": ("tfsparse.pipelines.rsr_tables", "run_table"),
-    "rsr_width": ("tfsparse.pipelines.rsr_tables", "run_table"),
-    "rsr_noise": ("tfsparse.pipelines.rsr_tables", "run_table"),
-    "rsr_blackbox": ("tfsparse.pipelines.rsr_tables", "run_table"),
+    "rsr_table1": ("tfsparse.pipelines.rsr_tables", "TABLE1"),
+    "rsr_width": ("tfsparse.pipelines.rsr_tables", "WIDTH"),
+    "rsr_noise": ("tfsparse.pipelines.rsr_tables", "NOISE"),
+    "rsr_blackbox": ("tfsparse.pipelines.rsr_tables", "BLACKBOX"),
     "wang_lottery": ("tfsparse.pipelines.wang_lottery", "run_lottery_table"),
     "wang_iwi": ("tfsparse.pipelines.wang_iwi", "run_iwi_table"),
 }
