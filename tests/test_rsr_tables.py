@@ -1,4 +1,4 @@
-"""RSR Tables 1, 2, 3, 5 as pipelines (tfsparse.pipelines.rsr_tables) and their configs.
+"""RSR Tables 1, 2, 3, 5 as engine declarations (tfsparse.pipelines.rsr_tables, rsr_models) and their configs.
 
 Fast tier: the configs, the grid of settings, the σ-rule copy, one tiny interrupted-then-resumed
 Table 1 run (in-process). Slow tier (--runslow): every table end to end through
@@ -18,7 +18,10 @@ from tfsparse import data as data_lib
 from tfsparse import layers as layer_lib
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines import EXPERIMENTS
+from tfsparse import pipelines
+from tfsparse.pipelines import engine
 from tfsparse.pipelines import rsr as robust
+from tfsparse.pipelines import rsr_models
 from tfsparse.pipelines import rsr_tables
 from tfsparse.pipelines.validate import validate
 from tfsparse.sparsity import weight_sparsity
@@ -42,6 +45,7 @@ def test_every_variant_validates_and_is_registered(name):
         validate(config)
         rsr_tables.check_config(config)
         assert config.experiment == name and EXPERIMENTS[name][0] == "tfsparse.pipelines.rsr_tables"
+        assert pipelines.experiment(name) is rsr_tables.TABLES[name] and pipelines.experiment(name).kind == name
         assert len(config.table.sparsities) == len(config.table.widths)
         # The paper's PGD (RSR eq. 2) starts at x, in training and in the evaluation attack.
         assert config.rsr.random_start is False and config.pgd.eval_random_start is False
@@ -61,7 +65,7 @@ def test_paper_variants_follow_rsr_section_4():
     noise = _config("rsr_noise", "paper")
     assert (noise.model.name, noise.table.sparsities, tuple(noise.table.inference_noise)) == (
         "vgg16", (0.5,), ("on", "off"))
-    zoo = rsr_tables.zoo_attack(_config("rsr_blackbox", "paper"))
+    zoo = rsr_models.zoo_attack(_config("rsr_blackbox", "paper"))
     assert (zoo.binary_search_steps, zoo.iterations_per_step, zoo.initial_const) == (9, 100, 0.01)
 
 
@@ -78,6 +82,11 @@ def test_bad_table_values_name_the_key(key, value, message):
     config[section][leaf] = value
     with pytest.raises(ConfigError, match=message):
         rsr_tables.check_config(config)
+
+
+def test_a_config_runs_only_as_its_own_table():
+    with pytest.raises(ConfigError, match="cannot run as 'rsr_width'"):
+        rsr_tables.WIDTH.check(_config("rsr_table1"))
 
 
 def test_bad_transfer_source_is_refused_before_any_work():
@@ -98,13 +107,13 @@ def test_bad_transfer_source_is_refused_before_any_work():
 def test_schemes_switch_only_cni_and_lasso():
     config = _config("rsr_table1")
     seen = {}
-    for scheme in rsr_tables.SCHEMES:
-        cfg = rsr_tables.scheme_config(config, scheme, 0.5)
+    for scheme in rsr_models.SCHEMES:
+        cfg = rsr_models.scheme_config(config, scheme, 0.5)
         seen[scheme] = (bool(cfg.rsr.noise), cfg.rsr.lasso > 0)
         assert cfg.training == "rsr" and cfg.model.width == 0.5 and cfg.rsr.target_sparsity == 0 == cfg.rsr.gamma
         assert (cfg.rsr.clean_weight, cfg.rsr.steps, cfg.rsr.random_start) == (
             config.rsr.clean_weight, config.rsr.steps, config.rsr.random_start)
-    assert seen == rsr_tables.SCHEMES
+    assert seen == rsr_models.SCHEMES
     assert config.model.width == 1.0 and config.rsr.noise == "channel"  # the table's config is left alone
 
 
@@ -121,12 +130,12 @@ def test_settings_grid_per_table():
 def test_sigma_rule_copy_keeps_weights_and_switch():
     config = _config("rsr_table1")
     dataset = data_lib.load("mnist", None, num_train=64, num_test=64)
-    cfg = rsr_tables.scheme_config(config, "rsr", 1.0)
-    model = rsr_tables.build_model(cfg.model, dataset, 0, noise_cfg=cfg.rsr)
-    pruned, gamma = robust.threshold(model, rsr_tables._pruning(cfg.rsr, 0.8))
+    cfg = rsr_models.scheme_config(config, "rsr", 1.0)
+    model = rsr_models.build_model(cfg.model, dataset, 0, noise_cfg=cfg.rsr)
+    pruned, gamma = robust.threshold(model, rsr_models.pruning(cfg.rsr, 0.8))
     assert gamma > 0 and abs(weight_sparsity(pruned)["overall"] - 0.8) < 1e-3
-    copy = rsr_tables._with_sigma_rule(pruned, cfg, dataset, 0, "nonzero")
-    assert rsr_tables._with_sigma_rule(pruned, cfg, dataset, 0, "full") is pruned
+    copy = rsr_models.with_sigma_rule(pruned, cfg, dataset, 0, "nonzero")
+    assert rsr_models.with_sigma_rule(pruned, cfg, dataset, 0, "full") is pruned
     assert {layer.sigma_rule for layer in layer_lib.noisy_layers(copy)} == {"nonzero"}
     assert {layer.sigma_rule for layer in layer_lib.noisy_layers(pruned)} == {"full"}
     for a, b in zip(pruned.get_weights(), copy.get_weights()):
@@ -173,7 +182,7 @@ def test_table1_interrupted_then_resumed_gives_the_full_grid(tmp_path, monkeypat
         return real_train(cfg, *args, **kwargs)
 
     monkeypatch.setattr(robust, "train_robust", spy)
-    real_measure = rsr_tables.whitebox_measures
+    real_measure = rsr_models.whitebox_measures
     calls = []
 
     def interrupted(*args):
@@ -182,17 +191,17 @@ def test_table1_interrupted_then_resumed_gives_the_full_grid(tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_measure(*args)
 
-    monkeypatch.setattr(rsr_tables, "whitebox_measures", interrupted)
+    monkeypatch.setattr(rsr_models, "whitebox_measures", interrupted)
     workdir = str(tmp_path / "table1")
     with pytest.raises(KeyboardInterrupt):
-        rsr_tables.run_table(config, workdir, log=lambda *_: None)
+        rsr_tables.TABLE1(config, workdir, log=lambda *_: None)
     state = _state(workdir)
     assert state["status"] == "interrupted" and len(state["records"]) == 2
     assert state["last_completed"] == "seed 0 w=1 pgd after"
     assert trained == [(False, 0.0), (True, config.rsr.lasso)]
 
-    monkeypatch.setattr(rsr_tables, "whitebox_measures", real_measure)
-    rsr_tables.run_table(config, workdir, resume=True, log=lambda *_: None)
+    monkeypatch.setattr(rsr_models, "whitebox_measures", real_measure)
+    rsr_tables.TABLE1(config, workdir, resume=True, log=lambda *_: None)
     state = _state(workdir)
     assert trained == [(False, 0.0), (True, config.rsr.lasso)]  # the RSR weights came from checkpoints/
     records = {(r["scheme"], r["stage"], r["sigma_rule"], r["inference_noise"]): r for r in state["records"]}
@@ -220,6 +229,9 @@ def test_table1_interrupted_then_resumed_gives_the_full_grid(tmp_path, monkeypat
     assert all(state["models"][m]["train_seconds"] > 0 for m in state["models"])
     for name in ("results.csv", "results.md", "results.png"):
         assert os.path.isfile(os.path.join(workdir, name)), name
+    os.remove(os.path.join(workdir, "results.png"))  # the figure is redrawn from the run's files (scripts/plot.py)
+    assert engine.redraw_figures(rsr_tables.TABLE1, workdir) == [os.path.join(workdir, "results.png")]
+    assert os.path.isfile(os.path.join(workdir, "results.png"))
     text = rsr_tables.report_section([workdir])
     assert text.count("| rsr |") == 3 and text.count("| pgd |") == 2 and "report.png" in text
 

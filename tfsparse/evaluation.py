@@ -202,6 +202,49 @@ def _flags(model, attacks, by_kind, stochastic, n):
     return found
 
 
+def evaluate_as(model, x, y, columns, *, worst_case=None, **kwargs):
+    """:func:`evaluate` as one flat record under a table's own column names (a mapping, not a wrapper).
+
+    Args:
+      model, x, y: as in :func:`evaluate`.
+      columns: ``[(field, attack)]`` in order: ``field`` holds the ``accuracy`` of ``attack``
+        (None for an attack of None: a column the table leaves empty for this model, e.g.
+        EOT-PGD on a deterministic one). The attacks that are not None form the suite.
+      worst_case: the field of the per-sample worst case over the suite's l∞ attacks, or None.
+      **kwargs: ``batch_size``, ``seed``, ``stochastic``, ... of :func:`evaluate`.
+
+    Returns:
+      ``{field: accuracy, ..., worst_case: accuracy, "num_eval": n, "attacks": {key: repr},
+      "flags": [flag ids]}``.
+    """
+    report = evaluate(model, x, y, [attack for _, attack in columns if attack is not None], **kwargs)
+    entries = iter(report["attacks"].values())
+    record = {field: next(entries)["accuracy"] if attack is not None else None for field, attack in columns}
+    if worst_case:
+        record[worst_case] = report["worst_case"]["accuracy"]
+    record.update(num_eval=report["n"], attacks={key: entry["repr"] for key, entry in report["attacks"].items()},
+                  flags=[flag["flag"] for flag in report["flags"]])
+    return record
+
+
+def black_box_record(model, x, y, attack, *, prefix, **kwargs):
+    """A black-box attack (e.g. ZOO, Chen et al. 2017) on ``(x, y)`` as ``<prefix>_*`` record fields.
+
+    Its success is counted both ways: ``success_over_correct`` over the clean-correct samples
+    (Chen et al.'s count) and ``success_over_samples`` over all attacked samples (Rakin et
+    al. 2019, RSR Table 3: "classified to a wrong class by the attack"); beside them
+    ``mean_l2`` over the flipped samples (NaN when none flipped), the clean accuracy and size
+    of the sample, the attack's seconds and its queries per sample (None when not counted).
+    ``**kwargs`` go to :func:`evaluate`.
+    """
+    report = evaluate(model, x, y, [attack], **kwargs)
+    (entry,) = report["attacks"].values()
+    fields = {"success_over_correct": entry["success_rate"], "success_over_samples": entry["success_rate_all"],
+              "mean_l2": entry["mean_l2"], "clean_accuracy": report["clean_accuracy"], "num_examples": report["n"],
+              "seconds": entry["seconds"], "queries_per_sample": entry.get("queries_per_sample")}
+    return {f"{prefix}_{key}": value for key, value in fields.items()}
+
+
 ALIASES = {"cw": "cw_l2", "eot": "eot_pgd", "fgs": "fgsm", "rfgs": "rfgsm", "aa": "autoattack",
            "apgd_ce": "apgd", "apgdt": "apgd_t", "fab": "fab_t"}
 

@@ -1,6 +1,7 @@
 """Aggregation of per-seed records and markdown tables (read from results, not live objects)."""
 
 import collections
+import math
 import os
 
 import numpy as np
@@ -32,6 +33,28 @@ def aggregate(records, by, keys, confidence=0.95):
             row[key + "_std"] = float(values.std()) if values.size else None
         rows.append(row)
     return rows
+
+
+def aggregate_in_order(records, by, keys, *, keep=(), nan_undefined=(), confidence=0.95):
+    """:func:`aggregate` with rows in the order their ``by`` value first appears in ``records``.
+
+    Each row also carries the ``keep`` fields of its first record (the setting a label names).
+    ``nan_undefined``: keys whose NaN means "undefined in this seed" (e.g. a mean distance over
+    no flipped sample): left out of that row's mean rather than turning it into NaN. The
+    caller's records are not changed.
+    """
+    def undefined(key, value):
+        return key in nan_undefined and isinstance(value, float) and math.isnan(value)
+
+    records = [{k: None if undefined(k, v) else v for k, v in r.items()} for r in records]
+    first = {}
+    for record in records:
+        first.setdefault(record[by], record)
+    rows = aggregate(records, by, keys, confidence)
+    for row in rows:
+        row.update({field: first[row[by]][field] for field in keep})
+    position = {value: index for index, value in enumerate(first)}
+    return sorted(rows, key=lambda row: position[row[by]])
 
 
 def pooled_records(runs):
