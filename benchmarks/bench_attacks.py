@@ -79,7 +79,7 @@ def get_model(name, args, x_train, y_train):
     keras.utils.set_random_seed(0)
     model = models.get(name)(10, (28, 28, 1), 0.1307, 0.3081)
     cfg = ml_collections.ConfigDict(dict(
-        batch_size=64, learning_rate=0.01, momentum=0.9, weight_decay=5e-4,
+        optimizer="sgd", batch_size=64, learning_rate=0.01, momentum=0.9, weight_decay=5e-4,
         lr_schedule="constant", steps=0, epochs=float(args.epochs), augment=False,
         jit_compile=False))
     start = time.perf_counter()

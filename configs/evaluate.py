@@ -1,5 +1,8 @@
-"""Per-attack defaults of ``scripts/evaluate.py`` (the only place they live).
+"""Every default of ``scripts/evaluate.py``: its flags' and the attacks' (the only place they live).
 
+The run-level keys are the defaults of the script's flags of the same name (``--attacks``:
+``attack_names``); a flag given on the command line overrides its key, as ``--config.KEY=VALUE``
+does, and ``--print_config`` shows the result. ``attacks`` holds each attack's settings:
 ``get_config("mnist")`` (default) follows Madry et al.'s MNIST PGD (40 steps of 0.01, random
 start) and Guo et al.'s DeepFool (overshoot 0.02, 50 iterations, box on); ``get_config("cifar")``
 follows Wang et al. (PGD step 2/255, 100 steps). ``--eps`` on the command line sets the budget of
@@ -20,6 +23,23 @@ def get_config(arg=None):
     pgd_steps = 40 if variant == "mnist" else 100
     return ml_collections.ConfigDict(
         {
+            # The run (one flag each; None: not set). dataset, data_dir (None: the embedded MNIST
+            # sample or TFDS), classes (None: all; else a subset relabelled 0..k-1 in its order)
+            # and num_examples (0: all) pick the test images: the first ones, or a seeded random
+            # set with subset "random".
+            "dataset": "mnist",
+            "data_dir": None,
+            "classes": None,
+            "num_examples": 1000,
+            "subset": "first",
+            "attack_names": ("fgsm", "pgd", "deepfool"),
+            "eps": 0.1,  # budget of every fixed-eps attack, pixel units
+            "model_outputs": "logits",  # or "probabilities", attacked as log-probabilities
+            "signature": "serving_default",  # of a non-Keras SavedModel
+            "source_model": None,  # the model --attacks=transfer (and a TFLite model's gradient attacks) craft on
+            "inference_noise": None,  # "on" / "off" switches CNI/PNI noise; None: as saved
+            "output": None,  # JSON report file
+            "overwrite": False,  # may output replace an existing file
             "batch_size": 500,
             "seed": 0,
             # A model random at inference is attacked with EOT over this many draws per gradient

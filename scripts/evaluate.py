@@ -7,7 +7,9 @@ Usage:
 
 --model is a Keras 2/3 .h5/.keras file, a SavedModel directory (a Keras one, or a plain TF one whose
 --signature maps [0, 1] images to logits) or a .tflite file (black-box attacks square/zoo, or
-gradient attacks transferred from --source_model). Attack defaults: configs/evaluate.py.
+gradient attacks transferred from --source_model). Every default below, and each attack's
+settings, comes from configs/evaluate.py (--config=configs/evaluate.py:cifar for Wang et al.'s
+CIFAR attacks); a flag given overrides its key there, as --config.KEY=VALUE does.
 --attacks=transfer --source_model=PATH crafts config.attacks.transfer.attack (PGD) on PATH and scores
 it on --model (RSR Table 3). --inference_noise=on|off switches an RSR model's CNI/PNI noise (Table 5;
 "on" attacks with EOT); a model without noise layers is refused.
@@ -22,41 +24,50 @@ transfer without --source_model, --inference_noise on a model without noise laye
 import _bootstrap  # noqa: F401  (sys.path for configs/, quiet TF logs)
 from absl import flags
 
+from configs import evaluate as evaluate_config
 from tfsparse import cli
 
+# Every flag's default is the same-named key of configs/evaluate.py (--attacks: attack_names).
+_D = evaluate_config.get_config()
 _CONFIG = cli.define_config_file(
-    "config", f"{_bootstrap.REPO_ROOT}/configs/evaluate.py", "Attack defaults file[:variant]."
+    "config", f"{_bootstrap.REPO_ROOT}/configs/evaluate.py", "Defaults file[:variant]: the flags' and the attacks'.",
+    example="num_examples=500",
 )
 _MODEL = flags.DEFINE_string("model", None, "Keras .h5/.keras file or SavedModel dir.", required=True)
-_DATASET = flags.DEFINE_string("dataset", "mnist", "Dataset name (tfsparse.data.DATASETS).")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset file/dir; default: embedded MNIST sample or TFDS.")
-_CLASSES = flags.DEFINE_list("classes", None, "Class subset, relabelled 0..k-1 in this order (e.g. 1,7).")
-_NUM = flags.DEFINE_integer("num_examples", 1000, "First test images evaluated (0 = all).", lower_bound=0)
-_ATTACKS = flags.DEFINE_list("attacks", "fgsm,pgd,deepfool", "Attacks: fgsm,rfgsm,pgd,eot_pgd,apgd,apgd_t,fab_t,"
+_DATASET = flags.DEFINE_string("dataset", _D.dataset, "Dataset name (tfsparse.data.DATASETS).")
+_DATA_DIR = flags.DEFINE_string("data_dir", _D.data_dir, "Dataset file/dir; default: embedded MNIST sample or TFDS.")
+_CLASSES = flags.DEFINE_list("classes", _D.classes, "Class subset, relabelled 0..k-1 in this order (e.g. 1,7).")
+_NUM = flags.DEFINE_integer("num_examples", _D.num_examples, "First test images evaluated (0 = all).", lower_bound=0)
+_ATTACKS = flags.DEFINE_list("attacks", list(_D.attack_names), "Attacks: fgsm,rfgsm,pgd,eot_pgd,apgd,apgd_t,fab_t,"
                              "square,autoattack,deepfool,cw,zoo,transfer (needs --source_model).")
-_EPS = flags.DEFINE_float("eps", 0.1, "Budget of the fixed-eps attacks, pixel units (>= 0).")
-_SUBSET = flags.DEFINE_enum("subset", "first", ["first", "random"], "first N test images, or a seeded random N.")
-_OUTPUTS = flags.DEFINE_enum("model_outputs", "logits", ["logits", "probabilities"],
+_EPS = flags.DEFINE_float("eps", _D.eps, "Budget of the fixed-eps attacks, pixel units (>= 0).")
+_SUBSET = flags.DEFINE_enum("subset", _D.subset, ["first", "random"], "first N test images, or a seeded random N.")
+_OUTPUTS = flags.DEFINE_enum("model_outputs", _D.model_outputs, ["logits", "probabilities"],
                              "What the model returns; probabilities are attacked as log-probabilities.")
-_SIGNATURE = flags.DEFINE_string("signature", "serving_default", "Signature of a non-Keras SavedModel.")
-_SOURCE = flags.DEFINE_string("source_model", None, "Differentiable model the transfer attack (and, for a TFLite "
-                              "model, every gradient attack) is crafted on.")
-_NOISE = flags.DEFINE_enum("inference_noise", None, ["on", "off"], "Switch the CNI/PNI noise of the model on (EOT "
-                           "attacks) or off; default: as saved.")
-_OUTPUT = flags.DEFINE_string("output", None, "JSON file to write (atomically).")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Allow --output to replace an existing file.")
+_SIGNATURE = flags.DEFINE_string("signature", _D.signature, "Signature of a non-Keras SavedModel.")
+_SOURCE = flags.DEFINE_string("source_model", _D.source_model, "Differentiable model the transfer attack (and, for "
+                              "a TFLite model, every gradient attack) is crafted on.")
+_NOISE = flags.DEFINE_enum("inference_noise", _D.inference_noise, ["on", "off"], "Switch the CNI/PNI noise of the "
+                           "model on (EOT attacks) or off; default: as saved.")
+_OUTPUT = flags.DEFINE_string("output", _D.output, "JSON file to write (atomically).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", _D.overwrite, "Allow --output to replace an existing file.")
+_KEYS = ((_DATASET, "dataset"), (_DATA_DIR, "data_dir"), (_CLASSES, "classes"), (_NUM, "num_examples"),
+         (_ATTACKS, "attack_names"), (_EPS, "eps"), (_SUBSET, "subset"), (_OUTPUTS, "model_outputs"),
+         (_SIGNATURE, "signature"), (_SOURCE, "source_model"), (_NOISE, "inference_noise"), (_OUTPUT, "output"),
+         (_OVERWRITE, "overwrite"))
 
 
 def main(argv):
+    cli.apply_flags(_CONFIG.value, _KEYS)
     config = cli.resolved_config(_CONFIG)
     from tfsparse.pipelines.evaluate import evaluate_model
 
     evaluate_model(
-        config, _MODEL.value, attack_names=_ATTACKS.value, eps=_EPS.value, dataset=_DATASET.value,
-        data_dir=_DATA_DIR.value, classes=_CLASSES.value, num_examples=_NUM.value, subset=_SUBSET.value,
-        model_outputs=_OUTPUTS.value, signature=_SIGNATURE.value, source_model=_SOURCE.value,
-        inference_noise=_NOISE.value, output=_OUTPUT.value,
-        overwrite=_OVERWRITE.value, distribute=config.distribute,
+        config, _MODEL.value, attack_names=list(config.attack_names), eps=config.eps, dataset=config.dataset,
+        data_dir=config.data_dir, classes=config.classes, num_examples=config.num_examples, subset=config.subset,
+        model_outputs=config.model_outputs, signature=config.signature, source_model=config.source_model,
+        inference_noise=config.inference_noise, output=config.output, overwrite=config.overwrite,
+        distribute=config.distribute,
     )
 
 

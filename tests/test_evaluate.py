@@ -265,6 +265,17 @@ def _rsr_config():
     return config
 
 
+def _evaluate(config, model_path, **args):
+    """``evaluate_model`` with every run argument from ``config`` (its only defaults), then ``args``."""
+    from tfsparse.pipelines.evaluate import evaluate_model
+
+    run = {key: config[key] for key in ("eps", "dataset", "data_dir", "classes", "num_examples", "subset",
+                                        "model_outputs", "signature", "source_model", "inference_noise",
+                                        "output", "overwrite", "distribute")}
+    run.update(attack_names=list(config.attack_names), log=lambda *_: None)
+    return evaluate_model(config, model_path, **{**run, **args})
+
+
 @pytest.fixture(scope="module")
 def noisy_saved(tmp_path_factory):
     """A tiny MNIST CNN with CNI layers saved with its noise switch off, and a plain one."""
@@ -304,27 +315,24 @@ def test_inference_noise_switch_changes_prediction_variance_and_survives_save_lo
 
 def test_inference_noise_flag_attacks_with_eot_when_on_and_refuses_plain_models(noisy_saved):
     from tfsparse.errors import ConfigError
-    from tfsparse.pipelines.evaluate import evaluate_model
 
-    common = dict(attack_names=["pgd"], eps=0.1, dataset="mnist", num_examples=8, log=lambda *_: None)
-    on = evaluate_model(_rsr_config(), str(noisy_saved / "noisy.keras"), inference_noise="on", **common)
+    common = dict(attack_names=["pgd"], eps=0.1, dataset="mnist", num_examples=8)
+    on = _evaluate(_rsr_config(), str(noisy_saved / "noisy.keras"), inference_noise="on", **common)
     assert on["random_at_inference"] and list(on["attacks"]) == ["eot_pgd"] and on["inference_noise"] == "on"
     with pytest.raises(ConfigError, match="no CNI/PNI noise layers"):
-        evaluate_model(_rsr_config(), str(noisy_saved / "plain.keras"), inference_noise="on", **common)
+        _evaluate(_rsr_config(), str(noisy_saved / "plain.keras"), inference_noise="on", **common)
 
 
 def test_transfer_attack_from_source_model_and_its_bad_usage(noisy_saved):
     from tfsparse.errors import ConfigError
-    from tfsparse.pipelines.evaluate import evaluate_model
 
-    common = dict(eps=0.2, dataset="mnist", num_examples=8, log=lambda *_: None)
+    common = dict(eps=0.2, dataset="mnist", num_examples=8)
     plain = str(noisy_saved / "plain.keras")
-    report = evaluate_model(_rsr_config(), plain, attack_names=["zoo", "transfer"], source_model=plain,
-                            **{**common, "eps": 0.2})
+    report = _evaluate(_rsr_config(), plain, attack_names=["zoo", "transfer"], source_model=plain, **common)
     transfer = report["attacks"]["transfer"]
     # Source = target: the transferred PGD is the white-box PGD, so it is as strong as one.
     assert transfer["params"]["source_model"] == "plain" and transfer["params"]["attack"]["name"] == "pgd"
-    white = evaluate_model(_rsr_config(), plain, attack_names=["pgd"], **common)["attacks"]["pgd"]
+    white = _evaluate(_rsr_config(), plain, attack_names=["pgd"], **common)["attacks"]["pgd"]
     assert transfer["accuracy"] == pytest.approx(white["accuracy"])
     assert report["source_model"]["path"].endswith("plain.keras")
     # RSR Table 3 counts success over all samples: misclassified after the attack, the samples
@@ -332,9 +340,9 @@ def test_transfer_attack_from_source_model_and_its_bad_usage(noisy_saved):
     assert transfer["success_rate_all"] == pytest.approx(1 - transfer["accuracy"])
     assert report["attacks"]["zoo"]["success_rate_all"] >= 1 - report["clean_accuracy"]
     with pytest.raises(ConfigError, match="--source_model=PATH"):
-        evaluate_model(_rsr_config(), plain, attack_names=["transfer"], **common)
+        _evaluate(_rsr_config(), plain, attack_names=["transfer"], **common)
     with pytest.raises(ConfigError, match="add transfer to --attacks"):
-        evaluate_model(_rsr_config(), plain, attack_names=["pgd"], source_model=plain, **common)
+        _evaluate(_rsr_config(), plain, attack_names=["pgd"], source_model=plain, **common)
 
 
 @pytest.mark.slow

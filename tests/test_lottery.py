@@ -38,7 +38,7 @@ def tiny_data(n=64, seed=0):
 
 def train(model, steps=3):
     cfg = ml_collections.ConfigDict(
-        {"batch_size": 32, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0,
+        {"optimizer": "sgd", "batch_size": 32, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0,
          "lr_schedule": "constant", "steps": steps, "epochs": 0.0, "augment": False,
          "jit_compile": False}
     )

@@ -31,7 +31,7 @@ def tiny_data(n=256, seed=0):
 
 def train_cfg(steps=20):
     return ml_collections.ConfigDict(
-        {"batch_size": 32, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+        {"optimizer": "sgd", "batch_size": 32, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
          "lr_schedule": "constant", "steps": steps, "epochs": 0.0, "augment": False, "jit_compile": False}
     )
 

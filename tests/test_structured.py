@@ -67,7 +67,7 @@ def images(shape, n=8, seed=1):
 
 def train_cfg(steps=3):
     return ml_collections.ConfigDict(
-        {"batch_size": 16, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+        {"optimizer": "sgd", "batch_size": 16, "learning_rate": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
          "lr_schedule": "constant", "steps": steps, "epochs": 0.0, "augment": False,
          "jit_compile": False}
     )

@@ -11,7 +11,7 @@ from tfsparse.training.clean import add_weight_decay
 
 
 def cfg(**overrides):
-    base = {"batch_size": 16, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0,
+    base = {"optimizer": "sgd", "batch_size": 16, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0,
             "lr_schedule": "constant", "steps": 12, "epochs": 0.0, "augment": False, "jit_compile": False}
     base.update(overrides)
     return ml_collections.ConfigDict(base)

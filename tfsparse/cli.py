@@ -28,6 +28,7 @@ from tfsparse.errors import UsageError
 _PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config (after all overrides) and exit.")
 _HELP_FLAGS = ("--help", "-h", "--helpshort", "--helpfull", "-?")
 _CONFIG_FILES = {}  # flag name -> default config file, for --help
+_CONFIG_EXAMPLES = {}  # flag name -> an example KEY=VALUE of that file, for --help
 
 
 def _usage_exit(message):
@@ -42,16 +43,17 @@ def _last_line(error):
     return re.sub(r"^\w+(Error|Exception): ", "", last)
 
 
-def define_config_file(name, default, help_text):
+def define_config_file(name, default, help_text, example="eval.num_examples=500"):
     """``config_flags.DEFINE_config_file`` with bad overrides reported as usage errors.
 
     ml_collections applies ``--config.*`` overrides from ``sys.argv`` while the flag is
     defined (at import of the script) when it can, so errors are caught here as well as
-    at parse time.
+    at parse time. ``example``: a ``KEY=VALUE`` of the file that ``--help`` shows.
     """
     from ml_collections import config_flags
 
     _CONFIG_FILES[name] = default
+    _CONFIG_EXAMPLES[name] = example
     try:
         return config_flags.DEFINE_config_file(name, default, help_text, lock_config=True)
     except Exception as error:  # noqa: BLE001  (a config file can fail in any way: all are bad usage)
@@ -75,6 +77,20 @@ def override(config, pairs):
         for value, section, key in pairs:
             if value is not None:
                 section[key] = value
+    return config
+
+
+def apply_flags(config, keys):
+    """Puts a script's flags that mirror config keys into ``config``: ``(flag_holder, key)`` pairs.
+
+    For a script whose flags read their defaults from its config file: a flag given on the
+    command line overrides its key; one not given leaves the file's value (and ``--config.KEY``
+    overrides) alone, and only fills a key that a user's own config file lacks.
+    """
+    with config.unlocked():
+        for holder, key in keys:
+            if holder.present or key not in config:
+                config[key] = holder.value
     return config
 
 
@@ -111,7 +127,7 @@ def _help(argv):
         print(f"  --{flag.name}: {flag.help}\n    (default: {default})")
     for name, path in _CONFIG_FILES.items():
         print(f"\nConfig keys: every key of {path} (see its docstring for variants, FILE:VARIANT)\n"
-              f"can be set with --{name}.KEY=VALUE, e.g. --{name}.eval.num_examples=500;\n"
+              f"can be set with --{name}.KEY=VALUE, e.g. --{name}.{_CONFIG_EXAMPLES[name]};\n"
               f"--print_config shows them all, resolved, and exits.")
     sys.exit(0)
 

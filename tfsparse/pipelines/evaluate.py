@@ -28,19 +28,27 @@ from tfsparse.training import is_chief
 from tfsparse.training import strategy_from_config
 
 
-def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir=None, classes=None,
-                   num_examples=0, subset="first", model_outputs="logits", signature="serving_default",
-                   source_model=None, inference_noise=None, output=None, overwrite=False, distribute="none",
+def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir, classes, num_examples, subset,
+                   model_outputs, signature, source_model, inference_noise, output, overwrite, distribute,
                    log=print):
     """Evaluates the model at ``model_path`` and writes the report to ``output`` (if given).
 
+    Every argument but ``log`` is given by the caller: their defaults are the keys of the same
+    names in ``configs/evaluate.py``, the only place they live; ``scripts/evaluate.py`` passes the
+    config's values after its flags have overridden them. Example::
+
+      config = configs.evaluate.get_config()
+      evaluate_model(config, "model.keras", attack_names=list(config.attack_names), eps=config.eps,
+                     dataset=config.dataset, data_dir=config.data_dir, ...)
+
     Args:
-      config: a ``configs/evaluate.py`` config (per-attack defaults, batch size, seed).
+      config: a ``configs/evaluate.py`` config (per-attack settings, batch size, seed).
       model_path: a Keras ``.h5``/``.keras`` file or a SavedModel directory.
       attack_names: attack names (``evaluation.build_attacks``).
       eps: budget of every fixed-ε attack, pixel units.
-      dataset, data_dir, classes, num_examples: the test data.
-      subset: ``first`` ``num_examples`` test images (default, RobustBench) or ``random``.
+      dataset, data_dir, classes, num_examples: the test data (``data_dir`` None: the embedded
+        MNIST sample or TFDS; ``classes`` None: all; ``num_examples`` 0: all).
+      subset: ``first`` ``num_examples`` test images (RobustBench's convention) or ``random``.
       model_outputs: ``logits`` or ``probabilities`` (see :mod:`tfsparse.sanity`).
       signature: the SavedModel signature of a non-Keras SavedModel.
       source_model: the model the ``transfer`` attack crafts its examples on, and the

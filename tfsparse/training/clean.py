@@ -64,7 +64,7 @@ def steps_for(train_cfg, num_train):
 
 
 def make_optimizer(train_cfg, total_steps):
-    """The optimizer of a ``train`` section: its ``optimizer`` (default ``sgd``) and schedule.
+    """The optimizer of a ``train`` section: its ``optimizer`` and schedule (every config file sets both).
 
     ``sgd`` is SGD with ``momentum`` (the papers' LeNet and CIFAR policies); ``adam`` is
     Adam with Keras defaults (β 0.9/0.999), as Madry et al. train MNIST adversarially.
@@ -73,7 +73,7 @@ def make_optimizer(train_cfg, total_steps):
     Raises:
       ValueError: for an unknown optimizer name.
     """
-    name = train_cfg.get("optimizer", "sgd")
+    name = train_cfg.optimizer
     schedule = make_schedule(train_cfg.lr_schedule, train_cfg.learning_rate, total_steps)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=schedule, momentum=train_cfg.momentum)
