@@ -25,6 +25,7 @@ from tfsparse.pipelines import wang_lottery
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines.validate import validate
+from tfsparse.sparsity.lottery import start_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -49,9 +50,9 @@ def test_table3_controls_share_the_ticket_mask_or_its_sparsity_but_not_its_weigh
     theta0 = tiny_model()
     initial = weights_by_layer(theta0)
     masks = ticket_masks(theta0)
-    ticket = weights_by_layer(wang_lottery.start_model("ticket", theta0, masks, seed=0))
-    reinit = weights_by_layer(wang_lottery.start_model("reinit", theta0, masks, seed=0))
-    random = weights_by_layer(wang_lottery.start_model("random", theta0, masks, seed=0))
+    ticket = weights_by_layer(start_model("ticket", theta0, masks, seed=0))
+    reinit = weights_by_layer(start_model("reinit", theta0, masks, seed=0))
+    random = weights_by_layer(start_model("random", theta0, masks, seed=0))
     for name, mask in masks.items():
         np.testing.assert_array_equal(ticket[name][0], np.where(mask, initial[name][0], 0.0))
         # Fresh weights on exactly the same mask: zero off the mask, new values on it.
@@ -64,15 +65,15 @@ def test_table3_controls_share_the_ticket_mask_or_its_sparsity_but_not_its_weigh
         np.testing.assert_array_equal(random[name][0][chosen], initial[name][0][chosen])
     assert not np.array_equal(reinit["fc1"][1], initial["fc1"][1])  # biases re-drawn as well
     np.testing.assert_array_equal(random["fc1"][1], initial["fc1"][1])  # ... but rewound to θ0 here
-    again = weights_by_layer(wang_lottery.start_model("reinit", theta0, masks, seed=0))
-    other = weights_by_layer(wang_lottery.start_model("reinit", theta0, masks, seed=1))
+    again = weights_by_layer(start_model("reinit", theta0, masks, seed=0))
+    other = weights_by_layer(start_model("reinit", theta0, masks, seed=1))
     np.testing.assert_array_equal(again["conv1"][0], reinit["conv1"][0])
     assert not np.array_equal(other["conv1"][0], reinit["conv1"][0])
     for name, values in weights_by_layer(theta0).items():  # θ0 untouched
         for value, first in zip(values, initial[name]):
             np.testing.assert_array_equal(value, first)
     with pytest.raises(ValueError, match="unknown row"):
-        wang_lottery.start_model("dense", theta0, masks, seed=0)
+        start_model("dense", theta0, masks, seed=0)
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -25,8 +25,8 @@ seed summary and report are those of :func:`tfsparse.pipelines.wang_lottery.tabl
 
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines import wang_lottery
-from tfsparse.pipelines.wang_lottery import plain
-from tfsparse.pipelines.wang_lottery import start_model
+from tfsparse.sparsity import plain
+from tfsparse.sparsity.lottery import start_model
 from tfsparse.sparsity.lottery import inverse_weights_inheritance
 
 KIND = "wang_iwi"

@@ -20,8 +20,9 @@ Per seed, from one set of initial weights θ0 (``build_model`` with that seed):
    ``random``    θ0 ⊙ random mask, equal sparsity     does the ticket's *mask* matter?
    ============  ===================================  =====================================
 
-   ``reinit`` draws every weight again from its layer's initializer
-   (:func:`tfsparse.sparsity.reinit.reinitialize`, seed ``1000 + seed``); ``random`` keeps
+   (:func:`tfsparse.sparsity.lottery.start_model`): ``reinit`` draws every weight again from
+   its layer's initializer (:func:`tfsparse.sparsity.reinit.reinitialize`, seed ``1000 +
+   seed``); ``random`` keeps
    in every layer as many weights as the ticket, at uniformly random positions
    (:func:`tfsparse.sparsity.lottery.random_masks`, seed ``(seed, 2)``), so its layer-wise
    sparsity equals the ticket's exactly. All four rows get the same training budget;
@@ -68,12 +69,13 @@ from tfsparse import sparsity
 from tfsparse.attacks.autoattack import VERSIONS as AUTOATTACK_VERSIONS
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
+from tfsparse.pipelines import engine
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
-from tfsparse.pipelines import engine
 from tfsparse.pipelines.rsr import adversarial_model
+from tfsparse.sparsity import plain
 from tfsparse.sparsity.lottery import lottery_ticket
-from tfsparse.sparsity.lottery import random_masks
+from tfsparse.sparsity.lottery import start_model
 from tfsparse.sparsity.oneshot import LAYER_TYPES
 from tfsparse.training import TrainingClock
 from tfsparse.training import checkpointed_epochs
@@ -92,7 +94,6 @@ STARTS = {
 MEASURES = ["sparsity", "clean_accuracy", "pgd_accuracy", "autoattack_accuracy"]
 PAIRED = ("clean_accuracy", "pgd_accuracy")  # also reported as per-seed differences to BASELINES' rows
 BASELINES = ("dense", "ticket")  # Table 3: does a row beat dense training; do the controls match the ticket
-REINIT_SEED_OFFSET = 1000
 FIGURE = "accuracy_by_row.png"
 POOLED_FIGURE = "accuracy_by_row_pooled.png"  # report.py's figure of seeds run in several directories
 
@@ -140,39 +141,6 @@ def check_config(config):
 def epoch_steps(epochs, num_train, batch_size):
     """Optimizer steps of ``epochs`` epochs (fractions allowed, at least one step)."""
     return max(1, int(round(float(epochs) * math.ceil(num_train / batch_size))))
-
-
-def start_model(row, theta0, masks, seed):
-    """The model a Table 3 row trains, before training: wrapped so that its mask holds.
-
-    Args:
-      row: ``"ticket"`` (θ0 ⊙ M_K), ``"reinit"`` (fresh weights ⊙ M_K, drawn with seed
-        ``1000 + seed`` from each layer's initializer; biases and BN re-drawn as well) or
-        ``"random"`` (θ0 ⊙ a random mask with the ticket's per-layer kept counts, seed
-        ``(seed, 2)``).
-      theta0: the plain model at its initialisation θ0 (left unchanged).
-      masks: M_K, ``{layer_name: bool ndarray}``.
-      seed: the run's seed of this row.
-
-    Returns:
-      A copy wrapped by :func:`tfsparse.sparsity.wrap_with_masks`.
-
-    Raises:
-      ValueError: for another row name.
-    """
-    if row == "ticket":
-        return sparsity.wrap_with_masks(theta0, masks)
-    if row == "reinit":
-        fresh = sparsity.reinitialize(theta0, seed=REINIT_SEED_OFFSET + int(seed), keep_mask=False)
-        return sparsity.wrap_with_masks(fresh, masks)
-    if row == "random":
-        return sparsity.wrap_with_masks(theta0, random_masks(masks, (int(seed), 2)))
-    raise ValueError(f"start_model: unknown row {row!r}; choose from ticket, reinit, random")
-
-
-def plain(model):
-    """The model without pruning wrappers (its zeros kept)."""
-    return sparsity.strip(model) if sparsity.has_pruning_wrappers(model) else model
 
 
 def measure(model, dataset, config):

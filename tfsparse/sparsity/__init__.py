@@ -14,6 +14,7 @@ from tfsparse.sparsity.prune import prunable_layers
 from tfsparse.sparsity.prune import prunable_weights
 from tfsparse.sparsity.prune import prune
 from tfsparse.sparsity.prune import scope
+from tfsparse.sparsity.prune import plain
 from tfsparse.sparsity.prune import strip
 from tfsparse.sparsity.stats import format_sparsity_table
 from tfsparse.sparsity.stats import weight_sparsity

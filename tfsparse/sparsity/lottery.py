@@ -24,7 +24,11 @@ from tfsparse.sparsity.prune import has_pruning_wrappers
 from tfsparse.sparsity.prune import prunable_layers
 from tfsparse.sparsity.prune import prunable_weights
 from tfsparse.sparsity.prune import strip
+from tfsparse.sparsity.reinit import reinitialize
 
+
+# Seed offset of the re-initialised control of Table 3 (fresh weights ⊙ M_K).
+REINIT_SEED_OFFSET = 1000
 
 def lottery_ticket(
     model,
@@ -149,6 +153,34 @@ def random_masks(masks, seed):
         flat[rng.choice(mask.size, int(mask.sum()), replace=False)] = True
         result[name] = flat.reshape(mask.shape)
     return result
+
+
+def start_model(row, theta0, masks, seed):
+    """The model a row of Wang et al. Table 3 trains, before training: wrapped so that its mask holds.
+
+    Args:
+      row: ``"ticket"`` (θ0 ⊙ M_K), ``"reinit"`` (fresh weights ⊙ M_K, drawn with seed
+        ``1000 + seed`` from each layer's initializer; biases and BN re-drawn as well) or
+        ``"random"`` (θ0 ⊙ a random mask with the ticket's per-layer kept counts, seed
+        ``(seed, 2)``).
+      theta0: the plain model at its initialisation θ0 (left unchanged).
+      masks: M_K, ``{layer_name: bool ndarray}``.
+      seed: the run's seed of this row.
+
+    Returns:
+      A copy wrapped by :func:`~tfsparse.sparsity.oneshot.wrap_with_masks`.
+
+    Raises:
+      ValueError: for another row name.
+    """
+    if row == "ticket":
+        return wrap_with_masks(theta0, masks)
+    if row == "reinit":
+        fresh = reinitialize(theta0, seed=REINIT_SEED_OFFSET + int(seed), keep_mask=False)
+        return wrap_with_masks(fresh, masks)
+    if row == "random":
+        return wrap_with_masks(theta0, random_masks(masks, (int(seed), 2)))
+    raise ValueError(f"start_model: unknown row {row!r}; choose from ticket, reinit, random")
 
 
 def inverse_weights_inheritance(large_model_theta0, ticket_trained, masks):

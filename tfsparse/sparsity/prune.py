@@ -170,6 +170,11 @@ def apply_masks(model):
                 weight.assign(weight * tf.cast(mask, weight.dtype))
 
 
+def plain(model):
+    """The model without pruning wrappers (:func:`strip`, its zeros kept), or ``model`` itself when it has none."""
+    return strip(model) if has_pruning_wrappers(model) else model
+
+
 def strip(model):
     """Removes pruning wrappers, returning a plain model whose kernels hold real zeros.
 
