@@ -22,6 +22,7 @@ from tfsparse.errors import ConfigError
 from tfsparse.pipelines import engine
 from tfsparse.pipelines import wang_iwi
 from tfsparse.pipelines import wang_lottery
+from tfsparse.pipelines import wang_lottery_report
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines.validate import validate
@@ -182,12 +183,12 @@ def test_iwi_starts_from_inherited_weights_and_resumes_after_the_last_row(tmp_pa
     assert rows["iwi"]["epochs"] == 0.5 and rows["ticket"]["total_epochs"] == 1.0
     assert rows["ticket"]["sparsity"] == pytest.approx(pruned / sum(m.size for m in masks.values()))
     assert rows["iwi"]["sparsity"] == 0.0 and rows["dense"]["sparsity"] == 0.0
-    for name in ("results.md", "results.csv", wang_lottery.FIGURE):
+    for name in ("results.md", "results.csv", wang_lottery_report.FIGURE):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     section = pipelines.report_section("wang_iwi")([workdir])
-    assert "Inverse Weights Inheritance" in section and "| iwi |" in section and wang_lottery.FIGURE in section
+    assert "Inverse Weights Inheritance" in section and "| iwi |" in section and wang_lottery_report.FIGURE in section
     # scripts/plot.py's path: the declared figure, redrawn from the run's files alone.
-    figure = os.path.join(workdir, wang_lottery.FIGURE)
+    figure = os.path.join(workdir, wang_lottery_report.FIGURE)
     os.remove(figure)
     assert engine.redraw_figures(pipelines.experiment("wang_iwi"), workdir) == [figure]
     assert os.path.getsize(figure) > 0
@@ -247,8 +248,8 @@ def _check_seeds_in_separate_directories_pool(workdir, state):
     with open(os.path.join(other, "config.json"), "w", encoding="utf-8") as handle:
         json.dump(stored, handle)
     section = pipelines.report_section("wang_iwi")([workdir, other])
-    assert section.count("### ") == 1 and wang_lottery.POOLED_FIGURE in section
-    assert os.path.isfile(os.path.join(workdir, wang_lottery.POOLED_FIGURE))
+    assert section.count("### ") == 1 and wang_lottery_report.POOLED_FIGURE in section
+    assert os.path.isfile(os.path.join(workdir, wang_lottery_report.POOLED_FIGURE))
     dense = next(line for line in section.splitlines() if line.startswith("| dense |")).split(" | ")
     clean = next(r for r in state["records"] if r["row"] == "dense")["clean_accuracy"] - 0.05  # two seeds' mean
     assert dense[5] == "2" and dense[7].startswith(f"{clean:.4f} ± ")
@@ -282,7 +283,7 @@ def test_quick_config_runs_end_to_end_from_the_script(tmp_path, name, rows):
     for row in rows:
         assert f"| {row} |" in table
     assert " ± " in table  # two seeds: mean ± 95 % CI
-    with open(os.path.join(workdir, wang_lottery.FIGURE), "rb") as handle:
+    with open(os.path.join(workdir, wang_lottery_report.FIGURE), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     again = _script(f"configs/{name}.py", workdir, *SHRINK, *extra, "--resume")
     assert again.returncode == 0 and "already complete" in again.stdout
@@ -304,12 +305,12 @@ def test_configs_name_their_pipelines_and_share_the_lottery_section():
 
 
 def test_rows_are_compared_with_the_dense_row_of_the_same_seed():
-    records = [{"seed": s, "row": row, "start": wang_lottery.STARTS[row], "sparsity": sp, "clean_accuracy": c,
+    records = [{"seed": s, "row": row, "start": wang_lottery_report.STARTS[row], "sparsity": sp, "clean_accuracy": c,
                 "pgd_accuracy": p}
                for s, row, sp, c, p in ((0, "dense", 0.0, 0.99, 0.90), (0, "ticket", 0.6, 0.98, 0.80),
                                         (1, "dense", 0.0, 0.97, 0.70), (1, "ticket", 0.6, 0.97, 0.65),
                                         (2, "ticket", 0.6, 0.50, 0.10))]  # seed 2 has no dense row: unpaired
-    dense, ticket = wang_lottery.summarise(records, ["dense", "ticket"])
+    dense, ticket = wang_lottery_report.summarise(records, ["dense", "ticket"])
     assert "pgd_accuracy_vs_dense" not in dense and ticket["n"] == 3
     differences = np.array([-0.10, -0.05])
     assert ticket["pgd_accuracy_vs_dense"] == pytest.approx(differences.mean())
@@ -321,8 +322,8 @@ def test_rows_are_compared_with_the_dense_row_of_the_same_seed():
     # The controls are also paired with the ticket of their seed (seed 1 has no random row).
     records += [{"seed": s, "row": "random", "start": "", "sparsity": 0.6, "clean_accuracy": c, "pgd_accuracy": p}
                 for s, c, p in ((0, 0.96, 0.75), (2, 0.40, 0.00))]
-    random = wang_lottery.summarise(records, ["dense", "ticket", "random"])[2]
+    random = wang_lottery_report.summarise(records, ["dense", "ticket", "random"])[2]
     assert random["pgd_accuracy_vs_ticket"] == pytest.approx(np.mean([-0.05, -0.10]))
     assert random["pgd_accuracy_vs_dense"] == pytest.approx(-0.15) and random["pgd_accuracy_vs_dense_ci95"] is None
-    header = reporting.markdown_table([random], wang_lottery._columns([random])).splitlines()[0]
+    header = reporting.markdown_table([random], wang_lottery_report._columns([random])).splitlines()[0]
     assert "Δ PGD vs dense (paired)" in header and "Δ PGD vs ticket (paired)" in header
