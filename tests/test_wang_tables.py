@@ -23,6 +23,7 @@ from tfsparse.errors import ConfigError
 from tfsparse.metrics import distortion_lower_bound
 from tfsparse.pipelines import validate
 from tfsparse.pipelines import wang
+from tfsparse.training import validated
 
 sys.path.insert(0, REPO)
 
@@ -95,6 +96,12 @@ def test_tables_and_figures_are_rendered_from_the_rows_of_a_run_directory(tmp_pa
                  _row(seed, "gup", 0.5, "reinit", 0.95, 0.80 + shift, 17 + seed)]
     state = {"pipeline": wang.KIND, "status": "complete", "model": "lenet5_bn", "dataset": "mnist", "rows": rows}
     (tmp_path / "results.json").write_text(json.dumps(state))
+
+    def config(seeds, variant="quick"):
+        return json.dumps({"config": {"model": {"name": "lenet5_bn"}, "data": {"name": "mnist"}, "seeds": seeds,
+                                      "variant": variant}})
+
+    (tmp_path / "config.json").write_text(config([0, 1]))
     text = wang.report_section([str(tmp_path)])
     table1, table2 = text.split("Table 2")
     # Seeds aggregate: gup inherited clean = mean 0.98 ± t(1)·std/√2·… (two seeds: 0.97, 0.99).
@@ -115,13 +122,14 @@ def test_tables_and_figures_are_rendered_from_the_rows_of_a_run_directory(tmp_pa
         (tmp_path / f"s{seed}").mkdir()
         part = dict(state, rows=[r for r in rows if r["seed"] == seed])
         (tmp_path / f"s{seed}" / "results.json").write_text(json.dumps(part))
+        (tmp_path / f"s{seed}" / "config.json").write_text(config([seed]))
     pooled = wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s1")])
     assert pooled.split("Run directories")[0] == text.split("Run directories")[0]
     with pytest.raises(ConfigError, match="seed 0 is in both"):
         wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s0")])
     # Different budgets of one model are never pooled: a quick and a full run are two tables.
     for seed, variant in ((0, "quick"), (1, "full")):
-        (tmp_path / f"s{seed}" / "config.json").write_text(json.dumps({"config": {"variant": variant}}))
+        (tmp_path / f"s{seed}" / "config.json").write_text(config([seed], variant))
     assert wang.report_section([str(tmp_path / "s0"), str(tmp_path / "s1")]).count("Run directories") == 2
 
 
@@ -163,22 +171,22 @@ def test_a_row_killed_mid_training_resumes_to_the_result_of_an_uninterrupted_one
 
     def fit(checkpoint_dir=None):
         model = _tiny_conv(4) if method == "dense" else sparsity.prune_with(method, _tiny_conv(4), 0.5)
-        info = wang.adversarial_fit(config, model, data, "scratch", seed=0, stop_c=True,
-                                    checkpoint_dir=checkpoint_dir, log=lines.append)
+        info = wang.fit_row(config, model, data, "scratch", seed=0, stop_c=True,
+                            checkpoint_dir=checkpoint_dir, log=lines.append)
         return model, {k: v for k, v in info.items() if k != "train_seconds"}
 
     whole, whole_info = fit()
-    original = wang.EpochValidation.on_epoch_end
+    original = validated.EpochValidation.on_epoch_end
 
     def dies_at_epoch_2(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 2:
             raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(wang.EpochValidation, "on_epoch_end", dies_at_epoch_2)
+    monkeypatch.setattr(validated.EpochValidation, "on_epoch_end", dies_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         fit(tmp_path / "row.training")
-    monkeypatch.setattr(wang.EpochValidation, "on_epoch_end", original)
+    monkeypatch.setattr(validated.EpochValidation, "on_epoch_end", original)
     resumed, resumed_info = fit(tmp_path / "row.training")
     assert sum("resuming after epoch 2" in line for line in lines) == 1
     assert resumed_info == whole_info

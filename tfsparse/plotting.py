@@ -312,3 +312,40 @@ def plot_tuning_curves(trials, path, *, over_pruning=None, title=""):
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_oneshot_figures(rows, folder, methods=("lup", "gup", "fp", "ns")):
+    """Wang Fig. 1 (robustness vs norm products) and Fig. 2-style histograms (per method, inherited vs
+    re-initialised, and all methods at each p) from Wang Tables 1–2 result rows into ``folder``.
+
+    Args:
+      rows: rows with ``seed``, ``method`` (``dense`` or one of ``methods``), ``p``, ``init``,
+        ``histogram`` and the fields of :func:`plot_robustness_vs_norm_products`; the histograms
+        are those of the lowest seed.
+      folder: where the PNGs go.
+      methods: the pruning methods, in panel order.
+
+    Returns:
+      The file names written (``fig1_robustness_vs_norm_products.png``, ``fig2_weight_histograms_p<%>.png``).
+    """
+    import os
+
+    names = []
+    pruned = [r for r in rows if r["method"] != "dense"]
+    if pruned:
+        names.append(plot_robustness_vs_norm_products(rows, os.path.join(folder, "fig1_robustness_vs_norm_products.png")))
+    seed = min(r["seed"] for r in rows)
+    by = {(r["method"], r["p"], r["init"]): r["histogram"] for r in rows if r["seed"] == seed}
+    for p in sorted({r["p"] for r in pruned}):
+        panels = {}
+        for method in methods:
+            curves = {init: by[(method, p, init)] for init in ("inherited", "reinit") if (method, p, init) in by}
+            if curves:
+                panels[method.upper()] = curves
+        panels["all (inherited)"] = {m.upper(): by[(m, p, "inherited")] for m in methods if (m, p, "inherited") in by}
+        if ("dense", 0.0, "inherited") in by:
+            panels["all (inherited)"]["dense"] = by[("dense", 0.0, "inherited")]
+        name = f"fig2_weight_histograms_p{int(round(100 * p))}.png"
+        plot_histogram_overlay(panels, os.path.join(folder, name), title=f"non-zero kernel weights, p = {p:.0%} (seed {seed})")
+        names.append(name)
+    return [os.path.basename(n) for n in names]

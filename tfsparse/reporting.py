@@ -57,6 +57,25 @@ def aggregate_in_order(records, by, keys, *, keep=(), nan_undefined=(), confiden
     return sorted(rows, key=lambda row: position[row[by]])
 
 
+def paired_differences(pairs, by, keys, suffixes):
+    """Per group, mean ± 95 % CI over seeds of paired differences: a record minus its baseline record.
+
+    A record and its baseline share a seed (the seed's dense reference, its ticket), so these
+    intervals, unlike the unpaired ones of :func:`aggregate`, leave out the spread between seeds.
+
+    Args:
+      pairs: ``[(record, baseline, suffix)]``: ``record[by]`` names the group; the difference of
+        each of ``keys`` is stored as ``<key>_vs_<suffix>``.
+      by: the group field; keys: the measures; suffixes: every suffix, in column order.
+
+    Returns:
+      ``{group: {"<key>_vs_<suffix>": mean, "<key>_vs_<suffix>_ci95": ..., "..._std": ...}}``.
+    """
+    differences = [{by: r[by], **{f"{k}_vs_{suffix}": r[k] - b[k] for k in keys}} for r, b, suffix in pairs]
+    columns = [f"{k}_vs_{suffix}" for suffix in suffixes for k in keys]
+    return {d[by]: {k: v for k, v in d.items() if k not in (by, "n")} for d in aggregate(differences, by, columns)}
+
+
 def pooled_records(runs):
     """The records of several run directories of one table, each seed counted once.
 

@@ -219,6 +219,19 @@ def guo_suite(eval_cfg, xla):
     return suite
 
 
+def wang_suite(measure_cfg, eps, xla):
+    """PGD-``pgd_steps`` (Wang et al. 2020: PGD-100) and, with ``autoattack``, AutoAttack at ``eps``
+    (the training ε) from a ``measure`` section (configs/wang_mnist.py, wang_cifar.py)."""
+    e, jit = measure_cfg, xla_setting(xla)
+    suite = [attacks.PGD(eps=eps, step_size=e.pgd_step_size, steps=int(e.pgd_steps), restarts=int(e.pgd_restarts),
+                         jit_compile=jit)]
+    if e.autoattack:
+        suite.append(attacks.AutoAttack(eps=eps, steps=int(e.autoattack_steps),
+                                        n_target_classes=int(e.autoattack_target_classes),
+                                        square_queries=int(e.autoattack_square_queries), jit_compile=jit))
+    return suite
+
+
 # Table columns (key, header, format) of the measures in a robustness_record (FGS and DeepFool;
 # :func:`robustness_columns` gives those of any ``eval.measures``).
 ROBUSTNESS_COLUMNS = [
