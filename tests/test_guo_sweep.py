@@ -20,6 +20,7 @@ from tfsparse import pipelines
 from tfsparse import reporting
 from tfsparse.errors import ConfigError
 from tfsparse.errors import RunDirError
+from tfsparse.pipelines import _guo
 from tfsparse.pipelines import guo
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import guo_suite
@@ -226,10 +227,10 @@ def test_over_pruning_detector_ignores_noise_and_falls_after_accuracy_drops():
 def test_linear_records_put_the_theory_beside_the_measures():
     records = [{"round": 0, "seed": seed, "r2": 2.0, "theory": {"thm31_r_inf_bound": 0.5, "thm31_r2": 1.0 + seed}}
                for seed in (0, 1)]
-    keys = guo.theory_keys(records)
+    keys = _guo.theory_keys(records)
     assert keys == ["theory_thm31_r2", "theory_thm31_r_inf_bound"]  # label order, not record order
-    headers = [header for _, header, _ in guo.table_columns(("r2",), keys)]
+    headers = [header for _, header, _ in _guo.table_columns(("r2",), keys)]
     assert headers[-2:] == ["r2 (Thm 3.1)", "r∞ bound (Thm 3.1)"]
-    row = reporting.aggregate([guo._flat(r) for r in records], "round", keys)[0]
+    row = reporting.aggregate([_guo.flat(r) for r in records], "round", keys)[0]
     assert row["theory_thm31_r2"] == pytest.approx(1.5) and row["theory_thm31_r_inf_bound"] == pytest.approx(0.5)
-    assert guo.theory_keys([{"round": 0, "r2": 1.0}]) == []  # no theory: no columns
+    assert _guo.theory_keys([{"round": 0, "r2": 1.0}]) == []  # no theory: no columns

@@ -1,4 +1,5 @@
-"""Guo et al. 2018's tables beside the sweep (tfsparse/pipelines/guo_tables.py) and the Guo configs.
+"""Guo et al. 2018's tables beside the sweep (tfsparse/pipelines/guo_tables.py, guo_sweep_tables.py) and the
+Guo configs.
 
 Fast tier: the layer Table 1 regularises, one tiny sweep read by the Table 2 analogue and the
 CLEVER table (CLEVER of a linear model checked against its closed form), and a bad sweep
@@ -20,6 +21,8 @@ from cli_helpers import run_script
 from tfsparse import models
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines import EXPERIMENTS
+from tfsparse.pipelines import _guo
+from tfsparse.pipelines import guo_sweep_tables
 from tfsparse.pipelines import guo_tables
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines._build import load_data
@@ -70,7 +73,7 @@ def test_table_2_and_clever_read_the_rounds_of_a_sweep(tmp_path):
 
     config = tiny(guo_pruned_models.get_config("quick"))
     config.pruned_models.last_rounds = 1
-    table2 = guo_tables.run_pruned_models(config, str(tmp_path / "table2"), log=lambda *_: None)
+    table2 = guo_sweep_tables.run_pruned_models(config, str(tmp_path / "table2"), log=lambda *_: None)
     sweep_dir = os.path.join(table2, "sweep")  # made by the run itself (sweep_dir '')
     state, sweep = _read(table2), _read(sweep_dir)
     assert state["status"] == "complete" and sweep["status"] == "complete"
@@ -87,7 +90,7 @@ def test_table_2_and_clever_read_the_rounds_of_a_sweep(tmp_path):
 
     config = tiny(guo_clever.get_config("quick"))
     config.clever.update({"sweep_dir": sweep_dir, "rounds": (0, 1), "num_images": 3, "batches": 3, "samples": 4})
-    clever_dir = guo_tables.run_clever(config, str(tmp_path / "clever"), log=lambda *_: None)
+    clever_dir = guo_sweep_tables.run_clever(config, str(tmp_path / "clever"), log=lambda *_: None)
     records = _read(clever_dir)["records"]
     assert [r["round"] for r in records] == [0, 1]
     assert not os.path.exists(os.path.join(clever_dir, "sweep"))  # the named sweep was used
@@ -96,7 +99,7 @@ def test_table_2_and_clever_read_the_rounds_of_a_sweep(tmp_path):
     data = load_data(config.data)
     x, _ = eval_subset(data, 3)
     for record in records:
-        model = guo_tables._round_model(sweep_dir, config, data, 0, record["round"])
+        model = _guo.round_model(sweep_dir, config, data, 0, record["round"])
         w, b = model.get_layer("logits").get_weights()
         z = x.reshape(3, -1) @ w + b
         for norm, order, radius in (("l2", 2, 5.0), ("linf", 1, 0.3)):
@@ -112,7 +115,7 @@ def test_table_2_and_clever_read_the_rounds_of_a_sweep(tmp_path):
 
     config.clever.rounds = (0, 5)
     with pytest.raises(ConfigError, match=r"clever.rounds \[5\]"):
-        guo_tables.run_clever(config, str(tmp_path / "clever_bad"), log=lambda *_: None)
+        guo_sweep_tables.run_clever(config, str(tmp_path / "clever_bad"), log=lambda *_: None)
     assert not (tmp_path / "clever_bad").exists()  # refused before any work
 
 
@@ -126,13 +129,13 @@ def test_a_directory_that_is_no_sweep_is_refused(tmp_path):
     (other / "results.json").write_text(json.dumps({"pipeline": "wang_oneshot", "status": "complete"}))
     config.pruned_models.sweep_dir = str(other)
     with pytest.raises(ConfigError, match="not a guo_progressive_pruning sweep"):
-        guo_tables.run_pruned_models(config, str(tmp_path / "run"), log=lambda *_: None)
+        guo_sweep_tables.run_pruned_models(config, str(tmp_path / "run"), log=lambda *_: None)
     config.pruned_models.last_rounds = 0
     with pytest.raises(ConfigError, match="last_rounds must be >= 1"):
-        guo_tables.run_pruned_models(config, str(tmp_path / "run2"), log=lambda *_: None)
+        guo_sweep_tables.run_pruned_models(config, str(tmp_path / "run2"), log=lambda *_: None)
     config.pruned_models.update({"sweep_dir": "", "last_rounds": 2})  # the own sweep has 1 round
     with pytest.raises(ConfigError, match="exceeds the sweep's 1 rounds"):
-        guo_tables.run_pruned_models(config, str(tmp_path / "run3"), log=lambda *_: None)
+        guo_sweep_tables.run_pruned_models(config, str(tmp_path / "run3"), log=lambda *_: None)
     assert not (tmp_path / "run").exists() and not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()
 
 

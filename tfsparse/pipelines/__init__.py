@@ -7,7 +7,7 @@
   :class:`~tfsparse.pipelines.engine.Experiment` declaration: its check, its units, how one
   unit is trained and measured, its summary, outputs, figures and report (docs/EXPERIMENTS.md).
 * The declarations, by paper: ``guo`` (the progressive-pruning sweep, also scripts/sweep.py),
-  ``guo_tables`` (Table 1 activation L1, Table 2 analogue, CLEVER), ``guo_r2_gap``; ``wang``
+  ``guo_tables`` (Table 1 activation L1), ``guo_sweep_tables`` (Table 2 analogue, CLEVER), ``guo_r2_gap``; ``wang``
   (Tables 1–2), ``wang_lottery`` / ``wang_iwi`` (Tables 3–4); ``rsr_tables`` (RSR Tables 1, 2,
   3, 5). :data:`EXPERIMENTS` maps a config's ``experiment`` key to its declaration.
 * Single runs: ``train`` (clean / PGD / RSR), ``prune``, ``tune`` (keras-tuner over RSR's λ, γ),

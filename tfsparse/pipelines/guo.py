@@ -10,7 +10,9 @@ the ``eval.measures`` of Guo §4 from :func:`tfsparse.evaluation.evaluate` on th
 (``r2``) and C&W (``r2_cw``), Guo eq. 1 / 5, each with its failure count and the failure rule
 of :func:`tfsparse.metrics.robustness.minimal_distances`.
 
-The unit of work is one (seed, round): its stripped weights go to
+A declaration on the experiment engine (:mod:`~tfsparse.pipelines.engine`). The unit of
+work is one (seed, round); round R continues from round R − 1's model (in memory, or on
+resume from ``checkpoints/seed<S>/round<R−1>.weights.h5``). Its stripped weights go to
 ``checkpoints/seed<S>/round<R>.weights.h5`` and its record to ``results.json`` before the
 next round starts, so ``--resume`` continues after the last completed round and ends with
 the records of an uninterrupted run. :func:`reevaluate_sweep` (``sweep.py --reevaluate``)
@@ -29,101 +31,169 @@ from a single-device copy. ``multi_worker`` is refused: every round retrains tfm
 wrappers, which cannot train across workers (:func:`~tfsparse.pipelines._build.distribution`).
 """
 
+
+import dataclasses
 import datetime
-import json
 import os
 import time
 
 import ml_collections
 
-from tfsparse import plotting
 from tfsparse import reporting
 from tfsparse import results
 from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.errors import RunDirError
-from tfsparse.pipelines._build import MEASURE_LABELS
-from tfsparse.pipelines._build import MEASURES
+from tfsparse.pipelines import engine
 from tfsparse.pipelines._build import MINIMAL_MEASURES
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import distribution
 from tfsparse.pipelines._build import guo_suite
 from tfsparse.pipelines._build import load_data
-from tfsparse.pipelines._build import robustness_columns
 from tfsparse.pipelines._build import robustness_record
 from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import strategy_scope
 from tfsparse.pipelines._build import train_section
+from tfsparse.pipelines._guo import FIGURE
+from tfsparse.pipelines._guo import SWEEP_KIND as KIND
+from tfsparse.pipelines._guo import measures_in
+from tfsparse.pipelines._guo import round_weights_path
+from tfsparse.pipelines._guo import summary_keys
+from tfsparse.pipelines._guo import sweep_section
+from tfsparse.pipelines._guo import write_sweep_outputs
 from tfsparse.pipelines._run import CONFIG_FILE
 from tfsparse.pipelines._run import RESULTS_FILE
-from tfsparse.pipelines._run import Run
 from tfsparse.pipelines._run import describe
 
-KIND = "guo_progressive_pruning"
-FIGURE = "robustness_vs_sparsity.png"
-SUMMARY_CSV = "results_summary.csv"
 # Record keys kept by a re-evaluation (the training facts of each round).
 TRAINING_KEYS = ("seed", "round", "target_sparsity", "train_seconds")
 
 
-def summary_keys(measures):
-    """Keys averaged over seeds per round: sparsities, clean accuracy, measures and r2 failures."""
-    keys = ["target_sparsity", "sparsity", "clean_accuracy"]
-    for measure in measures:
-        keys += [measure] + ([f"{measure}_failures"] if measure in MINIMAL_MEASURES else [])
-    return keys
+def _check(config):
+    guo_suite(config.eval, config.xla)  # checks the eval section before any work
+    distribution(config, "train", wrappers=True)
 
 
-# The linear-model theory of a record (``record["theory"]``, Guo et al. 2018 Theorems 3.1 and
-# 3.2 from tfsparse.metrics.theory.linear_model_bounds), as table headers.
-THEORY_LABELS = {"thm31_r2": "r2 (Thm 3.1)", "thm31_r_inf_bound": "r∞ bound (Thm 3.1)",
-                 "thm32_r2_bound": "r2 bound (Thm 3.2)", "thm32_r_inf_bound": "r∞ bound (Thm 3.2)"}
-
-
-def theory_keys(records):
-    """The flat keys (``theory_<name>``) of the theory values the records carry, in label order."""
-    found = {name for r in records for name in (r.get("theory") or {})}
-    return [f"theory_{name}" for name in THEORY_LABELS if name in found]
-
-
-def table_columns(measures, theory=()):
-    """Columns of the per-round table: round, seeds, target sparsity, the robustness columns,
-    then the theory values beside them (linear models)."""
-    return [("round", "round", "{:d}"), ("n", "seeds", "{:d}"), ("target_sparsity", "target sparsity", "{:.4f}"),
-            *robustness_columns(measures),
-            *[(key, THEORY_LABELS[key[len("theory_"):]], "{:.4f}") for key in theory]]
-
-
-def round_weights_path(run_dir, seed, round_index):
-    """Where the stripped weights of (seed, round) are kept in the run directory ``run_dir``."""
-    return os.path.join(run_dir, "checkpoints", f"seed{seed}", f"round{round_index}.weights.h5")
-
-
-def _save_weights(model, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = path[: -len(".weights.h5")] + ".partial.weights.h5"
-    model.save_weights(partial)
-    os.replace(partial, path)
-
-
-def _log_round(log, entry, rounds, measures):
-    values = " ".join(f"{m} {entry[m]:.4f}" + (f" ({entry[m + '_failures']} failed)" if m in MINIMAL_MEASURES
-                                                else "") for m in measures)
-    log(f"seed {entry['seed']} round {entry['round']}/{rounds}: sparsity {entry['sparsity']:.4f} "
-        f"clean {entry['clean_accuracy']:.4f} {values} (train {entry['train_seconds']:.1f} s, "
-        f"eval {entry['eval_seconds']:.1f} s)")
-
-
-def _facts(config, dataset, measures):
+def _facts(config, dataset):
     """What results.json says about the sweep besides its records (read by :func:`report_section`)."""
     return {"experiment": KIND, "model": config.model.name, "dataset": config.data.name,
             "data_source": dataset.source, "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
-            "seeds": list(config.seeds), "measures": list(measures),
+            "seeds": list(config.seeds), "measures": list(guo_suite(config.eval, config.xla)),
             "num_eval": min(int(config.eval.num_examples), len(dataset.x_test)), "fgs_eps": config.eval.fgs_eps}
 
 
+def _prepare(config, dataset, log):
+    strategy, _ = distribution(config, "train", wrappers=True)  # made once per process: the check's
+    if strategy is not None:
+        log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
+            f"{config.train.batch_size}")
+    return dataset
+
+
+def _units(config, seed):
+    return [engine.Unit(f"round {r}", {"seed": seed, "round": r}) for r in range(config.prune.rounds + 1)]
+
+
+class _SeedWork(engine.Work):
+    """One seed's sweep: the model of its last round (in the strategy's scope under ``distribute``)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.strategy = distribution(self.config, "train", wrappers=True)[0]
+        self.model = None
+
+    def previous(self, round_index):
+        """The model of ``round_index``: the one just pruned, or on resume its kept weights."""
+        if self.model is None:
+            with strategy_scope(self.strategy):
+                self.model = build_model(self.config.model, self.dataset, self.seed)
+                self.model.load_weights(round_weights_path(self.run.path, self.seed, round_index))
+            self.log(f"seed {self.seed}: resuming after round {round_index}")
+        return self.model
+
+    def measure(self, round_index, target, seconds):
+        """Keeps the round's weights and measures it (a single-device copy under ``distribute``)."""
+        model = self.model
+        if self.strategy is not None:
+            model = single_device_copy(model, self.config.model, self.dataset, self.seed)
+        self.save(f"round{round_index}", model)
+        entry = {"target_sparsity": target, "train_seconds": seconds}
+        entry.update(robustness_record(model, self.dataset, self.config))
+        return entry
+
+
+def _run_round(work, unit):
+    """Round 0: train the dense reference; round R: prune ρ of the remaining weights, retrain (Guo §4.1)."""
+    config, dataset, index = work.config, work.dataset, unit.fields["round"]
+    if index == 0:
+        with strategy_scope(work.strategy):
+            work.model = build_model(config.model, dataset, work.seed)
+            started = time.perf_counter()
+            training.train(work.model, dataset.x_train, dataset.y_train, train_section(config), seed=work.seed,
+                           verbose=config.verbose)
+        return work.measure(0, 0.0, time.perf_counter() - started)
+    model = work.previous(index - 1)
+    retrain_cfg = train_section(config, learning_rate=config.prune.retrain_learning_rate,
+                                lr_schedule=config.prune.retrain_lr_schedule, steps=config.prune.retrain_steps,
+                                epochs=0.0)
+    clock = {"start": time.perf_counter()}
+
+    def retrain(wrapped):
+        clock["start"] = time.perf_counter()
+        training.train(wrapped, dataset.x_train, dataset.y_train, retrain_cfg, seed=work.seed, verbose=config.verbose)
+
+    # One round per call: each round is measured outside the strategy's scope.
+    with strategy_scope(work.strategy):
+        work.model = sparsity.progressive_prune(model, rounds=index, rate=config.prune.rate, retrain=retrain,
+                                                keep_dense=tuple(config.prune.keep_dense), start=index)
+    target = sparsity.progressive_targets(config.prune.rounds, config.prune.rate)[index - 1]
+    return work.measure(index, target, time.perf_counter() - clock["start"])
+
+
+def round_line(entry, rounds):
+    """The progress line of one (seed, round) record of a sweep of ``rounds`` rounds."""
+    values = " ".join(f"{m} {entry[m]:.4f}" + (f" ({entry[m + '_failures']} failed)" if m in MINIMAL_MEASURES
+                                                else "") for m in measures_in(entry))
+    return (f"seed {entry['seed']} round {entry['round']}/{rounds}: sparsity {entry['sparsity']:.4f} "
+            f"clean {entry['clean_accuracy']:.4f} {values} (train {entry['train_seconds']:.1f} s, "
+            f"eval {entry['eval_seconds']:.1f} s)")
+
+
+def _summarise(records):
+    return reporting.aggregate(records, "round", summary_keys(measures_in(records[0]) if records else ()))
+
+
+def _write_outputs(run_dir):
+    _, state, config = engine.read_run(run_dir, (KIND,))
+    return write_sweep_outputs(run_dir, state, config)
+
+
+def report_section(run_dirs):
+    """Markdown for one or several sweep run directories (scripts/report.py), one section each.
+
+    Each section: a title (model, data, pruning, seeds, eval size), the attack settings, the
+    per-round table (mean ± 95 % CI over seeds, r2 failure counts), the over-pruning finding
+    (:func:`tfsparse.reporting.over_pruning`) and the figure's path. Computed from the files
+    only, so a run made before ``summary``/``over_pruning`` existed renders the same way.
+
+    Raises:
+      RunDirError: a directory that holds no sweep with records.
+    """
+    sections = []
+    for run_dir in run_dirs:
+        _, state, config = engine.read_run(run_dir, (KIND,))
+        engine.require_records(run_dir, state)
+        sections.append(sweep_section(state, config, os.path.join(run_dir, FIGURE), "###"))
+    return "\n".join(sections)
+
+
+SWEEP = engine.Experiment(kind=KIND, units=_units, run_unit=_run_round, describe=lambda entry: round_line(entry, "?"),
+                          write_outputs=_write_outputs, report=report_section, check=_check, facts=_facts,
+                          summarise=_summarise, work=_SeedWork, prepare=_prepare)
+
+
 def run_sweep(config, workdir, *, resume=False, log=print):
-    """Runs (or with ``resume`` continues) the sweep of ``config`` in ``workdir``.
+    """Runs (or with ``resume`` continues) the sweep of ``config`` in ``workdir`` (:data:`SWEEP`).
 
     Writes ``config.json``, ``results.json`` (status, ``last_completed`` = ``seed S round
     R``, every record so far and the per-round ``summary``; rewritten after each round),
@@ -136,96 +206,18 @@ def run_sweep(config, workdir, *, resume=False, log=print):
 
         run_sweep(guo_mnist.get_config("quick"), "runs/demo")
 
-    Args:
-      config: a validated config (see ``configs/guo_mnist.py``).
-      workdir: the run directory.
-      resume: continue an interrupted run in ``workdir`` (same config).
-      log: progress sink, one line per round.
-
     Returns:
       The absolute path of the run directory.
 
     Raises:
-      ConfigError: bad ``eval`` settings (before any work).
+      ConfigError: bad ``eval`` or ``distribute`` settings (before any work).
       RunDirError: a taken workdir, or nothing to resume.
     """
-    measures = tuple(guo_suite(config.eval, config.xla))  # checks the eval section before any work
-    strategy, _ = distribution(config, "train", wrappers=True)
-    run = Run(workdir, config, KIND, resume=resume).prepare()
-    if run.already_complete:
-        log(f"run {run.path} is already complete; nothing to resume")
-        return run.path
-    dataset = load_data(config.data, log=log)
-    if strategy is not None:
-        log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
-            f"{config.train.batch_size}")
-    records = list((run.previous or {}).get("records", []))
-    dense_cfg = train_section(config)
-    retrain_cfg = train_section(config, learning_rate=config.prune.retrain_learning_rate,
-                                lr_schedule=config.prune.retrain_lr_schedule, steps=config.prune.retrain_steps,
-                                epochs=0.0)
-    with run.start(records=records, **_facts(config, dataset, measures)):
-
-        def record(seed, round_index, target, model, seconds):
-            if strategy is not None:
-                model = single_device_copy(model, config.model, dataset, seed)
-            _save_weights(model, round_weights_path(run.path, seed, round_index))
-            entry = {"seed": seed, "round": round_index, "target_sparsity": target, "train_seconds": seconds}
-            entry.update(robustness_record(model, dataset, config))
-            records.append(entry)
-            run.update(last_completed=f"seed {seed} round {round_index}", records=records,
-                       summary=reporting.aggregate(records, "round", summary_keys(measures)))
-            _log_round(log, entry, config.prune.rounds, measures)
-
-        for seed in config.seeds:
-            done = [r["round"] for r in records if r["seed"] == seed]
-            last = max(done) if done else -1
-            if last == config.prune.rounds:
-                continue
-            with strategy_scope(strategy):
-                model = build_model(config.model, dataset, seed)
-                if last >= 0:
-                    model.load_weights(round_weights_path(run.path, seed, last))
-                    log(f"seed {seed}: resuming after round {last}")
-                else:
-                    started = time.perf_counter()
-                    training.train(model, dataset.x_train, dataset.y_train, dense_cfg, seed=seed,
-                                   verbose=config.verbose)
-            if last < 0:
-                record(seed, 0, 0.0, model, time.perf_counter() - started)
-
-            clock = {"start": time.perf_counter()}
-
-            def retrain(wrapped, seed=seed, clock=clock):
-                clock["start"] = time.perf_counter()
-                training.train(wrapped, dataset.x_train, dataset.y_train, retrain_cfg, seed=seed,
-                               verbose=config.verbose)
-
-            targets = sparsity.progressive_targets(config.prune.rounds, config.prune.rate)
-            for index in range(max(last, 0) + 1, config.prune.rounds + 1):
-                # One round per call: each round is measured outside the strategy's scope.
-                with strategy_scope(strategy):
-                    model = sparsity.progressive_prune(
-                        model, rounds=index, rate=config.prune.rate, retrain=retrain,
-                        keep_dense=tuple(config.prune.keep_dense), start=index,
-                    )
-                record(seed, index, targets[index - 1], model, time.perf_counter() - clock["start"])
-        run.update(**_write_reports(run.path, run.state, config.to_dict()))
-    return run.path
+    spec = dataclasses.replace(SWEEP, describe=lambda entry: round_line(entry, config.prune.rounds))
+    return engine.run_experiment(spec, config, workdir, resume=resume, log=log)
 
 
-def _read_run(run_dir, what):
-    files = []
-    for name in (CONFIG_FILE, RESULTS_FILE):
-        try:
-            with open(os.path.join(run_dir, name), encoding="utf-8") as handle:
-                files.append(json.load(handle))
-        except (OSError, ValueError):
-            raise RunDirError(f"{what}: {run_dir} has no readable {name}; name a sweep's run directory") from None
-    stored, state = files
-    if state.get("pipeline") != KIND:
-        raise RunDirError(f"{what}: {run_dir} holds a {state.get('pipeline')!r} run, not a {KIND!r} sweep")
-    return stored, state
+run_sweep.report = report_section
 
 
 def reevaluate_sweep(config, workdir, *, log=print):
@@ -246,21 +238,14 @@ def reevaluate_sweep(config, workdir, *, log=print):
 
         reevaluate_sweep(guo_mnist.get_config("full"), "/work/runs/guo_lenet300_full")
 
-    Args:
-      config: a config whose ``eval`` section to measure with (validated).
-      workdir: a complete sweep's run directory.
-      log: progress sink, one line per round.
-
-    Returns:
-      The absolute path of the run directory.
-
     Raises:
       ConfigError: bad ``eval`` settings.
       RunDirError: ``workdir`` is not a complete sweep, or a round's weights are missing.
     """
     measures = tuple(guo_suite(config.eval, config.xla))
     path = os.path.abspath(workdir)
-    stored, state = _read_run(path, "--reevaluate")
+    _, state, _ = engine.read_run(path, (KIND,), "--reevaluate")
+    stored = engine.read_json(path, CONFIG_FILE, "--reevaluate")
     if state.get("status") != "complete":
         raise RunDirError(f"--reevaluate: {path} is not a complete sweep ({describe(path)}); finish it with "
                           "--resume (same flags as its start) first")
@@ -284,110 +269,15 @@ def reevaluate_sweep(config, workdir, *, log=print):
         entry = {key: old[key] for key in TRAINING_KEYS}
         entry.update(robustness_record(model, dataset, run_config))
         fresh.append(entry)
-        _log_round(log, entry, run_config.prune.rounds, measures)
+        log(round_line(entry, run_config.prune.rounds))
     history = list(state.get("reevaluated", [])) + [{
         "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "measures": list(measures), "previous_eval": previous_eval,
         "git_commit": results.metadata()["git_commit"]}]
-    state.update(records=fresh, reevaluated=history, **_facts(run_config, dataset, measures))
-    state.update(_write_reports(path, state, run_config.to_dict()))
+    state.update(records=fresh, reevaluated=history, **_facts(run_config, dataset))
+    state.update(write_sweep_outputs(path, state, run_config.to_dict()))
     state["metadata"] = state.pop("metadata", None)  # last, as every results.json has it
     stored["config"] = run_config.to_dict()
     results.write_json(os.path.join(path, CONFIG_FILE), stored)
     results.write_json(os.path.join(path, RESULTS_FILE), state)
     return path
-
-
-def _measures_of(state):
-    return state.get("measures") or [m for m in MEASURES if any(m in r for r in state["records"])]
-
-
-def _flat(record):
-    flat = {k: v for k, v in record.items() if k not in ("layer_sparsity", "theory")}
-    flat.update({f"theory_{k}": v for k, v in (record.get("theory") or {}).items() if not isinstance(v, (dict, list))})
-    return flat
-
-
-def _write_reports(run_dir, state, config_dict):
-    """Writes results.csv, results_summary.csv, results.md and the figure; returns the fields
-    ``summary`` and ``over_pruning`` for results.json."""
-    records, measures = state["records"], _measures_of(state)
-    summary = reporting.aggregate([_flat(r) for r in records], "round", summary_keys(measures) + theory_keys(records))
-    found = reporting.over_pruning(records, measures)
-    results.write_csv(os.path.join(run_dir, "results.csv"), [_flat(r) for r in records])
-    results.write_csv(os.path.join(run_dir, SUMMARY_CSV), summary)
-    seeds = len({r["seed"] for r in records})
-    spread = f"{seeds} seeds, mean ± 95 % CI" if seeds > 1 else "1 seed"
-    plotting.plot_robustness_vs_sparsity(records, os.path.join(run_dir, FIGURE), over_pruning=found,
-                                         title=f"{config_dict['model']['name']} on {config_dict['data']['name']}: "
-                                               f"{spread}")
-    results.atomic_write_text(os.path.join(run_dir, "results.md"),
-                              _section(dict(state, over_pruning=found), config_dict, FIGURE, "#"))
-    return {"summary": summary, "over_pruning": found}
-
-
-def _settings(eval_cfg, measures):
-    parts = []
-    if "r_inf" in measures or "r_inf_rfgs" in measures:
-        parts.append(f"r∞ at ε = {eval_cfg['fgs_eps']:g}" + (
-            f" (rFGS random step {eval_cfg['rfgs_alpha']:g}·ε)" if "r_inf_rfgs" in measures else ""))
-    if "r2" in measures:
-        parts.append(f"DeepFool overshoot {eval_cfg['deepfool_overshoot']:g}, {eval_cfg['deepfool_max_iter']} "
-                     f"iterations, box rule {eval_cfg['deepfool_box_rule']}")
-    if "r2_cw" in measures:
-        parts.append(f"C&W {eval_cfg['cw_binary_search_steps']} × {eval_cfg['cw_steps']} Adam steps, rate "
-                     f"{eval_cfg['cw_learning_rate']:g}, c₀ {eval_cfg['cw_initial_const']:g}, "
-                     f"κ {eval_cfg['cw_confidence']:g}")
-    return "; ".join(parts)
-
-
-def _section(state, config_dict, figure, level):
-    """The markdown of one sweep from its results.json ``state`` and config."""
-    records, measures = state["records"], _measures_of(state)
-    seeds = sorted({r["seed"] for r in records})
-    theory = theory_keys(records)
-    summary = reporting.aggregate([_flat(r) for r in records], "round", summary_keys(measures) + theory)
-    found = state.get("over_pruning") or reporting.over_pruning(records, measures)
-    prune, num_eval = config_dict["prune"], records[0]["num_eval"]
-    data = state.get("data_source", config_dict["data"].get("data_dir") or "embedded sample")
-    sizes = f", {state['num_train']:,} train / {state['num_test']:,} test" if "num_train" in state else ""
-    lines = [
-        f"{level} {config_dict['model']['name']} on {config_dict['data']['name']} ({data}{sizes}): progressive "
-        f"pruning, ρ = {prune['rate']:.3g}, {prune['rounds']} rounds; {len(seeds)} seed(s); measures on the first "
-        f"{num_eval:,} test images",
-        "",
-        f"Mean over seeds ± 95 % CI half-width (Student t; none for one seed). "
-        f"{_settings(config_dict['eval'], measures)}. "
-        f"*failures*: correctly classified images the r2 attack to their left did not flip (mean per seed, out of "
-        f"{num_eval:,}); they are left out of that r2's mean.",
-        "",
-        reporting.markdown_table(summary, table_columns(measures, theory)),
-        reporting.over_pruning_text(found, MEASURE_LABELS),
-        f"![robustness vs sparsity]({figure})",
-        "",
-    ]
-    if state.get("reevaluated"):
-        last = state["reevaluated"][-1]
-        lines.insert(-2, f"Re-evaluated from the kept weights on {last['at']} "
-                         f"(measures {', '.join(last['measures'])}).\n")
-    return "\n".join(lines)
-
-
-def report_section(run_dirs):
-    """Markdown for one or several sweep run directories (scripts/report.py), one section each.
-
-    Each section: a title (model, data, pruning, seeds, eval size), the attack settings, the
-    per-round table (mean ± 95 % CI over seeds, r2 failure counts), the over-pruning finding
-    (:func:`tfsparse.reporting.over_pruning`) and the figure's path. Computed from the files
-    only, so a run made before ``summary``/``over_pruning`` existed renders the same way.
-
-    Raises:
-      RunDirError: a directory that holds no sweep with records.
-    """
-    sections = []
-    for run_dir in run_dirs:
-        stored, state = _read_run(run_dir, "report")
-        if not state.get("records"):
-            raise RunDirError(f"report: {run_dir} has no completed round yet ({describe(run_dir)})")
-        sections.append(_section(state, stored["config"], os.path.join(run_dir, FIGURE), "###"))
-    return "\n".join(sections)

@@ -10,11 +10,12 @@ attacked — the logits, or the softmax probabilities that Caffe's ``prob`` laye
 
 Every measurement goes through :func:`tfsparse.pipelines._build.robustness_record`, the
 sweep's evaluator, so r2 follows the sweep's failure rule and carries its failure count.
-The unit of work is one (model, seed): its rows go to ``results.json`` when all its lengths
-and variants are measured, and ``--resume`` continues with the next one.
+A declaration on the experiment engine (:mod:`~tfsparse.pipelines.engine`): the unit of work
+is one row (model, seed, length, variant), written to ``results.json`` as it is measured; the
+seed's training run of a model is made once, for its first row, and kept for the others (a
+resumed run trains it again: the same seed gives the same weights).
 """
 
-import json
 import os
 import time
 
@@ -25,12 +26,11 @@ from tfsparse import results
 from tfsparse import training
 from tfsparse.compat import keras
 from tfsparse.errors import ConfigError
+from tfsparse.pipelines import engine
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import guo_suite
-from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import robustness_record
 from tfsparse.pipelines._build import train_section
-from tfsparse.pipelines._run import Run
 
 KIND = "guo_r2_gap"
 OUTPUTS = ("logits", "softmax")
@@ -89,51 +89,61 @@ def with_softmax(model):
     return keras.Sequential([model, keras.layers.Softmax()], name=f"{model.name}_softmax")
 
 
-def run_r2_gap(config, workdir, *, resume=False, log=print):
-    """Runs (or with ``resume`` continues) the r2-gap experiment of ``config`` in ``workdir``.
+def _check(config):
+    _lengths(config)
+    variant_configs(config)
 
-    Writes ``config.json``, ``results.json`` (rows so far) and when complete ``results.csv``
-    and ``results.md`` (rows averaged over seeds, mean ± 95 % CI). Returns the run directory.
-    """
-    lengths = _lengths(config)
-    variants = variant_configs(config)
-    run = Run(workdir, config, KIND, resume=resume).prepare()
-    if run.already_complete:
-        log(f"run {run.path} is already complete; nothing to resume")
-        return run.path
-    dataset = load_data(config.data, log=log)
-    rows = list((run.previous or {}).get("records", []))
-    with run.start(experiment=KIND, dataset=config.data.name, records=rows):
-        for name in config.models:
-            model_cfg = ml_collections.ConfigDict(config.model.to_dict())
-            model_cfg.name = name
-            for seed in config.seeds:
-                if any(r["model"] == name and r["seed"] == seed for r in rows):
-                    continue
-                model = build_model(model_cfg, dataset, seed)
-                snapshots = _Snapshots(lengths)
-                started = time.perf_counter()
-                training.train(model, dataset.x_train, dataset.y_train, train_section(config), seed=seed,
-                               verbose=config.verbose, callbacks=[snapshots])
-                log(f"{name} seed {seed}: trained {lengths[-1]:,} iterations in {time.perf_counter() - started:.0f} s")
-                for steps in lengths:
-                    model.set_weights(snapshots.weights[steps])
-                    for variant, (output, measured) in variants.items():
-                        attacked = with_softmax(model) if output == "softmax" else model
-                        measured.model.name = name
-                        record = robustness_record(attacked, dataset, measured)
-                        measure = next(iter(guo_suite(measured.eval, measured.xla)))
-                        row = {"model": name, "seed": seed, "train_steps": steps, "variant": variant,
-                               "output": output, "measure": measure, "clean_accuracy": record["clean_accuracy"],
-                               "r2": record[measure], "failures": record[f"{measure}_failures"],
-                               "num_eval": record["num_eval"], "eval_seconds": record["eval_seconds"]}
-                        rows.append(row)
-                        log(f"{name} seed {seed} @ {steps:,}: {variant}: r2 {row['r2']:.3f} "
-                            f"({row['failures']} failures, {row['eval_seconds']:.1f} s)")
-                run.update(last_completed=f"{name} seed {seed}", records=rows)
-        results.write_csv(os.path.join(run.path, "results.csv"), rows)
-        results.atomic_write_text(os.path.join(run.path, "results.md"), report_section([run.path]))
-    return run.path
+
+def _units(config, seed):
+    return [engine.Unit(f"{name} @ {steps} {variant}",
+                        {"model": name, "seed": seed, "train_steps": steps, "variant": variant})
+            for name in config.models for steps in _lengths(config) for variant in config.variants]
+
+
+def _trained(work, name):
+    """The Caffe-policy training run of ``name`` for this seed, with its weights at every length."""
+    config, dataset, lengths = work.config, work.dataset, _lengths(work.config)
+    model_cfg = ml_collections.ConfigDict(config.model.to_dict())
+    model_cfg.name = name
+    model = build_model(model_cfg, dataset, work.seed)
+    snapshots = _Snapshots(lengths)
+    started = time.perf_counter()
+    training.train(model, dataset.x_train, dataset.y_train, train_section(config), seed=work.seed,
+                   verbose=config.verbose, callbacks=[snapshots])
+    work.log(f"{name} seed {work.seed}: trained {lengths[-1]:,} iterations in {time.perf_counter() - started:.0f} s")
+    return model, snapshots.weights
+
+
+def _measure_row(work, unit):
+    """r2 of the model after ``train_steps`` iterations under one variant (its eval keys and output)."""
+    name, steps, variant = unit.fields["model"], unit.fields["train_steps"], unit.fields["variant"]
+    model, weights = work.once(f"trained {name}", lambda: _trained(work, name))
+    output, measured = work.once("variants", lambda: variant_configs(work.config))[variant]
+    model.set_weights(weights[steps])
+    attacked = with_softmax(model) if output == "softmax" else model
+    measured.model.name = name
+    record = robustness_record(attacked, work.dataset, measured)
+    measure = next(iter(guo_suite(measured.eval, measured.xla)))
+    return {"output": output, "measure": measure, "clean_accuracy": record["clean_accuracy"],
+            "r2": record[measure], "failures": record[f"{measure}_failures"], "num_eval": record["num_eval"],
+            "eval_seconds": record["eval_seconds"]}
+
+
+def _write_outputs(run_dir):
+    _, state, _ = engine.read_run(run_dir, (KIND,))
+    results.write_csv(os.path.join(run_dir, "results.csv"), state["records"])
+    results.atomic_write_text(os.path.join(run_dir, "results.md"), report_section([run_dir]))
+
+
+# Runs (or with resume continues) the r2-gap experiment of a config: run_r2_gap(config, workdir, *,
+# resume=False, log=print) writes config.json, results.json (rows so far) and when complete
+# results.csv and results.md (rows averaged over seeds, mean ± 95 % CI); returns the run directory.
+run_r2_gap = engine.Experiment(
+    kind=KIND, check=_check, units=_units, run_unit=_measure_row, write_outputs=_write_outputs,
+    report=lambda run_dirs: report_section(run_dirs),
+    facts=lambda config, dataset: {"experiment": KIND, "dataset": config.data.name},
+    describe=lambda row: (f"{row['model']} seed {row['seed']} @ {row['train_steps']:,}: {row['variant']}: r2 "
+                          f"{row['r2']:.3f} ({row['failures']} failures, {row['eval_seconds']:.1f} s)"))
 
 
 def pivot(rows):
@@ -161,10 +171,8 @@ def report_section(run_dirs):
     """Markdown: r2 per model and training length, one column per variant (mean ± 95 % CI over seeds)."""
     blocks = []
     for run_dir in run_dirs:
-        with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as handle:
-            rows = json.load(handle)["records"]
-        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as handle:
-            config = json.load(handle)["config"]
+        _, state, config = engine.read_run(run_dir, (KIND,))
+        rows = state["records"]
         seeds = sorted({r["seed"] for r in rows})
         n = rows[0]["num_eval"] if rows else 0
         summary, columns = pivot(rows)
