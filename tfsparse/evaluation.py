@@ -89,7 +89,8 @@ def _numbers(outputs):
     return tuple(tf.cast(o, tf.int32) if o.dtype == tf.bool else o for o in outputs)
 
 
-def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, stochastic=False, strategy=None):
+def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, stochastic=False, strategy=None,
+             adversarial_examples=False):
     """Runs ``attacks`` on ``(x, y)`` and summarises each, plus the worst case per sample.
 
     Every attack runs on all samples, so each attack's numbers stand alone. Fixed-budget attacks
@@ -124,6 +125,8 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
       strategy: a ``tf.distribute`` strategy to shard every attack's batches over its replicas
         and workers (:func:`run_sharded`; the report equals the single-process one but for
         ``seconds``), or None.
+      adversarial_examples: also keep each attack's examples as ``x_adv`` in its entry (e.g. for
+        the loss on them); off by default, so reports stay JSON-sized.
 
     Returns:
       ``{"n", "clean_accuracy", "attacks": {key: {...}}, "worst_case": {...} or None,
@@ -172,6 +175,8 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
             entry["success_rate_all"] = float(np.mean(~result.adv_correct))
         if result.queries is not None:
             entry["queries_per_sample"] = int(result.queries.max())
+        if adversarial_examples:
+            entry["x_adv"] = result.x_adv
         report["attacks"][_key(attack, report["attacks"])] = entry
     report["worst_case"] = (
         {"accuracy": float(np.mean(robust)), "attacks": linf_attacks} if linf_attacks else None
@@ -202,47 +207,88 @@ def _flags(model, attacks, by_kind, stochastic, n):
     return found
 
 
-def evaluate_as(model, x, y, columns, *, worst_case=None, **kwargs):
-    """:func:`evaluate` as one flat record under a table's own column names (a mapping, not a wrapper).
+# The report-level values a :func:`measure` column can name instead of an attack's entry.
+REPORT_VALUES = {
+    "n": lambda report: report["n"],
+    "clean": lambda report: report["clean_accuracy"],
+    "worst_case": lambda report: report["worst_case"]["accuracy"] if report["worst_case"] else None,
+    "warnings": lambda report: report["warnings"],
+    "flags": lambda report: [flag["flag"] for flag in report["flags"]],
+    "reprs": lambda report: {key: entry["repr"] for key, entry in report["attacks"].items()},
+}
+OPTIONAL_STATS = ("queries_per_sample",)  # absent for attacks that do not count queries
+
+
+def measure(model, x, y, columns, **kwargs):
+    """The one measure path: :func:`evaluate` as one flat record under a table's own column names.
+
+    Every table, ``train`` / ``prune`` / ``tune``, the artifact check of ``export`` and the
+    training callbacks measure through this function; what differs between them is the
+    mapping ``columns`` (a table's column names), not another wrapper.
+
+    Example::
+
+        pgd = PGD(eps=0.3, step_size=0.01, steps=40)
+        measure(model, x, y, [("pgd_accuracy", pgd), ("pgd", pgd, "repr"), ("num_eval", "n")])
 
     Args:
       model, x, y: as in :func:`evaluate`.
-      columns: ``[(field, attack)]`` in order: ``field`` holds the ``accuracy`` of ``attack``
-        (None for an attack of None: a column the table leaves empty for this model, e.g.
-        EOT-PGD on a deterministic one). The attacks that are not None form the suite.
-      worst_case: the field of the per-sample worst case over the suite's l∞ attacks, or None.
-      **kwargs: ``batch_size``, ``seed``, ``stochastic``, ... of :func:`evaluate`.
+      columns: ``[(field, source)]`` or ``[(field, attack, stat)]`` in record order. An
+        attack as source is its ``accuracy``; ``(field, attack, stat)`` any key of its report
+        entry (``r2``, ``failures``, ``mean_l2``, ``repr``, ``success_rate``,
+        ``success_rate_all``, ``seconds``, ``queries_per_sample`` — None when not counted —,
+        ``x_adv`` with ``adversarial_examples=True``);
+        an attack of None leaves the field None (a column the table leaves empty for this
+        model, e.g. EOT-PGD on a deterministic one); a string source is a report-level value
+        of :data:`REPORT_VALUES` (``n``, ``clean`` accuracy of ``(x, y)``, ``worst_case``
+        accuracy over the l∞ attacks, ``warnings``, ``flags`` ids, ``reprs``). The distinct
+        attacks (by identity) form the suite, in order of first use.
+      **kwargs: ``batch_size``, ``seed``, ``stochastic``, ``strategy``, ``progress``,
+        ``adversarial_examples`` of :func:`evaluate`.
 
     Returns:
-      ``{field: accuracy, ..., worst_case: accuracy, "num_eval": n, "attacks": {key: repr},
-      "flags": [flag ids]}``.
+      ``{field: value}`` in the order of ``columns``.
+
+    Raises:
+      ValueError: an unknown report value or stat, or no attack at all.
     """
-    report = evaluate(model, x, y, [attack for _, attack in columns if attack is not None], **kwargs)
-    entries = iter(report["attacks"].values())
-    record = {field: next(entries)["accuracy"] if attack is not None else None for field, attack in columns}
-    if worst_case:
-        record[worst_case] = report["worst_case"]["accuracy"]
-    record.update(num_eval=report["n"], attacks={key: entry["repr"] for key, entry in report["attacks"].items()},
-                  flags=[flag["flag"] for flag in report["flags"]])
+    suite = []
+    for column in columns:
+        source = column[1]
+        if not isinstance(source, str) and source is not None and all(source is not a for a in suite):
+            suite.append(source)
+    report = evaluate(model, x, y, suite, **kwargs)
+    entries = dict(zip((id(attack) for attack in suite), report["attacks"].values()))
+    record = {}
+    for field, source, *stat in columns:
+        if isinstance(source, str):
+            if source not in REPORT_VALUES:
+                raise ValueError(f"measure: {field}: unknown report value {source!r}; choose from {sorted(REPORT_VALUES)}")
+            record[field] = REPORT_VALUES[source](report)
+        elif source is None:
+            record[field] = None
+        else:
+            entry, stat = entries[id(source)], (stat or ["accuracy"])[0]
+            if stat not in entry and stat not in OPTIONAL_STATS:
+                raise ValueError(f"measure: {field}: {source.name} reports no {stat!r}; it has {sorted(entry)}")
+            record[field] = entry.get(stat)
     return record
 
 
-def black_box_record(model, x, y, attack, *, prefix, **kwargs):
-    """A black-box attack (e.g. ZOO, Chen et al. 2017) on ``(x, y)`` as ``<prefix>_*`` record fields.
+def black_box_columns(attack, prefix):
+    """The columns of a black-box attack (e.g. ZOO, Chen et al. 2017) as ``<prefix>_*`` fields of :func:`measure`.
 
     Its success is counted both ways: ``success_over_correct`` over the clean-correct samples
     (Chen et al.'s count) and ``success_over_samples`` over all attacked samples (Rakin et
     al. 2019, RSR Table 3: "classified to a wrong class by the attack"); beside them
     ``mean_l2`` over the flipped samples (NaN when none flipped), the clean accuracy and size
     of the sample, the attack's seconds and its queries per sample (None when not counted).
-    ``**kwargs`` go to :func:`evaluate`.
     """
-    report = evaluate(model, x, y, [attack], **kwargs)
-    (entry,) = report["attacks"].values()
-    fields = {"success_over_correct": entry["success_rate"], "success_over_samples": entry["success_rate_all"],
-              "mean_l2": entry["mean_l2"], "clean_accuracy": report["clean_accuracy"], "num_examples": report["n"],
-              "seconds": entry["seconds"], "queries_per_sample": entry.get("queries_per_sample")}
-    return {f"{prefix}_{key}": value for key, value in fields.items()}
+    stats = (("success_over_correct", "success_rate"), ("success_over_samples", "success_rate_all"),
+             ("mean_l2", "mean_l2"))
+    return ([(f"{prefix}_{field}", attack, stat) for field, stat in stats]
+            + [(f"{prefix}_clean_accuracy", "clean"), (f"{prefix}_num_examples", "n"),
+               (f"{prefix}_seconds", attack, "seconds"), (f"{prefix}_queries_per_sample", attack, "queries_per_sample")])
 
 
 ALIASES = {"cw": "cw_l2", "eot": "eot_pgd", "fgs": "fgsm", "rfgs": "rfgsm", "aa": "autoattack",

@@ -30,7 +30,7 @@ from tfsparse import attacks as attack_lib
 from tfsparse.attacks.base import loss_per_sample
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
-from tfsparse.metrics.diagnostics import has_random_inference
+from tfsparse.layers import has_inference_noise
 
 MODEL_OUTPUTS = ("logits", "probabilities")
 PROBE = 64  # inputs used by the output and randomness probes
@@ -63,8 +63,9 @@ class LogProbabilities:
 
 
 def is_random_at_inference(model, x):
-    """True if a layer declares inference noise or two passes over ``x`` differ."""
-    if has_random_inference(model):
+    """True if a layer declares inference noise (:func:`tfsparse.layers.has_inference_noise`) or two passes
+    over ``x`` differ: the one randomness detector the evaluation acts on."""
+    if has_inference_noise(model):
         return True
     first = np.asarray(model(x, training=False))
     second = np.asarray(model(x, training=False))

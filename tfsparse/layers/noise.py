@@ -308,5 +308,17 @@ def set_inference_noise(model, on):
 
 
 def has_inference_noise(model):
-    """True if any CNI/PNI layer of ``model`` keeps its noise on at inference."""
-    return any(layer.inference_noise for layer in noisy_layers(model))
+    """True if ``model`` declares a random forward pass at inference: the one declared-randomness detector.
+
+    Any layer (nested models and pruning wrappers included) with a truthy ``inference_noise``
+    counts: a CNI/PNI layer keeping its noise on (RSR), or a user's layer following the same
+    convention. A model without layers (a plain SavedModel signature) declares none; whether
+    it is random all the same is found by running it (:func:`tfsparse.sanity.is_random_at_inference`).
+    """
+    for layer in getattr(model, "layers", []):
+        inner = getattr(layer, "layer", layer)
+        if bool(getattr(inner, "inference_noise", False)):
+            return True
+        if hasattr(inner, "layers") and has_inference_noise(inner):
+            return True
+    return False

@@ -6,7 +6,8 @@ from tfsparse.metrics.diagnostics import check_accuracy_reaches_zero
 from tfsparse.metrics.diagnostics import check_eot_for_stochastic_model
 from tfsparse.metrics.diagnostics import check_multi_step_not_weaker
 from tfsparse.metrics.diagnostics import check_white_box_beats_black_box
-from tfsparse.metrics.diagnostics import has_random_inference
+# The one declared-randomness detector lives with the noise layers; this is its name here.
+from tfsparse.layers import has_inference_noise as has_random_inference
 from tfsparse.metrics.intervals import mean_interval
 from tfsparse.metrics.intervals import wilson_interval
 from tfsparse.metrics.lipschitz import lipschitz_bound

@@ -7,6 +7,8 @@ AutoAttack's ``checks.py``, each documents when it warns and why that matters.
 
 import numpy as np
 
+from tfsparse.layers import has_inference_noise
+
 
 def check_multi_step_not_weaker(single_step_accuracy, multi_step_accuracy, *, tol=0.0) -> list:
     """Warns if an iterative attack (PGD) leaves higher accuracy than a single step (FGS).
@@ -81,29 +83,17 @@ def check_accuracy_reaches_zero(eps_values, accuracies, *, tol=0.0) -> list:
     return warnings
 
 
-def has_random_inference(model) -> bool:
-    """True if any layer of ``model`` (nested models and wrappers included) has a truthy
-    ``inference_noise`` attribute, i.e. a random forward pass at inference (RSR's CNI)."""
-    for layer in getattr(model, "layers", []):  # a plain SavedModel signature has no layers
-        inner = getattr(layer, "layer", layer)
-        if bool(getattr(inner, "inference_noise", False)):
-            return True
-        if hasattr(inner, "layers") and has_random_inference(inner):
-            return True
-    return False
-
-
 def check_eot_for_stochastic_model(model, attacks, *, stochastic=False) -> list:
     """Warns if a model with inference noise was attacked without EOT.
 
-    Raised if: ``stochastic`` is True or :func:`has_random_inference` finds a noisy layer, and no
+    Raised if: ``stochastic`` is True or :func:`tfsparse.layers.has_inference_noise` finds a noisy layer, and no
     attack in ``attacks`` averages gradients over several forward passes (``grad_samples > 1``,
     i.e. :class:`~tfsparse.attacks.EOTPGD`).
     Explanation: one noisy gradient is a poor direction, so plain attacks underestimate the
     attack surface of a randomised model (Athalye et al. §4.2, "stochastic gradients"); RSR's
     noise-injected networks must be evaluated with EOT.
     """
-    if not (stochastic or has_random_inference(model)):
+    if not (stochastic or has_inference_noise(model)):
         return []
     if any(getattr(attack, "grad_samples", 1) > 1 for attack in attacks):
         return []

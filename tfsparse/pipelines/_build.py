@@ -260,7 +260,7 @@ def robustness_record(model, dataset, config):
 
     The measures (Guo et al. 2018 §4: r∞ by FGS / rFGS, eq. 1 and 5; r2 by DeepFool / C&W, with
     ``<key>_failures`` and the failure rule of :func:`tfsparse.metrics.robustness.minimal_distances`) come from
-    :func:`tfsparse.evaluation.evaluate` on the first ``config.eval.num_examples`` test images.
+    :func:`tfsparse.evaluation.measure` on the first ``config.eval.num_examples`` test images.
     For a linear model (``model.name`` linear / linear_binary) the record also holds
     ``theory``: the Theorem 3.1 / 3.2 values of :func:`tfsparse.metrics.theory.linear_model_bounds`
     on the same images at ε = ``eval.fgs_eps``.
@@ -268,17 +268,13 @@ def robustness_record(model, dataset, config):
     x_eval, y_eval = eval_subset(dataset, config.eval.num_examples)
     started = time.perf_counter()
     clean = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
-    suite = guo_suite(config.eval, config.xla)
-    report = evaluation.evaluate(model, x_eval, y_eval, list(suite.values()), batch_size=config.eval.batch_size)
+    columns = []
+    for measure, attack in guo_suite(config.eval, config.xla).items():
+        columns += ([(measure, attack, "r2"), (f"{measure}_failures", attack, "failures")]
+                    if measure in MINIMAL_MEASURES else [(measure, attack)])
+    measured = evaluation.measure(model, x_eval, y_eval, columns, batch_size=config.eval.batch_size)
     stats = sparsity.weight_sparsity(model)
-    record = {"sparsity": stats["overall"], "clean_accuracy": clean}
-    for measure, attack in suite.items():
-        entry = report["attacks"][attack.name]
-        if measure in MINIMAL_MEASURES:
-            record[measure] = entry["r2"]
-            record[f"{measure}_failures"] = entry["failures"]
-        else:
-            record[measure] = entry["accuracy"]
+    record = {"sparsity": stats["overall"], "clean_accuracy": clean, **measured}
     record.update({
         "num_eval": len(x_eval),
         "eval_seconds": time.perf_counter() - started,

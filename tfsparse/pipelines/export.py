@@ -107,9 +107,9 @@ def artifact_robustness(model, output, report, dataset, config, log=print):
                               jit_compile=jit_compile)
 
     def measured(target, suite):
-        found = evaluation.evaluate(target, x, y, suite, batch_size=cfg.batch_size, seed=config.seed)
-        pgd_entry, square_entry = found["attacks"].values()  # in suite order
-        return {"clean": found["clean_accuracy"], "pgd": pgd_entry["accuracy"], "square": square_entry["accuracy"]}
+        first, second = suite
+        return evaluation.measure(target, x, y, [("clean", "clean"), ("pgd", first), ("square", second)],
+                                  batch_size=cfg.batch_size, seed=config.seed)
 
     log(f"robustness: float model, {len(x)} test images, eps {cfg.eps:g}")
     reference = measured(float_model, [pgd, square(jit)])

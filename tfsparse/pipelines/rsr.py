@@ -155,7 +155,7 @@ def pgd_accuracy(model, x, y, config, batch_size):
         from tfsparse.metrics import clean_accuracy
 
         return clean_accuracy(model, x, y, batch_size=batch_size), "none"
-    report = evaluation.evaluate(model, x, y, [eval_attack(config, model)], batch_size=batch_size,
-                                 seed=config.pgd.seed)
-    (entry,) = report["attacks"].values()
-    return entry["accuracy"], entry["repr"]
+    attack = eval_attack(config, model)
+    found = evaluation.measure(model, x, y, [("accuracy", attack), ("repr", attack, "repr")], batch_size=batch_size,
+                               seed=config.pgd.seed)
+    return found["accuracy"], found["repr"]

@@ -10,8 +10,8 @@
 * :func:`with_sigma_rule` — the same weights with σ of eq. 4 measured by another rule;
 * :func:`sources` — RSR Table 3's transfer sources, trained (or loaded) once per run;
 * :func:`whitebox_measures` / :func:`blackbox_measures` — what one setting records (one
-  :func:`tfsparse.evaluation.evaluate_as` call per suite; ZOO by
-  :func:`tfsparse.evaluation.black_box_record` on RSR's seeded random test images).
+  :func:`tfsparse.evaluation.measure` call per suite; ZOO by its
+  :func:`tfsparse.evaluation.black_box_columns` on RSR's seeded random test images).
 """
 
 import shutil
@@ -167,6 +167,10 @@ def sources(work):
     return made
 
 
+# What every RSR record says of its evaluation besides the columns (after them, as always).
+SUITE_FACTS = [("num_eval", "n"), ("attacks", "reprs"), ("flags", "flags")]
+
+
 def whitebox_measures(model, dataset, config, context):
     """Clean, FGSM, PGD, EOT-PGD (noisy models), AutoAttack accuracy and their worst case (one evaluate call)."""
     del context
@@ -178,9 +182,10 @@ def whitebox_measures(model, dataset, config, context):
                ("eot_pgd_accuracy", robust.eval_attack(config, model, eot=True) if noisy else None),
                ("autoattack_accuracy", None if auto.version == "off" else attacks.AutoAttack(
                    eps=config.pgd.eps, version=auto.version, steps=int(auto.steps),
-                   eot_samples=int(auto.eot_samples) if noisy else 1))]
-    measured = evaluation.evaluate_as(model, x, y, columns, worst_case="worst_case_accuracy",
-                                      batch_size=config.table.batch_size, seed=config.pgd.seed, stochastic=noisy)
+                   eot_samples=int(auto.eot_samples) if noisy else 1)),
+               ("worst_case_accuracy", "worst_case"), *SUITE_FACTS]
+    measured = evaluation.measure(model, x, y, columns, batch_size=config.table.batch_size, seed=config.pgd.seed,
+                                  stochastic=noisy)
     clean = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.table.batch_size)
     return {"clean_accuracy": clean, **measured}
 
@@ -203,13 +208,13 @@ def blackbox_measures(model, dataset, config, context):
     # Each source is deterministic: the PGD of eval_attack, crafted on it, scored on the target.
     columns = [("pgd_accuracy", robust.eval_attack(config, model))] + [
         (f"transfer_{name}", attacks.TransferAttack(source_model=source, attack=robust.eval_attack(config, source)))
-        for name, source in context["sources"].items()]
-    measured = evaluation.evaluate_as(model, x, y, columns, batch_size=config.table.batch_size, seed=config.pgd.seed,
-                                      stochastic=has_inference_noise(model))
+        for name, source in context["sources"].items()] + SUITE_FACTS
+    measured = evaluation.measure(model, x, y, columns, batch_size=config.table.batch_size, seed=config.pgd.seed,
+                                  stochastic=has_inference_noise(model))
     record = {"clean_accuracy": metrics.clean_accuracy(model, dataset.x_test, dataset.y_test,
                                                        batch_size=config.table.batch_size), **measured}
     record.update({key: record.pop(key) for key in list(record) if key.startswith("transfer_")})  # after flags
     x_zoo, y_zoo = zoo_subset(dataset, config)
-    record.update(evaluation.black_box_record(model, x_zoo, y_zoo, zoo_attack(config), prefix="zoo",
-                                              batch_size=config.table.batch_size, seed=config.pgd.seed))
+    record.update(evaluation.measure(model, x_zoo, y_zoo, evaluation.black_box_columns(zoo_attack(config), "zoo"),
+                                     batch_size=config.table.batch_size, seed=config.pgd.seed))
     return record

@@ -26,9 +26,9 @@ accuracy (whole test split), and on the first ``table.num_examples`` test images
 noisy models only — on a deterministic model it equals PGD) and AutoAttack
 (``autoattack.version``, ``rand`` for random models; one draw per gradient on deterministic
 models, where more draws average identical gradients) accuracy, their per-sample worst case
-and weight sparsity (:func:`tfsparse.evaluation.evaluate_as`). Black-box settings (kind
+and weight sparsity (:func:`tfsparse.evaluation.measure`). Black-box settings (kind
 ``rsr_blackbox``, RSR Table 3) record ZOO's success rate on ``zoo.num_examples`` seeded random
-test images, counted both ways (:func:`tfsparse.evaluation.black_box_record`: over the correctly
+test images, counted both ways (:func:`tfsparse.evaluation.black_box_columns`: over the correctly
 classified samples, Chen et al.'s count, and over all attacked test samples, RSR's), and the
 accuracy under PGD examples transferred from each source model of ``transfer.sources``, beside
 the white-box PGD accuracy; every attack queries the target as deployed (RSR's with its

@@ -30,6 +30,7 @@ import ml_collections
 import numpy as np
 
 from tfsparse import attacks
+from tfsparse import evaluation
 from tfsparse import metrics
 from tfsparse import plotting
 from tfsparse import reporting
@@ -37,7 +38,6 @@ from tfsparse import results
 from tfsparse import sparsity
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
-from tfsparse.evaluation import evaluate
 from tfsparse.metrics.weights import weight_measures
 from tfsparse.pipelines import engine
 from tfsparse.pipelines._build import build_model
@@ -189,28 +189,28 @@ def run_unit(work, unit):
 
 def measure(model, reference, dataset, config, method):
     """A Wang row's columns for a stripped model (``reference``: the dense one): clean accuracy (whole test split),
-    :func:`~tfsparse.pipelines._build.wang_suite` accuracies by the one evaluator on ``measure.num_examples`` test
+    :func:`~tfsparse.pipelines._build.wang_suite` accuracies by the one measure path on ``measure.num_examples`` test
     images, the distortion lower bound (:func:`tfsparse.metrics.distortion_lower_bound`: bisected PGD ε, mean l∞ ε
     and l2 found, [0, 1] pixel units) and :func:`tfsparse.metrics.weights.weight_measures` (Thm 2, Figs. 1–4)."""
     e, started = config.measure, time.perf_counter()
     x_eval, y_eval = eval_subset(dataset, e.num_examples)
-    report = evaluate(model, x_eval, y_eval, wang_suite(e, config.pgd.eps, config.xla), batch_size=e.batch_size,
-                      seed=config.pgd.seed)
+    pgd, *autoattack = wang_suite(e, config.pgd.eps, config.xla)
+    found = evaluation.measure(model, x_eval, y_eval, [
+        ("pgd_accuracy", pgd), ("pgd_attack", pgd, "repr"), ("autoattack_accuracy", (autoattack or [None])[0]),
+        ("worst_case_accuracy", "worst_case"), ("flags", "flags")], batch_size=e.batch_size, seed=config.pgd.seed)
     x_dist, y_dist = eval_subset(dataset, e.distortion_examples)
     bound = metrics.distortion_lower_bound(model, x_dist, y_dist.astype(np.int32), eps_max=e.distortion_eps_max,
                                            steps=int(e.distortion_steps), bisection_steps=int(e.distortion_bisections),
                                            batch_size=e.batch_size, seed=config.pgd.seed)
     weights = weight_measures(model, reference, structured=method in ("fp", "ns"), bins=config.figures.histogram_bins,
                               lipschitz_iterations=e.lipschitz_iterations, lipschitz_tol=e.lipschitz_tol)
-    pgd_entry = report["attacks"]["pgd"]
+    flags = found.pop("flags")
     return {
         "clean_accuracy": metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=e.batch_size),
-        "eps": float(config.pgd.eps), "pgd_accuracy": pgd_entry["accuracy"], "pgd_attack": pgd_entry["repr"],
-        "autoattack_accuracy": report["attacks"]["autoattack"]["accuracy"] if e.autoattack else None,
-        "worst_case_accuracy": report["worst_case"]["accuracy"],
+        "eps": float(config.pgd.eps), **found,
         "distortion_eps": bound["mean_eps"], "distortion_l2": bound["mean_l2"],
         "distortion_not_found": bound["not_found"], "distortion_units": bound["units"], **weights,
-        "num_eval": len(x_eval), "num_distortion": len(x_dist), "flags": [f["flag"] for f in report["flags"]],
+        "num_eval": len(x_eval), "num_distortion": len(x_dist), "flags": flags,
         "eval_seconds": time.perf_counter() - started,
     }
 

@@ -31,8 +31,8 @@ Per seed, from one set of initial weights θ0 (``build_model`` with that seed):
 
 Adversarial training is the PGD recipe of the ``pgd`` and ``adversarial_train`` sections
 (:func:`tfsparse.pipelines.rsr.adversarial_model`: Madry et al. 2018; Wang et al. use
-PGD-10, ε 8/255, step 2/255 on CIFAR). Each row is measured by the one evaluator
-(:func:`tfsparse.evaluation.evaluate`): clean accuracy on the whole test split, PGD-k
+PGD-10, ε 8/255, step 2/255 on CIFAR). Each row is measured by the one measure path
+(:func:`tfsparse.evaluation.measure`): clean accuracy on the whole test split, PGD-k
 accuracy (``pgd.eval_steps``, Wang: 100) at the training ε and step on the first
 ``pgd.eval_examples`` test images, AutoAttack accuracy on the same images when
 ``robust_eval.autoattack`` is set, weight sparsity counted in the stripped kernels, and for
@@ -144,22 +144,17 @@ def measure(model, dataset, config):
     jit = xla_setting(config.xla)
     x, y = eval_subset(dataset, pgd.eval_examples)
     started = time.perf_counter()
-    suite = [attacks.PGD(eps=pgd.eps, step_size=pgd.step_size, steps=int(pgd.eval_steps), jit_compile=jit)]
+    attack = attacks.PGD(eps=pgd.eps, step_size=pgd.step_size, steps=int(pgd.eval_steps), jit_compile=jit)
+    columns = [("pgd_accuracy", attack), ("pgd", attack, "repr"), ("num_eval", "n"), ("eval_warnings", "warnings")]
     if e.autoattack:
-        suite.append(attacks.AutoAttack(eps=pgd.eps, version=e.autoattack_version, jit_compile=jit))
-    report = evaluation.evaluate(model, x, y, suite, batch_size=e.batch_size, seed=pgd.seed)
+        autoattack = attacks.AutoAttack(eps=pgd.eps, version=e.autoattack_version, jit_compile=jit)
+        columns += [("autoattack_accuracy", autoattack), ("autoattack", autoattack, "repr")]
     stats = sparsity.weight_sparsity(model)
     entry = {
         "sparsity": stats["overall"],
         "clean_accuracy": metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=e.batch_size),
-        "pgd_accuracy": report["attacks"]["pgd"]["accuracy"],
-        "pgd": report["attacks"]["pgd"]["repr"],
-        "num_eval": report["n"],
-        "eval_warnings": report["warnings"],
+        **evaluation.measure(model, x, y, columns, batch_size=e.batch_size, seed=pgd.seed),
     }
-    if e.autoattack:
-        entry["autoattack_accuracy"] = report["attacks"]["autoattack"]["accuracy"]
-        entry["autoattack"] = report["attacks"]["autoattack"]["repr"]
     entry["eval_seconds"] = time.perf_counter() - started
     # For Wang Fig. 1 (robustness against non-zero weights and norm products, Thm 2).
     entry["nonzero_params"] = stats["size"] - stats["zeros"]

@@ -5,7 +5,7 @@ import numbers
 from tfsparse.attacks.base import Attack
 from tfsparse.attacks.base import as_batch
 from tfsparse.compat import keras
-from tfsparse.evaluation import evaluate
+from tfsparse.evaluation import measure
 
 
 class RobustnessEval(keras.callbacks.Callback):
@@ -59,11 +59,10 @@ class RobustnessEval(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         model = self.target if self.target is not None else self.model
-        report = evaluate(model, self.x, self.y, [self.attack], batch_size=self.batch_size, seed=self.seed)
-        (entry,) = report["attacks"].values()
-        if "accuracy" in entry:
-            values = {self.name: entry["accuracy"]}
-        else:
-            values = {self.name: entry["r2"], f"{self.name}_mean_l2": entry["mean_l2"]}
+        if self.attack.eps_ball is not None:  # a fixed budget: robust accuracy
+            columns = [(self.name, self.attack)]
+        else:  # a minimal perturbation: Guo's r2 and the mean l2 over the flipped samples
+            columns = [(self.name, self.attack, "r2"), (f"{self.name}_mean_l2", self.attack, "mean_l2")]
+        values = measure(model, self.x, self.y, columns, batch_size=self.batch_size, seed=self.seed)
         if logs is not None:
             logs.update(values)

@@ -17,6 +17,7 @@ import numpy as np
 
 from tfsparse.compat import keras
 from tfsparse.compat import tf
+from tfsparse.evaluation import measure
 from tfsparse.training.adversarial import train_adversarial
 from tfsparse.training.callbacks import CheckpointedCallback
 from tfsparse.training.callbacks import Persistent
@@ -64,16 +65,17 @@ class EpochValidation(CheckpointedCallback):
         return tf.train.Checkpoint(scalars=super().checkpoint_state(), best_weights=self.best_weights)
 
     def on_epoch_end(self, epoch, logs=None):
-        result = self.attack.run(self.inner, self.x, self.y, batch_size=self.batch_size, seed=self.seed)
-        logits = self.inner.predict(result.x_adv, batch_size=self.batch_size, verbose=0)
+        found = measure(self.inner, self.x, self.y, [("clean", "clean"), ("pgd", self.attack),
+                                                     ("x_adv", self.attack, "x_adv")],
+                        batch_size=self.batch_size, seed=self.seed, adversarial_examples=True)
+        logits = self.inner.predict(found["x_adv"], batch_size=self.batch_size, verbose=0)
         loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(self.y, logits, from_logits=True)))
         if logs is not None:
-            logs.update(val_clean_accuracy=result.clean_accuracy, val_pgd_accuracy=result.adv_accuracy, val_loss=loss)
-        score = result.clean_accuracy + result.adv_accuracy
+            logs.update(val_clean_accuracy=found["clean"], val_pgd_accuracy=found["pgd"], val_loss=loss)
+        score = found["clean"] + found["pgd"]
         if self.select == "last" or score > self.best:
             self.best, self.best_epoch = score, epoch
-            self.best_clean_accuracy, self.best_pgd_accuracy, self.best_loss = (
-                result.clean_accuracy, result.adv_accuracy, loss)
+            self.best_clean_accuracy, self.best_pgd_accuracy, self.best_loss = found["clean"], found["pgd"], loss
             for variable, value in zip(self.best_weights, self.inner.get_weights()):
                 variable.assign(value)
 
