@@ -60,7 +60,7 @@ def toy(kill_at=None, calls=None):
         units=lambda config, seed: [engine.Unit(f"step {s}", {"seed": int(seed), "step": s})
                                     for s in range(config.steps)],
         summarise=lambda records: reporting.aggregate(records, "step", ["value"]),
-        describe=lambda record: f"seed {record['seed']} step {record['step']}: {record['value']:.4f}",
+        describe=lambda record, config: f"seed {record['seed']} step {record['step']}: {record['value']:.4f}",
         write_outputs=lambda run_dir: {"outputs_saw": engine.read_run(run_dir)[1]["status"]})
 
 

@@ -11,7 +11,7 @@ A declaration says only what is particular to its table:
 * ``facts(config, dataset)`` — what ``results.json`` says of the run besides its records;
 * ``summarise(records)`` — the per-row summary over seeds (mean ± 95 % CI, paired
   differences), stored as ``summary`` after every unit;
-* ``describe(record)`` — the unit's progress line;
+* ``describe(record, config)`` — the unit's progress line;
 * ``write_outputs(run_dir)`` — ``results.csv`` / ``results.md`` from the run's files;
 * ``figures(run_dir) -> [paths]`` — the table's figures, drawn from the run's files only, so
   ``scripts/plot.py`` (:func:`redraw_figures`) redraws them from any run directory;
@@ -78,7 +78,7 @@ class Experiment:
     kind: str
     units: Callable[[Any, int], list]
     run_unit: Callable[[Any, Unit], dict]
-    describe: Callable[[dict], str]
+    describe: Callable[[dict, Any], str]
     write_outputs: Callable[[str], Optional[dict]]
     report: Optional[Callable[[list], str]] = None
     figures: Optional[Callable[[str], list]] = None
@@ -100,12 +100,14 @@ class Work:
     trained units (:meth:`save` / :meth:`load`) and, while a unit trains, its per-epoch
     checkpoints (:meth:`training_dir`), so a resumed run reuses every finished dependency and
     continues a unit from its last epoch. :meth:`once` keeps a dependency in memory for the
-    seed's later units.
+    seed's later units; :attr:`shared` is one dict for every seed of the run (e.g. RSR
+    Table 3's transfer sources, trained once per run).
     """
 
-    def __init__(self, run, config, dataset, data, seed, log):
+    def __init__(self, run, config, dataset, data, seed, log, shared=None):
         self.run, self.config, self.dataset, self.data = run, config, dataset, data
         self.seed, self.log = int(seed), log
+        self.shared = {} if shared is None else shared
         self._memo = {}
 
     def path(self, name):
@@ -178,9 +180,10 @@ def run_experiment(spec, config, workdir, *, resume=False, log=print):
             fields["summary"] = spec.summarise(records)
         return fields
 
+    shared = {}
     with run.start(**spec.facts(config, dataset), **progress()):
         for seed in config.seeds:
-            work = (spec.work or Work)(run, config, dataset, data, seed, log)
+            work = (spec.work or Work)(run, config, dataset, data, seed, log, shared)
             for unit in spec.units(config, seed):
                 if unit.done_in(records):
                     continue
@@ -189,7 +192,7 @@ def run_experiment(spec, config, workdir, *, resume=False, log=print):
                 records.append(record)
                 run.update(last_completed=f"seed {seed} {unit.name}", **progress())
                 shutil.rmtree(work.training_dir(unit.name), ignore_errors=True)
-                log(spec.describe(record))
+                log(spec.describe(record, config))
     # Written from the files of the complete run (so results.md says it is complete); fields
     # the outputs compute (e.g. Guo's over-pruning finding) go back into results.json.
     extra = spec.write_outputs(run.path)

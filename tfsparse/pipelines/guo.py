@@ -32,7 +32,6 @@ wrappers, which cannot train across workers (:func:`~tfsparse.pipelines._build.d
 """
 
 
-import dataclasses
 import datetime
 import os
 import time
@@ -187,37 +186,14 @@ def report_section(run_dirs):
     return "\n".join(sections)
 
 
-SWEEP = engine.Experiment(kind=KIND, units=_units, run_unit=_run_round, describe=lambda entry: round_line(entry, "?"),
+SWEEP = engine.Experiment(kind=KIND, units=_units, run_unit=_run_round, describe=lambda entry, config: round_line(entry, config.prune.rounds),
                           write_outputs=_write_outputs, report=report_section, check=_check, facts=_facts,
                           summarise=_summarise, work=_SeedWork, prepare=_prepare)
 
 
-def run_sweep(config, workdir, *, resume=False, log=print):
-    """Runs (or with ``resume`` continues) the sweep of ``config`` in ``workdir`` (:data:`SWEEP`).
-
-    Writes ``config.json``, ``results.json`` (status, ``last_completed`` = ``seed S round
-    R``, every record so far and the per-round ``summary``; rewritten after each round),
-    per-round weights under ``checkpoints/``, and when complete ``over_pruning`` in
-    results.json, ``results.csv`` (one row per seed and round), ``results_summary.csv`` (mean,
-    ``_ci95``, ``_std`` per round), ``results.md`` (:func:`report_section`) and
-    ``robustness_vs_sparsity.png``.
-
-    Example::
-
-        run_sweep(guo_mnist.get_config("quick"), "runs/demo")
-
-    Returns:
-      The absolute path of the run directory.
-
-    Raises:
-      ConfigError: bad ``eval`` or ``distribute`` settings (before any work).
-      RunDirError: a taken workdir, or nothing to resume.
-    """
-    spec = dataclasses.replace(SWEEP, describe=lambda entry: round_line(entry, config.prune.rounds))
-    return engine.run_experiment(spec, config, workdir, resume=resume, log=log)
-
-
-run_sweep.report = report_section
+# Guo's sweep as scripts/sweep.py, the README and users' code call it:
+# ``run_sweep(config, workdir, *, resume=False, log=print) -> run_dir``.
+run_sweep = SWEEP
 
 
 def reevaluate_sweep(config, workdir, *, log=print):

@@ -142,7 +142,7 @@ run_r2_gap = engine.Experiment(
     kind=KIND, check=_check, units=_units, run_unit=_measure_row, write_outputs=_write_outputs,
     report=lambda run_dirs: report_section(run_dirs),
     facts=lambda config, dataset: {"experiment": KIND, "dataset": config.data.name},
-    describe=lambda row: (f"{row['model']} seed {row['seed']} @ {row['train_steps']:,}: {row['variant']}: r2 "
+    describe=lambda row, config: (f"{row['model']} seed {row['seed']} @ {row['train_steps']:,}: {row['variant']}: r2 "
                           f"{row['r2']:.3f} ({row['failures']} failures, {row['eval_seconds']:.1f} s)"))
 
 

@@ -157,7 +157,7 @@ def _measure_round(work, unit):
 
 PRUNED_MODELS_TABLE = engine.Experiment(
     kind=PRUNED_MODELS, check=_check_pruned_models, units=_round_units(_pruned_rounds), run_unit=_measure_round,
-    describe=lambda e: f"seed {e['seed']} round {e['round']}: sparsity {e['sparsity']:.4f} "
+    describe=lambda e, config: f"seed {e['seed']} round {e['round']}: sparsity {e['sparsity']:.4f} "
                        + measure_line(e, measures_in(e)),
     write_outputs=write_outputs, report=report_section)
 run_pruned_models = _on_sweep(PRUNED_MODELS_TABLE, "pruned_models")
@@ -215,6 +215,6 @@ def _clever_round(work, unit):
 CLEVER_TABLE = engine.Experiment(
     kind=CLEVER, check=_check_clever, units=_round_units(lambda config: config.clever.rounds),
     run_unit=_clever_round, write_outputs=write_outputs, report=report_section,
-    describe=lambda e: (f"seed {e['seed']} round {e['round']}: CLEVER l2 {e['clever_l2']:.4f} "
+    describe=lambda e, config: (f"seed {e['seed']} round {e['round']}: CLEVER l2 {e['clever_l2']:.4f} "
                         f"l∞ {e['clever_linf']:.4f} ({e['clever_seconds']:.1f} s)"))
 run_clever = _on_sweep(CLEVER_TABLE, "clever")

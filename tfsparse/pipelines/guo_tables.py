@@ -121,7 +121,7 @@ run_activation_l1 = engine.Experiment(
                                 for s in config.activation_l1.strengths],
     facts=lambda config, dataset: {"experiment": ACTIVATION_L1, "model": config.model.name,
                                    "dataset": config.data.name},
-    describe=lambda e: (f"λ {e['strength']:g} seed {e['seed']}: activation sparsity {e['activation_sparsity']:.4f} "
+    describe=lambda e, config: (f"λ {e['strength']:g} seed {e['seed']}: activation sparsity {e['activation_sparsity']:.4f} "
                         + measure_line(e, measures_in(e))),
     write_outputs=write_outputs, report=lambda run_dirs: report_section(run_dirs))
 

@@ -30,7 +30,7 @@ from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import strategy_scope
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
-from tfsparse.pipelines.rsr import adversarial_model
+from tfsparse.pipelines.rsr import adversarial_fit
 
 KIND = "prune"
 
@@ -86,9 +86,8 @@ def prune_saved_model(config, model_path, output, log=print):
             before = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
         with strategy_scope(strategy):
             if config.training == "pgd":
-                adversarial, train_cfg = adversarial_model(config, pruned, len(dataset.x_train))
-                training.train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg,
-                                           seed=config.seed, verbose=config.verbose)
+                adversarial_fit(config, pruned, dataset.x_train, dataset.y_train, seed=config.seed,
+                                verbose=config.verbose)
             else:
                 training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
                                verbose=config.verbose)

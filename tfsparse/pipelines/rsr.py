@@ -21,6 +21,8 @@ draws per step when the model is random at inference.
 import contextlib
 import math
 
+import ml_collections
+
 from tfsparse import attacks
 from tfsparse import evaluation
 from tfsparse.layers import has_inference_noise
@@ -64,6 +66,32 @@ def adversarial_model(config, model, num_train):
         eps_warmup=int(round(config.pgd.eps_warmup_epochs * per_epoch)),
     )
     return adversarial, train_cfg
+
+
+def adversarial_fit(config, model, x, y, *, seed, section="adversarial_train", warmup_epochs=None, steps=None,
+                    callbacks=(), checkpoint_dir=None, verbose=0):
+    """The one adversarial fit of every experiment, ``train`` and ``prune``: PGD / RSR-trains ``model`` in place.
+
+    The :class:`AdversarialModel` is :func:`adversarial_model`'s (Madry et al. 2018 PGD, or RSR's
+    PGD from x with the clean term, Rakin et al. 2019 eq. 2) over ``config`` with
+    ``config[section]`` as its training policy (``finetune``, ``scratch``: Wang et al.'s) and,
+    when given, an ε warm-up of ``warmup_epochs``; :func:`tfsparse.training.train_adversarial`
+    trains it (masks of pruning wrappers held) for ``steps`` (default: the policy's budget),
+    with ``callbacks`` and, with ``checkpoint_dir``, a checkpoint every epoch that a later call
+    resumes to the result of an uninterrupted fit.
+
+    Returns:
+      ``(adversarial, train_cfg, history)``.
+    """
+    if section != "adversarial_train" or warmup_epochs is not None:
+        config = ml_collections.ConfigDict(config.to_dict())
+        config.adversarial_train = config[section]
+        if warmup_epochs is not None:
+            config.pgd.eps_warmup_epochs = float(warmup_epochs)
+    adversarial, train_cfg = adversarial_model(config, model, len(x))
+    history = train_adversarial(adversarial, x, y, train_cfg, steps=steps, seed=seed, verbose=verbose,
+                                callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    return adversarial, train_cfg, history
 
 
 def threshold(model, rsr_cfg):
@@ -110,9 +138,9 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
         model = float32_logits(build_model(config.model, dataset, seed, noise_cfg=noise_cfg))
         if rsr:
             add_lasso(model, config.rsr.lasso)
-        adversarial, train_cfg = adversarial_model(config, model, len(dataset.x_train))
-        history = train_adversarial(adversarial, dataset.x_train, dataset.y_train, train_cfg, seed=seed,
-                                    verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+        adversarial, train_cfg, history = adversarial_fit(config, model, dataset.x_train, dataset.y_train, seed=seed,
+                                                          verbose=verbose, callbacks=callbacks,
+                                                          checkpoint_dir=checkpoint_dir)
     if strategy is not None or train_cfg.mixed_precision:
         model = single_device_copy(model, config.model, dataset, seed, noise_cfg)
     info = {"eps": float(config.pgd.eps), "step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),

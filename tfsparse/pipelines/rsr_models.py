@@ -137,8 +137,8 @@ def sources(work):
     per run, before the table's first model; their clean accuracies go to ``results.json`` as
     ``source_<name>_clean_accuracy``.
     """
-    if "sources" in work.data:
-        return work.data["sources"]
+    if "sources" in work.shared:
+        return work.shared["sources"]
     config, dataset, seed = work.config, work.dataset, work.config.seeds[0]
     files, made = _SourceWork(work.run, config, dataset, None, seed, work.log), {}
     for name, spec in config.transfer.sources.items():
@@ -163,7 +163,7 @@ def sources(work):
     for name, model in made.items():
         accuracy = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.table.batch_size)
         work.run.update(**{f"source_{name}_clean_accuracy": accuracy})
-    work.data["sources"] = made
+    work.shared["sources"] = made
     return made
 
 

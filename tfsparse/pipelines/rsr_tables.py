@@ -287,11 +287,10 @@ def report_section(run_dirs):
 def _declaration(kind):
     return engine.Experiment(
         kind=kind, units=units, run_unit=run_unit, write_outputs=write_outputs, figures=figures, report=report_section,
-        describe=lambda r: f"seed {r['seed']} {r['label']}: " + ", ".join(
+        describe=lambda r, config: f"seed {r['seed']} {r['label']}: " + ", ".join(
             f"{k} {r[k]:.4f}" for k in ("sparsity", "clean_accuracy", "pgd_accuracy")),
         check=functools.partial(check_config, kind=kind), work=rsr_models.TableWork,
-        facts=lambda config, dataset: {"experiment": kind, "model": config.model.name, "dataset": config.data.name},
-        prepare=lambda config, dataset, log: {})  # the run's shared dict: the black-box sources, made once
+        facts=lambda config, dataset: {"experiment": kind, "model": config.model.name, "dataset": config.data.name})
 
 
 # One declaration per kind (pipelines.EXPERIMENTS names them); a config runs as its own ``experiment``.

@@ -9,7 +9,7 @@ Regularization, then threshold pruning) — the last two through the one recipe 
 * ``results.json`` — ``status``, ``last_completed`` (``epoch N``, then ``evaluation``) and,
   when complete: clean accuracy, steps, seconds, ``distribute`` and its replica count, the
   precision policy; for pgd/rsr also ε, PGD accuracy on
-  ``pgd.eval_examples`` test images (by :func:`tfsparse.evaluation.evaluate`), sparsity, γ;
+  ``pgd.eval_examples`` test images (by :func:`tfsparse.evaluation.measure`), sparsity, γ;
 * ``history.csv`` — one row per completed epoch (loss, accuracy, adv_accuracy,
   weight_sparsity, the epoch-end robustness ``robust_*``);
 * ``tensorboard/`` — the same curves as TensorBoard event files;

@@ -26,7 +26,6 @@ continues mid-row). One device only (``distribute=none``): tfmot's wrappers cann
 import os
 import time
 
-import ml_collections
 import numpy as np
 
 from tfsparse import attacks
@@ -43,9 +42,10 @@ from tfsparse.pipelines import engine
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines._build import wang_suite
-from tfsparse.pipelines.rsr import adversarial_model
+from tfsparse.pipelines.rsr import adversarial_fit
 from tfsparse.training.validated import SELECTIONS
-from tfsparse.training.validated import adversarial_fit
+from tfsparse.training import checkpointed_epochs
+from tfsparse.training.validated import Validation
 
 KIND = "wang_oneshot"
 METHOD_ORDER = ("dense", "lup", "gup", "fp", "ns")
@@ -94,18 +94,20 @@ def split(config, dataset, log=print):
 
 def fit_row(config, model, data, section, *, seed, warmup_epochs=0.0, stop_c=False, checkpoint_dir=None, log=print):
     """PGD-trains ``model`` in place with ``config[section]`` (``stop_c``: until Stop-C, ``section``'s epochs the cap),
-    validated on ``data``'s split (:func:`tfsparse.training.validated.adversarial_fit`); returns the budget used. The
-    AdversarialModel is :func:`tfsparse.pipelines.rsr.adversarial_model`'s (``pgd``, ε warm-up ``warmup_epochs``)."""
-    view = ml_collections.ConfigDict(config.to_dict())
-    view.adversarial_train = config[section]
-    view.pgd.eps_warmup_epochs = float(warmup_epochs)
-    adversarial, train_cfg = adversarial_model(view, model, len(data[0]))
+    validated on ``data``'s split (:class:`tfsparse.training.validated.Validation`) by the one adversarial fit
+    (:func:`tfsparse.pipelines.rsr.adversarial_fit`, ε warm-up ``warmup_epochs``); returns the budget used."""
+    x, y, x_val, y_val = data
     attack = attacks.PGD(eps=config.pgd.eps, step_size=config.validation.pgd_step_size,
                          steps=int(config.validation.pgd_steps), jit_compile=xla_setting(config.xla))
-    return adversarial_fit(adversarial, train_cfg, data, attack, select=config.select_epoch,
-                           batch_size=config.measure.batch_size, seed=seed, attack_seed=config.pgd.seed,
-                           stop_c=config.stop_c if stop_c else None, checkpoint_dir=checkpoint_dir,
-                           verbose=config.verbose, log=log, name=section)
+    validation = Validation(model, x_val, y_val, attack, select=config.select_epoch,
+                            batch_size=config.measure.batch_size, attack_seed=config.pgd.seed,
+                            stop_c=config.stop_c if stop_c else None)
+    if checkpoint_dir is not None and checkpointed_epochs(checkpoint_dir):
+        log(f"  {section}: resuming after epoch {checkpointed_epochs(checkpoint_dir)} ({checkpoint_dir})")
+    adversarial, train_cfg, _ = adversarial_fit(config, model, x, y, seed=seed, section=section,
+                                                warmup_epochs=warmup_epochs, callbacks=validation.callbacks,
+                                                checkpoint_dir=checkpoint_dir, verbose=config.verbose)
+    return validation.report(adversarial, train_cfg, len(x), log=log, name=section)
 
 
 class SeedWork(engine.Work):
@@ -289,7 +291,7 @@ def report_section(run_dirs):
 
 EXPERIMENT = engine.Experiment(
     kind=KIND, check=_check, prepare=split, work=SeedWork, units=units, run_unit=run_unit,
-    describe=lambda row: (
+    describe=lambda row, config: (
         f"seed {row['seed']} {row['method']:>5} p={row['p']:.2f} {row['init']:>9}: sparsity {row['sparsity']:.4f} "
         f"clean {row['clean_accuracy']:.4f} PGD {row['pgd_accuracy']:.4f} dist ε {row['distortion_eps']:.4f} "
         f"(train {row['train_seconds']:.0f} s, eval {row['eval_seconds']:.0f} s)"),

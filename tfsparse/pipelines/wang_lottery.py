@@ -74,14 +74,13 @@ from tfsparse.pipelines.wang_lottery_report import summarise
 from tfsparse.pipelines.wang_lottery_report import write_reports
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
-from tfsparse.pipelines.rsr import adversarial_model
+from tfsparse.pipelines.rsr import adversarial_fit
 from tfsparse.sparsity import plain
 from tfsparse.sparsity.lottery import lottery_ticket
 from tfsparse.sparsity.lottery import start_model
 from tfsparse.sparsity.oneshot import LAYER_TYPES
 from tfsparse.training import TrainingClock
 from tfsparse.training import checkpointed_epochs
-from tfsparse.training import train_adversarial
 
 KIND = "wang_lottery"
 ROWS = ("dense", "ticket", "reinit", "random")
@@ -178,8 +177,9 @@ class SeedWork(engine.Work):
     def fit(self, model, epochs, phase):
         """Adversarially trains ``model`` (plain or wrapped) in place for ``epochs`` epochs.
 
-        A fresh optimizer and learning-rate schedule span exactly this phase (the
-        ``adversarial_train`` policy); the data order is seeded by the run's seed. Every
+        The one adversarial fit (:func:`tfsparse.pipelines.rsr.adversarial_fit`): a fresh
+        optimizer and learning-rate schedule span exactly this phase (the ``adversarial_train``
+        policy); the data order is seeded by the run's seed. Every
         epoch is checkpointed under :meth:`training_dir`, and a phase that finds its
         checkpoint continues from it, so a run killed mid-phase resumes at its last epoch
         with the result of an uninterrupted one; the engine removes the folder once the
@@ -188,14 +188,12 @@ class SeedWork(engine.Work):
         Returns:
           ``(steps, seconds)``: the seconds of all the phase's epochs, resumed or not.
         """
-        adversarial, train_cfg = adversarial_model(self.config, model, len(self.dataset.x_train))
-        steps = epoch_steps(epochs, len(self.dataset.x_train), train_cfg.batch_size)
+        steps = epoch_steps(epochs, len(self.dataset.x_train), self.config.adversarial_train.batch_size)
         clock = TrainingClock()
         if checkpointed_epochs(self.training_dir(phase)):
             self.log(f"seed {self.seed} {phase}: resuming after epoch {checkpointed_epochs(self.training_dir(phase))}")
-        train_adversarial(adversarial, self.dataset.x_train, self.dataset.y_train, train_cfg, steps=steps,
-                          seed=self.seed, verbose=self.config.verbose, callbacks=[clock],
-                          checkpoint_dir=self.training_dir(phase))
+        adversarial_fit(self.config, model, self.dataset.x_train, self.dataset.y_train, seed=self.seed, steps=steps,
+                        verbose=self.config.verbose, callbacks=[clock], checkpoint_dir=self.training_dir(phase))
         self.log(f"seed {self.seed} {phase}: {epochs:g} epoch(s), {steps} PGD-{self.config.pgd.steps} steps "
                  f"in {clock.seconds:.1f} s")
         return steps, clock.seconds
@@ -273,7 +271,7 @@ def table(kind, rows, train_row, check=check_config):
         describe=_describe_row, write_outputs=write_reports, figures=draw_figures, report=report_section)
 
 
-def _describe_row(entry):
+def _describe_row(entry, config):
     aa = f" AutoAttack {entry['autoattack_accuracy']:.4f}" if "autoattack_accuracy" in entry else ""
     return (f"seed {entry['seed']} {entry['row']:>6}: sparsity {entry['sparsity']:.4f} clean "
             f"{entry['clean_accuracy']:.4f} PGD {entry['pgd_accuracy']:.4f}{aa}")

@@ -5,10 +5,10 @@ validation split at every epoch end: its adversarial cross-entropy is Stop-C's v
 (:class:`~tfsparse.training.StopC`: LR ÷10 on a plateau, stop after ``max_decays`` decays), and
 "we choose to report the performance where the sum of adversarial accuracy and clean accuracy
 is the highest" — chosen here on the validation split (:class:`EpochValidation`,
-``select="best_sum"``) rather than on the test set. :func:`adversarial_fit` is that fit around a
-built :class:`~tfsparse.training.AdversarialModel`; every epoch can be checkpointed (model,
-optimizer, Stop-C's counters, the selection), so a killed fit resumes to the result of an
-uninterrupted one.
+``select="best_sum"``) rather than on the test set. :class:`Validation` gives the one adversarial fit
+(:func:`tfsparse.pipelines.rsr.adversarial_fit`) these callbacks and reports what it used and
+selected; every epoch can be checkpointed (model, optimizer, Stop-C's counters, the
+selection), so a killed fit resumes to the result of an uninterrupted one.
 """
 
 import math
@@ -18,12 +18,10 @@ import numpy as np
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.evaluation import measure
-from tfsparse.training.adversarial import train_adversarial
 from tfsparse.training.callbacks import CheckpointedCallback
 from tfsparse.training.callbacks import Persistent
 from tfsparse.training.callbacks import StopC
 from tfsparse.training.callbacks import TrainingClock
-from tfsparse.training.callbacks import checkpointed_epochs
 from tfsparse.training.clean import steps_for
 
 SELECTIONS = ("last", "best_sum")
@@ -84,55 +82,42 @@ class EpochValidation(CheckpointedCallback):
             self.inner.set_weights([variable.numpy() for variable in self.best_weights])
 
 
-def adversarial_fit(adversarial, train_cfg, data, attack, *, select, batch_size, seed, attack_seed=0, stop_c=None,
-                    checkpoint_dir=None, verbose=0, log=print, name="train"):
-    """PGD-trains ``adversarial.inner`` in place with ``train_cfg``, validated at every epoch; returns the budget used.
+class Validation:
+    """The validation of one adversarial fit: :attr:`callbacks` to give it, :meth:`report` after it.
 
-    Masks of pruning wrappers are held (``UpdatePruningStep`` is added by
-    :func:`tfsparse.training.train_adversarial`).
+    Attacks the split ``(x_val, y_val)`` at every epoch end (:class:`EpochValidation`, seeded
+    with ``attack_seed``) and, with a ``stop_c`` section (``patience``, ``min_delta``,
+    ``factor``, ``max_decays``), trains until Stop-C stops (the policy's epochs are then the
+    cap); without one the budget is the policy's (Stop-E). A :class:`TrainingClock` counts
+    epochs and seconds across resumes.
 
     Args:
-      adversarial: the :class:`~tfsparse.training.AdversarialModel` around the model to train.
-      train_cfg: its train section (``epochs`` is the budget, or with ``stop_c`` the cap).
-      data: ``(x_train, y_train, x_val, y_val)``: the fixed split.
-      attack: the validation attack (:class:`EpochValidation`), seeded with ``attack_seed``.
+      model: the model being trained (``AdversarialModel.inner``).
       select: ``"best_sum"`` (Wang §4.2) or ``"last"``; ``batch_size``: of the validation.
-      seed: seed of the data order.
-      stop_c: a ``stop_c`` section (``patience``, ``min_delta``, ``factor``, ``max_decays``):
-        train until Stop-C stops; None trains for the budget (Stop-E).
-      checkpoint_dir: checkpoint every epoch there (model, optimizer, Stop-C and the epoch
-        selection) and, when it holds a checkpoint, continue from it
-        (:func:`tfsparse.training.fit_arrays`); the result is that of an uninterrupted fit.
-      name: the fit's name in the log lines.
-
-    Returns:
-      ``{"train_epochs", "train_steps", "stopped_by", "selected_epoch", "val_clean_accuracy",
-      "val_pgd_accuracy", "train_seconds", "budget_epochs", "lr_decays"}``.
     """
-    x, y, x_val, y_val = data
-    model = adversarial.inner
-    monitor = EpochValidation(model, x_val, y_val, attack, select=select, batch_size=batch_size, seed=attack_seed)
-    callbacks = [monitor]
-    stopper = None
-    if stop_c is not None:
-        stopper = StopC(patience=int(stop_c.patience), min_delta=stop_c.min_delta, factor=stop_c.factor,
-                        max_decays=int(stop_c.max_decays))
-        callbacks.append(stopper)
-    clock = TrainingClock()
-    if checkpoint_dir is not None and checkpointed_epochs(checkpoint_dir):
-        log(f"  {name}: resuming after epoch {checkpointed_epochs(checkpoint_dir)} ({checkpoint_dir})")
-    train_adversarial(adversarial, x, y, train_cfg, seed=seed, verbose=verbose, callbacks=[*callbacks, clock],
-                      checkpoint_dir=checkpoint_dir)
-    budget = steps_for(train_cfg, len(x)) / math.ceil(len(x) / train_cfg.batch_size)
-    epochs = clock.epochs
-    stopped = "stop_c" if stopper is not None and stopper.stopped_epoch is not None else "budget"
-    info = {"train_epochs": epochs, "train_steps": int(adversarial.optimizer.iterations.numpy()),
-            "stopped_by": stopped, "budget_epochs": float(budget),
-            "lr_decays": stopper.decays if stopper is not None else None,
-            "selected_epoch": (monitor.best_epoch + 1) if monitor.best_epoch is not None else None,
-            "val_clean_accuracy": monitor.best_logs.get("val_clean_accuracy"),
-            "val_pgd_accuracy": monitor.best_logs.get("val_pgd_accuracy"),
-            "train_seconds": clock.seconds}
-    log(f"  {name}: {epochs} epochs ({info['train_steps']} steps, {stopped}), selected epoch "
-        f"{info['selected_epoch']}: val clean {info['val_clean_accuracy']:.4f} PGD {info['val_pgd_accuracy']:.4f}")
-    return info
+
+    def __init__(self, model, x_val, y_val, attack, *, select, batch_size, attack_seed=0, stop_c=None):
+        self.monitor = EpochValidation(model, x_val, y_val, attack, select=select, batch_size=batch_size,
+                                       seed=attack_seed)
+        self.stopper = None if stop_c is None else StopC(
+            patience=int(stop_c.patience), min_delta=stop_c.min_delta, factor=stop_c.factor,
+            max_decays=int(stop_c.max_decays))
+        self.clock = TrainingClock()
+        self.callbacks = [self.monitor] + ([self.stopper] if self.stopper is not None else []) + [self.clock]
+
+    def report(self, adversarial, train_cfg, num_train, log=print, name="train"):
+        """What the fit used and selected: ``{"train_epochs", "train_steps", "stopped_by", "budget_epochs",
+        "lr_decays", "selected_epoch", "val_clean_accuracy", "val_pgd_accuracy", "train_seconds"}``."""
+        monitor, stopper = self.monitor, self.stopper
+        budget = steps_for(train_cfg, num_train) / math.ceil(num_train / train_cfg.batch_size)
+        stopped = "stop_c" if stopper is not None and stopper.stopped_epoch is not None else "budget"
+        info = {"train_epochs": self.clock.epochs, "train_steps": int(adversarial.optimizer.iterations.numpy()),
+                "stopped_by": stopped, "budget_epochs": float(budget),
+                "lr_decays": stopper.decays if stopper is not None else None,
+                "selected_epoch": (monitor.best_epoch + 1) if monitor.best_epoch is not None else None,
+                "val_clean_accuracy": monitor.best_logs.get("val_clean_accuracy"),
+                "val_pgd_accuracy": monitor.best_logs.get("val_pgd_accuracy"),
+                "train_seconds": self.clock.seconds}
+        log(f"  {name}: {info['train_epochs']} epochs ({info['train_steps']} steps, {stopped}), selected epoch "
+            f"{info['selected_epoch']}: val clean {info['val_clean_accuracy']:.4f} PGD {info['val_pgd_accuracy']:.4f}")
+        return info
