@@ -136,21 +136,30 @@ def sweep_measures(state):
 
 
 def write_sweep_outputs(run_dir, state, config_dict):
-    """Writes results.csv, results_summary.csv, results.md and the figure; returns the fields
-    ``summary`` and ``over_pruning`` for results.json."""
+    """Writes results.csv, results_summary.csv and results.md (the figure: :func:`draw_sweep_figure`);
+    returns the fields ``summary`` and ``over_pruning`` for results.json."""
     records, measures = state["records"], sweep_measures(state)
     summary = reporting.aggregate([flat(r) for r in records], "round", summary_keys(measures) + theory_keys(records))
     found = reporting.over_pruning(records, measures)
     results.write_csv(os.path.join(run_dir, "results.csv"), [flat(r) for r in records])
     results.write_csv(os.path.join(run_dir, SUMMARY_CSV), summary)
-    seeds = len({r["seed"] for r in records})
-    spread = f"{seeds} seeds, mean ± 95 % CI" if seeds > 1 else "1 seed"
-    plotting.plot_robustness_vs_sparsity(records, os.path.join(run_dir, FIGURE), over_pruning=found,
-                                         title=f"{config_dict['model']['name']} on {config_dict['data']['name']}: "
-                                               f"{spread}")
     results.atomic_write_text(os.path.join(run_dir, "results.md"),
                               sweep_section(dict(state, over_pruning=found), config_dict, FIGURE, "#"))
     return {"summary": summary, "over_pruning": found}
+
+
+def draw_sweep_figure(run_dir, state, config_dict):
+    """Guo Figs. 1–2 style: every measure against weight sparsity (mean ± 95 % CI over seeds), with the
+    over-pruning finding marked; from the run's records. Returns ``[path]``."""
+    records = state["records"]
+    found = state.get("over_pruning") or reporting.over_pruning(records, sweep_measures(state))
+    seeds = len({r["seed"] for r in records})
+    spread = f"{seeds} seeds, mean ± 95 % CI" if seeds > 1 else "1 seed"
+    path = os.path.join(run_dir, FIGURE)
+    plotting.plot_robustness_vs_sparsity(records, path, over_pruning=found,
+                                         title=f"{config_dict['model']['name']} on {config_dict['data']['name']}: "
+                                               f"{spread}")
+    return [path]
 
 
 def _settings(eval_cfg, measures):

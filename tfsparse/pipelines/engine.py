@@ -12,9 +12,10 @@ A declaration says only what is particular to its table:
 * ``summarise(records)`` — the per-row summary over seeds (mean ± 95 % CI, paired
   differences), stored as ``summary`` after every unit;
 * ``describe(record, config)`` — the unit's progress line;
-* ``write_outputs(run_dir)`` — ``results.csv`` / ``results.md`` from the run's files;
-* ``figures(run_dir) -> [paths]`` — the table's figures, drawn from the run's files only, so
-  ``scripts/plot.py`` (:func:`redraw_figures`) redraws them from any run directory;
+* ``write_outputs(run_dir)`` — ``results.csv`` / ``results.md`` and the figures, from the run's files;
+* ``figures(run_dir) -> [paths]`` — the table's figures (``write_outputs`` draws them with it),
+  drawn from the run's files only, so ``scripts/plot.py`` (:func:`redraw_figures`) redraws them
+  from any run directory;
 * ``report(runs)`` — the markdown of pooled run directories for ``scripts/report.py``.
 
 The engine owns what every table shares: the run directory and its status
@@ -45,10 +46,16 @@ from tfsparse.pipelines._run import describe as describe_run_dir
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """One unit of work of a seed: ``fields`` (the record's key, ``seed`` included) and its log name."""
+    """One unit of work of a seed: ``fields`` (the record's key, ``seed`` included), its log name and
+    ``file``: the stem of its files under ``checkpoints/seed<S>/`` (default: the name, spaces as ``_``)."""
 
     name: str
     fields: dict
+    file: Optional[str] = None
+
+    @property
+    def stem(self):
+        return self.file or self.name.replace(" ", "_")
 
     def done_in(self, records):
         """True when one of ``records`` carries every key field of this unit."""
@@ -191,15 +198,13 @@ def run_experiment(spec, config, workdir, *, resume=False, log=print):
                 record.update(spec.run_unit(work, unit))
                 records.append(record)
                 run.update(last_completed=f"seed {seed} {unit.name}", **progress())
-                shutil.rmtree(work.training_dir(unit.name), ignore_errors=True)
+                shutil.rmtree(work.training_dir(unit.stem), ignore_errors=True)
                 log(spec.describe(record, config))
     # Written from the files of the complete run (so results.md says it is complete); fields
     # the outputs compute (e.g. Guo's over-pruning finding) go back into results.json.
     extra = spec.write_outputs(run.path)
     if extra:
         run.update(**extra)
-    if spec.figures is not None:
-        spec.figures(run.path)
     return run.path
 
 

@@ -54,6 +54,7 @@ from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import strategy_scope
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._guo import FIGURE
+from tfsparse.pipelines._guo import draw_sweep_figure
 from tfsparse.pipelines._guo import SWEEP_KIND as KIND
 from tfsparse.pipelines._guo import measures_in
 from tfsparse.pipelines._guo import round_weights_path
@@ -164,7 +165,14 @@ def _summarise(records):
 
 def _write_outputs(run_dir):
     _, state, config = engine.read_run(run_dir, (KIND,))
-    return write_sweep_outputs(run_dir, state, config)
+    fields = write_sweep_outputs(run_dir, state, config)
+    draw_sweep_figure(run_dir, dict(state, **fields), config)
+    return fields
+
+
+def _figures(run_dir):
+    _, state, config = engine.read_run(run_dir, (KIND,))
+    return draw_sweep_figure(run_dir, state, config)
 
 
 def report_section(run_dirs):
@@ -187,7 +195,7 @@ def report_section(run_dirs):
 
 
 SWEEP = engine.Experiment(kind=KIND, units=_units, run_unit=_run_round, describe=lambda entry, config: round_line(entry, config.prune.rounds),
-                          write_outputs=_write_outputs, report=report_section, check=_check, facts=_facts,
+                          write_outputs=_write_outputs, figures=_figures, report=report_section, check=_check, facts=_facts,
                           summarise=_summarise, work=_SeedWork, prepare=_prepare)
 
 
@@ -252,6 +260,7 @@ def reevaluate_sweep(config, workdir, *, log=print):
         "git_commit": results.metadata()["git_commit"]}]
     state.update(records=fresh, reevaluated=history, **_facts(run_config, dataset))
     state.update(write_sweep_outputs(path, state, run_config.to_dict()))
+    draw_sweep_figure(path, state, run_config.to_dict())
     state["metadata"] = state.pop("metadata", None)  # last, as every results.json has it
     stored["config"] = run_config.to_dict()
     results.write_json(os.path.join(path, CONFIG_FILE), stored)

@@ -253,12 +253,13 @@ def _section(kind, config, records, figure, draw=True):
 
 
 def write_outputs(run_dir):
-    """``results.csv`` (the records but their attack reprs and flags) and ``results.md`` (its table)."""
+    """``results.csv`` (the records but their attack reprs and flags), ``results.md`` (its table) and the figure."""
     _, state, config = engine.read_run(run_dir)
     results.write_csv(os.path.join(run_dir, "results.csv"),
                       [{k: v for k, v in r.items() if k not in ("attacks", "flags")} for r in state["records"]])
     text = _section(state["pipeline"], config, state["records"], os.path.join(run_dir, "results.png"), draw=False)
     results.atomic_write_text(os.path.join(run_dir, "results.md"), text)
+    figures(run_dir)
 
 
 def figures(run_dir):

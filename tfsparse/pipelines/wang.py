@@ -3,18 +3,16 @@ re-initialised weights, with PGD-100, the distortion lower bound, AutoAttack and
 
 A declaration on the experiment engine (:data:`EXPERIMENT`). The units (rows) of a seed, in order:
 
-1. **Reference.** The dense model is trained adversarially (Madry PGD, the ``pgd`` section,
-   ``adversarial_train`` policy; :func:`tfsparse.pipelines.rsr.adversarial_model`), with the
-   network-slimming L1 penalty on BN γ when NS is among the methods (Liu et al. 2017).
+1. **Reference.** The dense model is trained adversarially (Madry PGD, the ``pgd`` section, ``adversarial_train``
+   policy; :func:`tfsparse.pipelines.rsr.adversarial_fit`), with network slimming's L1 on BN γ for NS (Liu et al. 2017).
 2. **Table 1, inherited.** Per method and ratio p the reference is pruned once (:func:`tfsparse.sparsity.prune_with`:
    GUP/LUP masks held by tfmot wrappers, FP/NS physically narrower), **adversarially fine-tuned** with the same PGD
    for the ``finetune`` budget (Stop-E: a fixed number of epochs, LR ÷10 at each third on CIFAR).
-3. **Table 2, re-initialised.** The same mask (GUP/LUP: "scratch") or the same narrow shape
-   (FP: "FP-rand"; NS: "scratch") with fresh weights drawn from the layers' initialisers
-   (:func:`tfsparse.sparsity.reinitialize`), adversarially trained **to convergence**: Stop-C
-   (Wang §4: LR ÷10 after ``stop_c.patience`` epochs without a relative improvement of
-   ``stop_c.min_delta`` of the validation loss, stop after ``stop_c.max_decays`` decays), capped
-   at ``scratch``'s epochs. Every row records its budget (epochs, optimizer steps, what stopped it).
+3. **Table 2, re-initialised.** The same mask (GUP/LUP: "scratch") or the same narrow shape (FP: "FP-rand"; NS:
+   "scratch") with fresh weights drawn from the layers' initialisers (:func:`tfsparse.sparsity.reinitialize`),
+   adversarially trained **to convergence**: Stop-C (Wang §4: LR ÷10 after ``stop_c.patience`` epochs without a
+   relative improvement of ``stop_c.min_delta`` of the validation loss, stop after ``stop_c.max_decays`` decays),
+   capped at ``scratch``'s epochs. Every row records its budget (epochs, optimizer steps, what stopped it).
 
 Every fit validates on the last ``validation.num_examples`` training images at each epoch end
 (:mod:`tfsparse.training.validated`: Stop-C's loss, Wang §4.2's epoch of highest clean + PGD accuracy);
@@ -43,8 +41,8 @@ from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines._build import wang_suite
 from tfsparse.pipelines.rsr import adversarial_fit
-from tfsparse.training.validated import SELECTIONS
 from tfsparse.training import checkpointed_epochs
+from tfsparse.training.validated import SELECTIONS
 from tfsparse.training.validated import Validation
 
 KIND = "wang_oneshot"
@@ -113,12 +111,6 @@ def fit_row(config, model, data, section, *, seed, warmup_epochs=0.0, stop_c=Fal
 class SeedWork(engine.Work):
     """A seed's dense reference, ``dense() -> (model, budget)``: trained by its row, read back by resumed rows."""
 
-    def training_dir(self, name):
-        if " " in name:  # a unit name, "gup p=0.5 inherited": the row's files are gup_p0.5_inherited.*
-            method, p, init = name.split(" ")
-            name = "reference" if method == "dense" else f"{method}_p{float(p[2:]):g}_{init}"
-        return self.path(name + ".training")
-
     def fresh_dense(self):
         model = build_model(self.config.model, self.dataset, self.seed)
         if "ns" in self.config.methods and self.config.prune.ns_l1 > 0:
@@ -151,7 +143,8 @@ def units(config, seed):
     """The dense reference, then per method and p the inherited and the re-initialised row."""
     rows = [("dense", 0.0, "inherited")] + [(m, p, i) for m in config.methods for p in config.sparsities
                                             for i in ("inherited", "reinit") if i in config.inits]
-    return [engine.Unit(f"{m} p={p} {i}", {"seed": seed, "method": m, "p": p, "init": i}) for m, p, i in rows]
+    return [engine.Unit(f"{m} p={p} {i}", {"seed": seed, "method": m, "p": p, "init": i},
+                        file="reference" if m == "dense" else f"{m}_p{p:g}_{i}") for m, p, i in rows]
 
 
 def run_unit(work, unit):
@@ -165,7 +158,7 @@ def run_unit(work, unit):
         work.log(f"seed {seed}: {method} p={p} inherited, adversarial fine-tuning")
         info = fit_row(config, pruned, work.data, "finetune", seed=seed,
                        checkpoint_dir=work.training_dir(f"{name}_inherited"), log=work.log)
-        model = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
+        model = sparsity.plain(pruned)
         work.save(f"{name}_inherited", model)
         if "reinit" in config.inits:  # the reinit row starts from its mask / shape
             work.once(f"{name}_inherited", lambda: model)
@@ -183,7 +176,7 @@ def run_unit(work, unit):
             model = sparsity.reinitialize(kept, seed=seed + 1, keep_mask=False)
         info = fit_row(config, model, work.data, "scratch", seed=seed, stop_c=True, log=work.log,
                        warmup_epochs=config.pgd.eps_warmup_epochs, checkpoint_dir=work.training_dir(f"{name}_reinit"))
-        model = sparsity.strip(model) if sparsity.has_pruning_wrappers(model) else model
+        model = sparsity.plain(model)
         work.save(f"{name}_reinit", model)
         work.forget(f"{name}_inherited")
     return {**info, **measure(model, work.dense()[0], work.dataset, config, method)}
@@ -206,15 +199,11 @@ def measure(model, reference, dataset, config, method):
                                            batch_size=e.batch_size, seed=config.pgd.seed)
     weights = weight_measures(model, reference, structured=method in ("fp", "ns"), bins=config.figures.histogram_bins,
                               lipschitz_iterations=e.lipschitz_iterations, lipschitz_tol=e.lipschitz_tol)
-    flags = found.pop("flags")
-    return {
-        "clean_accuracy": metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=e.batch_size),
-        "eps": float(config.pgd.eps), **found,
-        "distortion_eps": bound["mean_eps"], "distortion_l2": bound["mean_l2"],
-        "distortion_not_found": bound["not_found"], "distortion_units": bound["units"], **weights,
-        "num_eval": len(x_eval), "num_distortion": len(x_dist), "flags": flags,
-        "eval_seconds": time.perf_counter() - started,
-    }
+    flags, clean = found.pop("flags"), metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, e.batch_size)
+    return {"clean_accuracy": clean, "eps": float(config.pgd.eps), **found, "distortion_eps": bound["mean_eps"],
+            "distortion_l2": bound["mean_l2"], "distortion_not_found": bound["not_found"],
+            "distortion_units": bound["units"], **weights, "num_eval": len(x_eval), "num_distortion": len(x_dist),
+            "flags": flags, "eval_seconds": time.perf_counter() - started}
 
 
 def summary_rows(rows):
@@ -260,9 +249,13 @@ def render(state):
     return text
 
 
-def _figures(rows, folder, link=""):
-    names = plotting.plot_oneshot_figures(rows, folder, METHOD_ORDER[1:])
-    return "\n".join(f"![{name}]({os.path.join(link, name)})" for name in names) + "\n"
+def _figures(rows, folder):
+    """Wang Fig. 1 (robustness vs norm products) and the Fig. 2-style weight histograms of ``rows`` into ``folder``."""
+    return [os.path.join(folder, name) for name in plotting.plot_oneshot_figures(rows, folder, METHOD_ORDER[1:])]
+
+
+def _links(paths, folder=None):
+    return "\n".join(f"![{os.path.basename(p)}]({os.path.relpath(p, folder) if folder else p})" for p in paths) + "\n"
 
 
 def write_outputs(run_dir):
@@ -270,8 +263,13 @@ def write_outputs(run_dir):
     state = engine.read_json(run_dir, "results.json")
     results.write_csv(os.path.join(run_dir, "results.csv"),
                       [{k: v for k, v in r.items() if k != "histogram"} for r in state["rows"]])
-    text = render(state) + "\n" + _figures(state["rows"], run_dir)
+    text = render(state) + "\n" + _links(figures(run_dir), run_dir)
     results.atomic_write_text(os.path.join(run_dir, "results.md"), text)
+
+
+def figures(run_dir):
+    """The run's figures (:func:`_figures`), from its rows."""
+    return _figures(engine.read_json(run_dir, "results.json")["rows"], run_dir)
 
 
 def report_section(run_dirs):
@@ -284,7 +282,8 @@ def report_section(run_dirs):
     for runs in engine.group_runs(run_dirs, kinds=(KIND,)):
         first_dir, state, _ = engine.pool(runs, "rows")
         status = ", ".join(f"`{d}` ({s.get('status')})" for d, s, _ in runs)
-        parts += ([render(state) + f"\nRun directories: {status}.\n", _figures(state["rows"], first_dir, first_dir)]
+        parts += ([render(state) + f"\nRun directories: {status}.\n",
+                   _links(_figures(state["rows"], first_dir))]
                   if state["rows"] else [f"{status}: no rows yet\n"])
     return "## Wang et al.: adversarial pruning\n\n" + "\n".join(parts)
 
@@ -296,5 +295,6 @@ EXPERIMENT = engine.Experiment(
         f"clean {row['clean_accuracy']:.4f} PGD {row['pgd_accuracy']:.4f} dist ε {row['distortion_eps']:.4f} "
         f"(train {row['train_seconds']:.0f} s, eval {row['eval_seconds']:.0f} s)"),
     facts=lambda config, dataset: {"experiment": KIND, "model": config.model.name, "dataset": config.data.name},
-    summarise=summary_rows, write_outputs=write_outputs, report=report_section, records_key="rows")
+    summarise=summary_rows, write_outputs=write_outputs, figures=figures, report=report_section,
+    records_key="rows")
 run_oneshot_table = EXPERIMENT  # pipelines.EXPERIMENTS["wang_oneshot"]: fn(config, workdir, *, resume, log)

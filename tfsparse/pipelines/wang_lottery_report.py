@@ -98,7 +98,7 @@ def _figure(path, state, config, summary):
 
 
 def write_reports(run_dir):
-    """Writes ``results.csv``, ``results.md`` and the figure of a run directory, from its files."""
+    """Writes ``results.csv``, ``results.md`` and the figure (:func:`draw_figures`) of a run directory, from its files."""
     _, state, config = engine.read_run(run_dir)
     records = state.get("records", [])
     summary = summarise(records, list(STARTS))
@@ -107,6 +107,7 @@ def write_reports(run_dir):
     results.atomic_write_text(os.path.join(run_dir, "results.md"),
                               f"# {TITLES[state['pipeline']]}\n\n{_describe(state, config)}\n\n"
                               + reporting.markdown_table(summary, _columns(summary)))
+    draw_figures(run_dir)
 
 
 def draw_figures(run_dir):
