@@ -1,5 +1,8 @@
 """Guo et al.'s sweep: dense references -> progressive pruning -> r∞ / r2 (four attacks) at every round.
 
+The documented alias of scripts/experiment.py for Guo's sweep (same flags, same run directory),
+plus --reevaluate.
+
 Usage:
   python scripts/sweep.py --config=configs/guo_mnist.py:quick --workdir=runs/demo
   python scripts/sweep.py --config=configs/guo_mnist.py:full \
