@@ -141,6 +141,31 @@ def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path
         assert reloaded.get_layer("fc1").units == 150
 
 
+@pytest.mark.parametrize("method", ["gup", "lup"])
+def test_prune_without_retraining_reaches_the_requested_sparsity(trained_workdir, tmp_path, method):
+    """Issue 30: --retrain_epochs=0 exported the dense model (0 % sparsity, status complete):
+    tfmot sets its masks only in a training step, and there was none."""
+    output = tmp_path / method
+    result = run_script(
+        "prune.py", f"--model={trained_workdir / 'saved_model'}", f"--method={method}", "--sparsity=0.5",
+        "--dataset=mnist", "--retrain_epochs=0", f"--output={output}", "--config.data.num_train=600",
+        "--config.verbose=0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((output / "results.json").read_text())
+    assert summary["status"] == "complete"
+    assert summary["requested_sparsity"] == 0.5
+    assert summary["weight_sparsity"] == pytest.approx(0.5, abs=1e-3)
+    import tfsparse  # noqa: F401
+    from tfsparse import sparsity as sparsity_lib
+    from tfsparse.model_io import load_keras_model
+
+    exported = sparsity_lib.weight_sparsity(load_keras_model(str(output / "saved_model")))
+    assert exported["overall"] == pytest.approx(0.5, abs=1e-3)
+    if method == "lup":
+        assert all(layer["sparsity"] == pytest.approx(0.5, abs=1e-3) for layer in exported["layers"].values())
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -76,6 +76,26 @@ def test_one_shot_reaches_target_and_zeros_stay_zero_through_training(target):
         assert not np.any(mask & ~first[name]), f"{name}: a pruned weight came back"
 
 
+@pytest.mark.parametrize("method", ["gup", "lup"])
+def test_strip_without_a_training_step_still_prunes(method):
+    """Issue 30: tfmot sets masks only inside a training step, so 0 retraining steps exported
+    the dense weights; strip computes the step-1 mask then, keeping the largest weights."""
+    x, y = tiny_data()
+    model = tiny_mlp()
+    pruned = sparsity.prune_with(method, model, 0.5)
+    training.train(pruned, x, y, train_cfg(0))
+    stripped = sparsity.strip(pruned)
+    stats = sparsity.weight_sparsity(stripped)
+    assert stats["overall"] == pytest.approx(0.5, abs=1e-3)
+    if method == "lup":
+        for name, layer in stats["layers"].items():
+            assert abs(layer["zeros"] - round(0.5 * layer["size"])) <= 1, name
+    for name, mask in sparsity.masks(stripped).items():  # magnitude pruning: no kept weight below a pruned one
+        kernel = np.abs(model.get_layer(name).kernel.numpy())
+        assert kernel[mask].min() >= kernel[~mask].max(), name
+    assert {int(layer.pruning_step.numpy()) for layer in sparsity.prunable_layers(pruned)} == {-1}
+
+
 def test_pruning_step_counts_optimizer_steps():
     x, y = tiny_data()
     pruned = sparsity.prune(tiny_mlp(), 0.5)

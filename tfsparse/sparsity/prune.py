@@ -109,8 +109,9 @@ def prune(model, sparsity=None, *, schedule=None, keep_dense=(), sparsity_by_lay
     The mask is computed by tfmot at the first training step after the wrapper sees
     ``pruning_step == 1`` (so fit with ``UpdatePruningStep``): the smallest-magnitude
     ``round(sparsity * size)`` entries of each kernel are zeroed and stay zero through
-    further training. Weights already zero are the smallest, so pruning an already
-    pruned model to a higher target keeps the old zeros (progressive pruning).
+    further training (with no training step, :func:`strip` computes that mask). Weights
+    already zero are the smallest, so pruning an already pruned model to a higher target
+    keeps the old zeros (progressive pruning).
 
     Args:
       model: a functional or sequential ``tf_keras`` model (subclassed models are
@@ -163,9 +164,22 @@ def one_shot_schedule(sparsity):
 
 
 def apply_masks(model):
-    """Multiplies every wrapped kernel by its mask now (tfmot does it lazily per step)."""
+    """Multiplies every wrapped kernel by its mask now (tfmot does it lazily per step).
+
+    A wrapper that has not taken a training step yet (``pruning_step < 1``, e.g. pruning
+    with 0 retraining steps) still holds tfmot's initial all-ones mask: tfmot computes the
+    mask only inside a training step. Its mask is computed first, as that first step would
+    (the schedule asked at step 1), so a wrapped model pruned without retraining still
+    carries its target's zeros; a schedule that does not prune at step 1 (``HeldMask``, a
+    later ``begin_step``) leaves the mask as it is.
+    """
     for layer in prunable_layers(model):
         if isinstance(layer, PruneLowMagnitude):
+            step = int(layer.pruning_step.numpy())
+            if step < 1:  # the step is given back, so a later fit starts as it would have
+                layer.pruning_step.assign(1)
+                layer.pruning_obj.conditional_mask_update()
+                layer.pruning_step.assign(step)
             for weight, mask, _ in layer.pruning_vars:
                 weight.assign(weight * tf.cast(mask, weight.dtype))
 
