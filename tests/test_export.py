@@ -394,6 +394,52 @@ def test_existing_output_is_refused_and_left_untouched(tmp_path):
     assert os.listdir(output) == ["keep.txt"] and (output / "keep.txt").read_text() == "mine"
 
 
+def _users_partial(output):
+    """Issue 30: an existing ``<output>.partial/`` holding the user's file (export once deleted it)."""
+    folder = output.parent / (output.name + ".partial")
+    folder.mkdir()
+    (folder / "mine.txt").write_text("mine")
+    return folder
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5])  # 0.5: a failed float check, nothing published
+def test_export_never_touches_a_folder_it_did_not_create(tmp_path, offset):
+    output = tmp_path / "ship"
+    users = _users_partial(output)
+    if offset:
+        with pytest.raises(RuntimeError, match="logits differ"):
+            export.export(linear(offset=offset), str(output), ("saved_model",), check_inputs=X, latency_runs=0)
+        assert not output.exists()
+    else:
+        report = export.export(linear(), str(output), ("saved_model",), check_inputs=X, latency_runs=0)
+        assert json.loads((output / export.REPORT_FILE).read_text()) == report
+    assert os.listdir(users) == ["mine.txt"] and (users / "mine.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == (["ship.partial"] if offset else ["ship", "ship.partial"])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.0])
+def test_save_saved_model_never_touches_a_folder_it_did_not_create(tmp_path, offset):
+    path = tmp_path / "saved_model"
+    users = _users_partial(path)
+    if offset:
+        with pytest.raises(RuntimeError, match="round trip changed predictions"):
+            export.save_saved_model(linear(offset), str(path), check_inputs=X)
+    else:
+        export.save_saved_model(linear(), str(path), check_inputs=X)
+    assert (users / "mine.txt").read_text() == "mine" and os.listdir(users) == ["mine.txt"]
+    assert sorted(os.listdir(tmp_path)) == (["saved_model.partial"] if offset else ["saved_model", "saved_model.partial"])
+
+
+def test_export_folder_mode_follows_the_umask(tmp_path):
+    # The folder is made by mkdtemp (mode 0700) and renamed: it must get os.makedirs' mode.
+    previous = os.umask(0o022)
+    try:
+        export.export(linear(), str(tmp_path / "out"), ("saved_model",), latency_runs=0)
+    finally:
+        os.umask(previous)
+    assert os.stat(tmp_path / "out").st_mode & 0o777 == 0o755
+
+
 @pytest.mark.parametrize("formats, failing", [(("saved_model", "tflite"), "saved_model"), (("tflite",), "tflite")])
 def test_a_failed_float_check_publishes_nothing(tmp_path, formats, failing):
     # EagerOffset: the live (eager) model adds 0.5 that every traced artifact lacks.

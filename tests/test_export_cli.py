@@ -6,6 +6,7 @@ robustness step, and that a second export never touches the first one.
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -75,3 +76,17 @@ def test_export_writes_checked_artifacts_and_their_robustness(pruned_model, tmp_
     again = run_script("export.py", f"--model={path}", f"--output={output}")
     assert again.returncode == 2 and "already exists" in error_line(again)
     assert json.loads((output / "export.json").read_text()) == report
+
+
+def test_export_keeps_the_users_partial_folder(pruned_model, tmp_path):
+    """Issue 30: with --output=R/ship an existing R/ship.partial/ (the user's) was deleted without a word."""
+    path, _ = pruned_model
+    users = tmp_path / "ship.partial"
+    users.mkdir()
+    (users / "mine.txt").write_text("mine")
+    result = run_script("export.py", f"--model={path}", f"--output={tmp_path / 'ship'}", "--formats=saved_model",
+                        "--config.export.check_examples=20", "--config.export.latency_runs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "ship" / "export.json").is_file()
+    assert os.listdir(users) == ["mine.txt"] and (users / "mine.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["ship", "ship.partial"]

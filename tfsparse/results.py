@@ -5,15 +5,61 @@ so a crash never leaves a half-written result. Run directories and their lifecyc
 in :mod:`tfsparse.pipelines._run`.
 """
 
+import contextlib
 import csv
 import datetime
 import io
 import json
 import os
+import shutil
 import subprocess
 import tempfile
+import threading
 
 from tfsparse._version import __version__
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def umask():
+    """The process umask, read without changing it where the system allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read the only portable way,
+    by setting and restoring it, under a lock so two threads of ours never race.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yields a new folder beside ``path``, renamed to ``path`` when the block succeeds.
+
+    The folder has a unique name (``<name>.partial-XXXXXXXX``) created here, so no folder of
+    the user's (say an existing ``<name>.partial``) is ever written into or deleted; on an
+    error only that folder is removed and ``path`` is left as it was. Its mode is what
+    ``os.makedirs`` would give (0777 less the umask), not ``mkdtemp``'s 0700. ``path`` must
+    not exist or be an empty folder (``os.replace`` moves a folder only onto an empty one).
+    """
+    path = os.path.abspath(path)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".partial-")
+    try:
+        os.chmod(tmp, 0o777 & ~umask())
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
 
 
 def atomic_write_text(path, text):

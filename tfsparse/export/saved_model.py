@@ -7,11 +7,10 @@ converts to TFLite) or keeps it, with a second, seeded signature for reproducibl
 """
 
 import contextlib
-import os
-import shutil
 
 import numpy as np
 
+from tfsparse import results
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.layers.noise import NoisyConv2D
@@ -141,8 +140,9 @@ def save_saved_model(model, path, *, check_inputs=None, atol=1e-5):
     """
     if has_pruning_wrappers(model):
         model = strip(model)
-    tmp = path.rstrip("/") + ".partial"
-    try:
+    # A uniquely named folder of our own: a failed save or check leaves nothing half-written
+    # behind and touches no folder of the user's (such as an existing <path>.partial).
+    with results.atomic_dir(path) as tmp:
         write_saved_model(model, tmp, serving_signatures(model))
         if check_inputs is not None:
             reloaded = tf.saved_model.load(tmp).signatures["serving_default"]
@@ -150,8 +150,4 @@ def save_saved_model(model, path, *, check_inputs=None, atol=1e-5):
             got = reloaded(images=tf.constant(check_inputs, tf.float32))["logits"].numpy()
             if not np.allclose(expected, got, atol=atol):
                 raise RuntimeError(f"SavedModel round trip changed predictions (max diff {np.abs(expected - got).max()})")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):  # a failed save or check leaves nothing half-written behind
-            shutil.rmtree(tmp)
     return path

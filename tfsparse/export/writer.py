@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import shutil
 
 import numpy as np
 
@@ -57,8 +56,10 @@ def export(model, output, formats=("saved_model", "tflite"), *, inference_noise=
     ``Optimize.EXPERIMENTAL_SPARSITY``; tried with ``tflite`` when ``sparse_tflite``; a failed
     conversion is recorded as ``error``, not raised), ``model_fp16.tflite`` (float16 weights),
     ``model_int8.tflite`` (int8 weights and activations, calibrated on
-    ``representative_data``), and ``export.json``, the report. Everything is written to
-    ``output + ".partial"`` and renamed at the end: ``output`` holds all artifacts or nothing.
+    ``representative_data``), and ``export.json``, the report. Everything is written to a
+    new folder of a unique name beside ``output`` (``<output>.partial-XXXXXXXX``, see
+    :func:`tfsparse.results.atomic_dir`) and renamed at the end: ``output`` holds all
+    artifacts or nothing, and no existing folder is touched.
 
     Measured per format: bytes on disk and gzip bytes (tfmot's measure of what zeros save,
     see :func:`artifacts.gzip_bytes`), params / non-zero params / weight sparsity counted in
@@ -122,19 +123,13 @@ def export(model, output, formats=("saved_model", "tflite"), *, inference_noise=
     if has_pruning_wrappers(model):
         model = strip(model)
     layers = noisy_layers(model)
-    partial = output.rstrip("/") + ".partial"
-    if os.path.exists(partial):  # left by an export that was killed
-        shutil.rmtree(partial)
-    os.makedirs(partial)
-    try:
+    # A folder of our own beside ``output`` (never a fixed name such as output.partial,
+    # which may be the user's), renamed to ``output`` once everything is written.
+    with results.atomic_dir(output) as partial:
         with _noise_switch(layers, noisy):
             report = _write(model, partial, formats, noisy, len(layers), representative_data,
                             check_inputs, latency_runs, threads, log)
         results.write_json(os.path.join(partial, REPORT_FILE), report)
-        os.replace(partial, output)
-    finally:
-        if os.path.exists(partial):
-            shutil.rmtree(partial)
     log(f"export: wrote {', '.join(report['formats'])} to {output}")
     return report
 
