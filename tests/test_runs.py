@@ -135,8 +135,10 @@ def test_train_killed_then_resumed_ends_with_the_uninterrupted_model(uninterrupt
                         lambda: (workdir / "checkpoints" / "checkpoint").exists(), sig=signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert state(workdir)["status"] == "running"
+    assert (workdir / ".lock").exists()  # the killed run's lock file: stale, its flock went with the process
     resumed = run_script("train.py", *TRAIN, "--resume", f"--workdir={workdir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (workdir / ".lock").exists()  # released when the run's process ends
     final, whole = state(workdir), state(uninterrupted_train)
     assert final["status"] == "complete" and final["resumed"] == 1
     assert measured(final) == measured(whole)

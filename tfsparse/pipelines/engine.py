@@ -205,6 +205,7 @@ def run_experiment(spec, config, workdir, *, resume=False, log=print):
     extra = spec.write_outputs(run.path)
     if extra:
         run.update(**extra)
+    run.close()  # the run directory stays locked until its outputs are written
     return run.path
 
 

@@ -39,6 +39,7 @@ from tfsparse.pipelines._guo import read_sweep
 from tfsparse.pipelines._guo import records_by_round
 from tfsparse.pipelines._guo import require
 from tfsparse.pipelines._guo import round_model
+from tfsparse.pipelines._run import run_files
 from tfsparse.pipelines.guo_tables import CLEVER
 from tfsparse.pipelines.guo_tables import PRUNED_MODELS
 from tfsparse.pipelines.guo_tables import write_outputs
@@ -76,7 +77,7 @@ class _Sweep:
     def open(self, log):
         if self.state is None:
             if not self.config[self.section].sweep_dir:
-                started = os.path.isdir(self.path) and bool(os.listdir(self.path))
+                started = bool(run_files(self.path))  # not its lock file alone
                 log(f"{self.section}.sweep_dir is '': {'resuming' if started else 'running'} this config's sweep "
                     f"in {self.path}")
                 guo.run_sweep(_sweep_config(self.config, self.section), self.path, resume=started, log=log)
