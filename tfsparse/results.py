@@ -54,7 +54,7 @@ def atomic_dir(path):
     path = os.path.abspath(path)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".partial-")
     try:
-        os.chmod(tmp, 0o777 & ~umask())
+        os.chmod(tmp, 0o777 & ~umask())  # what os.makedirs would give
         yield tmp
         os.replace(tmp, path)
     finally:
@@ -62,12 +62,22 @@ def atomic_dir(path):
             shutil.rmtree(tmp)
 
 
+def file_mode():
+    """The mode ``open(path, "w")`` gives a new file: 0666 less the umask (0644 under umask 022)."""
+    return 0o666 & ~umask()
+
+
 def atomic_write_text(path, text):
-    """Writes ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    """Writes ``text`` to ``path`` via a temporary file and ``os.replace``.
+
+    The file gets :func:`file_mode` (``mkstemp`` alone makes it 0600, which colleagues on a
+    shared machine cannot read), also when it replaces an older file of another mode.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), file_mode())
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
