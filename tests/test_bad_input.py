@@ -23,7 +23,8 @@ tests/test_bad_input.py`); every row is checked by the test suite. In every case
 exits with code 2, prints the one line shown (plus `Try --help for the list of flags.`) and
 writes nothing: no run directory, no output file, an existing file unchanged. `DIR` stands for
 the test's temporary folder (`DIR/plain.h5`: an MNIST LeNet-300-100 without BatchNorm;
-`DIR/cifar.h5`: the same network built for 32×32×3 inputs).
+`DIR/cifar.h5`: the same network built for 32×32×3 inputs; `DIR/nan.h5` / `DIR/inf.h5`: the
+MNIST one with one NaN weight / one infinite bias).
 
 | case | command | error line (exit 2) |
 |---|---|---|
@@ -79,6 +80,10 @@ CASES = [
      ["--model={plain_model}", "--inference_noise=on"], "has no CNI/PNI noise layers"),
     ("evaluate: transfer without a source model", "evaluate.py", ["--model={plain_model}", "--attacks=transfer"],
      "--source_model=PATH"),
+    ("evaluate: a model that outputs NaN", "evaluate.py", ["--model={nan_model}", "--attacks=fgsm,deepfool"],
+     "the model outputs NaN on"),
+    ("evaluate: a model that outputs Inf", "evaluate.py", ["--model={inf_model}", "--attacks=fgsm"],
+     "the model outputs Inf on"),
 ]
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
 SLOW = {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
@@ -98,7 +103,14 @@ def models(tmp_path_factory):
     plain.save(folder / "plain.h5")
     cifar = zoo.get("lenet300_100")(10, (32, 32, 3))
     cifar.save(folder / "cifar.h5")
-    return {"plain_model": str(folder / "plain.h5"), "cifar_model": str(folder / "cifar.h5")}
+    last, healthy = plain.layers[-1], plain.layers[-1].get_weights()
+    for name, value, index in (("nan", float("nan"), 0), ("inf", float("inf"), 1)):
+        weights = [w.copy() for w in healthy]
+        weights[index].flat[0] = value  # one kernel entry NaN / one bias entry Inf
+        last.set_weights(weights)
+        plain.save(folder / f"{name}.h5")
+    return {"plain_model": str(folder / "plain.h5"), "cifar_model": str(folder / "cifar.h5"),
+            "nan_model": str(folder / "nan.h5"), "inf_model": str(folder / "inf.h5")}
 
 
 def snapshot(folder):
@@ -153,7 +165,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, models, ca
     assert snapshot(tmp_path) == before, "a bad input wrote or changed files"
 
     shown = line.replace(str(tmp_path), "DIR")
-    placeholders = {"tmp": "DIR", "plain_model": "DIR/plain.h5", "cifar_model": "DIR/cifar.h5"}
+    placeholders = {"tmp": "DIR", "plain_model": "DIR/plain.h5", "cifar_model": "DIR/cifar.h5",
+                    "nan_model": "DIR/nan.h5", "inf_model": "DIR/inf.h5"}
     for name, path in models.items():
         shown = shown.replace(path, placeholders[name])
     command = f"{script} " + " ".join(a.format(**placeholders) for a in args)

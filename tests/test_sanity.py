@@ -12,6 +12,7 @@ from tfsparse import sanity
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
+from tfsparse.errors import NonFiniteOutputError
 
 N = 48
 
@@ -85,6 +86,52 @@ def test_a_model_random_at_inference_is_attacked_with_eot_and_refuses_attacks_wi
         sanity.prepare(noisy, x, [attacks.DeepFool()])
     report = run(noisy, suite, eot_samples=2)
     assert report["random_at_inference"] and "eot_pgd" in report["attacks"]
+
+
+def broken(model, value, where):
+    """``model`` with one weight set to ``value`` (NaN: every output NaN; Inf in a bias: those logits Inf)."""
+    broken = keras.models.clone_model(model)
+    broken.set_weights(model.get_weights())
+    layer = broken.get_layer("logits")
+    kernel, bias = (w.numpy() for w in layer.weights)
+    if where == "kernel":
+        kernel[0, 0] = value
+    else:
+        bias[3] = value
+    layer.set_weights([kernel, bias])
+    return broken
+
+
+@pytest.mark.parametrize("value, where, kind", [(np.nan, "kernel", "NaN"), (np.inf, "bias", "Inf")])
+def test_nan_or_inf_outputs_are_refused_before_anything_is_concluded(mnist, value, where, kind):
+    healthy = trained_dense(mnist)
+    model = broken(healthy, value, where)
+    x, y = mnist.x_test[:N], mnist.y_test[:N]
+    assert not sanity.is_random_at_inference(model, x)  # NaN != NaN is not randomness
+    message = f"the model outputs {kind} on {N} of {N} inputs, so no accuracy or robustness can be measured"
+    # Not "random at inference": no EOT swap for FGS/PGD, no "drop deepfool".
+    for suite in ([attacks.FGSM(eps=0.1), attacks.PGD(eps=0.1, step_size=0.02, steps=3)], [attacks.DeepFool()]):
+        with pytest.raises(NonFiniteOutputError, match=message):
+            run(model, suite)
+        with pytest.raises(NonFiniteOutputError, match=message):
+            sanity.prepare(model, x, suite)
+    with pytest.raises(NonFiniteOutputError, match=message):
+        evaluation.evaluate(model, x, y, [attacks.FGSM(eps=0.1)])
+    with pytest.raises(NonFiniteOutputError, match=message):
+        evaluation.measure(model, x, y, [("clean", "clean"), ("fgs", attacks.FGSM(eps=0.1))])
+    assert issubclass(NonFiniteOutputError, ConfigError)
+    # Inputs beyond the probe are checked by evaluate too (it predicts all of them).
+    # (An input with a lit corner pixel, the last one, gets the bad value; MNIST corners are 0.)
+    partly = keras.Model(healthy.input, keras.layers.Lambda(
+        lambda ts: ts[1] * tf.where(ts[0][:, :1, 0, 0] > 0.5, np.float32(value), 1.0))([healthy.input, healthy.output]))
+    lit = x.copy()
+    lit[-1, 0, 0, 0] = 1.0
+    assert np.isfinite(partly.predict(lit[:-1], verbose=0)).all()
+    with pytest.raises(NonFiniteOutputError, match=f"{kind} on 1 of {N} inputs"):
+        evaluation.evaluate(partly, lit, y, [attacks.FGSM(eps=0.1)], batch_size=16)
+    # The healthy model is unaffected.
+    report = run(healthy, [attacks.FGSM(eps=0.1)])
+    assert not report["random_at_inference"] and "fgsm" in report["attacks"] and report["clean_accuracy"] > 0.5
 
 
 def test_zero_gradients_and_an_unbeatable_model_are_flagged(mnist):

@@ -16,6 +16,10 @@ class ConfigError(UsageError):
     """A config value or flag is invalid."""
 
 
+class NonFiniteOutputError(ConfigError):
+    """The model outputs NaN or Inf: no accuracy or robustness number can be computed from it."""
+
+
 class DataError(UsageError):
     """Bad or missing data."""
 

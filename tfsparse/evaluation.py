@@ -14,13 +14,14 @@ from tfsparse.attacks import FGSM
 from tfsparse.attacks import RFGSM
 from tfsparse.attacks import BLACK_BOX
 from tfsparse.attacks import AutoAttack
+from tfsparse.attacks import labels_from_logits
 from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import as_batch
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
 from tfsparse.metrics import diagnostics
 from tfsparse.metrics.robustness import minimal_distances
-from tfsparse.metrics.robustness import predict_labels
+from tfsparse.metrics.robustness import predict_logits
 
 _SINGLE_STEP = (FGSM, RFGSM)
 
@@ -134,12 +135,15 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
 
     Raises:
       ValueError: on bad inputs or an empty ``attacks``.
+      tfsparse.errors.NonFiniteOutputError: the model outputs NaN or Inf on some of ``x``.
     """
     attacks = list(attacks)
     if not attacks:
         raise ValueError("attacks must name at least one attack")
     x, y = as_batch(x, y)
-    clean_correct = predict_labels(model, x, batch_size) == y
+    logits = predict_logits(model, x, batch_size)
+    sanity.check_finite_outputs(logits)  # before any number is drawn from them
+    clean_correct = labels_from_logits(tf.convert_to_tensor(logits)).numpy() == y
     report = {"n": len(x), "clean_accuracy": float(np.mean(clean_correct)), "attacks": {}}
     robust = clean_correct.copy()
     linf_attacks = []

@@ -4,6 +4,9 @@ AutoAttack's ``checks.py`` and RobustBench's admission rules warn about the usua
 robustness number is inflated (Athalye, Carlini, Wagner, ICML 2018 §3.1; Croce & Hein 2020
 §5); here the worst of them change what is run instead of only being printed:
 
+* **Non-finite outputs.** NaN or Inf in the outputs (a NaN weight, an overflow) is refused
+  first (:class:`~tfsparse.errors.NonFiniteOutputError`): every later conclusion would be
+  drawn from it (NaN != NaN makes two passes "differ", argmax of NaN is class 0).
 * **Probability outputs.** Attacks and Guo's r2 need logits: on softmax outputs the
   cross-entropy gradient vanishes where the model is confident and DeepFool's linearisation
   measures distances in probability space (measured: r2 5.60 for a CNN whose logits give
@@ -30,6 +33,7 @@ from tfsparse import attacks as attack_lib
 from tfsparse.attacks.base import loss_per_sample
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
+from tfsparse.errors import NonFiniteOutputError
 from tfsparse.layers import has_inference_noise
 
 MODEL_OUTPUTS = ("logits", "probabilities")
@@ -39,6 +43,18 @@ PROBE = 64  # inputs used by the output and randomness probes
 def flag(name, detail):
     """One evaluation flag, as it lands in the JSON report."""
     return {"flag": name, "detail": detail}
+
+
+def check_finite_outputs(outputs):
+    """Raises NonFiniteOutputError if ``outputs`` (a model's outputs on some inputs) hold NaN or Inf."""
+    outputs = np.asarray(outputs)
+    rows = outputs.reshape(len(outputs), -1) if outputs.ndim else outputs.reshape(1, 1)
+    bad = ~np.all(np.isfinite(rows), axis=1)
+    if bad.any():
+        kinds = " and ".join(k for k, m in (("NaN", np.isnan(rows)), ("Inf", np.isinf(rows))) if m.any())
+        raise NonFiniteOutputError(
+            f"the model outputs {kinds} on {int(bad.sum())} of {len(rows)} inputs, so no accuracy or robustness "
+            "can be measured; look for a NaN/Inf weight or an overflow in the model (retrain or re-export it)")
 
 
 def looks_like_probabilities(outputs, atol=1e-4):
@@ -69,7 +85,7 @@ def is_random_at_inference(model, x):
         return True
     first = np.asarray(model(x, training=False))
     second = np.asarray(model(x, training=False))
-    return not np.array_equal(first, second)
+    return not np.array_equal(first, second, equal_nan=True)  # NaN != NaN is not randomness
 
 
 def eot_version(attack, samples):
@@ -117,6 +133,7 @@ def prepare(model, x, attacks, *, model_outputs="logits", eot_samples=20):
       probabilities), the attacks to run, the flags raised, and whether the model is random.
 
     Raises:
+      NonFiniteOutputError: NaN or Inf outputs on the probe (checked before anything else).
       ConfigError: probabilities without ``model_outputs="probabilities"``, logits declared as
         probabilities, or an attack without an EOT form on a random model.
     """
@@ -124,7 +141,9 @@ def prepare(model, x, attacks, *, model_outputs="logits", eot_samples=20):
         raise ConfigError(f"model_outputs must be one of {MODEL_OUTPUTS}, got {model_outputs!r}")
     probe = x[:PROBE]
     flags = []
-    probabilities = looks_like_probabilities(model(probe, training=False))
+    outputs = model(probe, training=False)
+    check_finite_outputs(outputs)
+    probabilities = looks_like_probabilities(outputs)
     if probabilities and model_outputs == "logits":
         raise ConfigError("the model outputs probabilities (rows are non-negative and sum to 1), which inflates "
                           "r2 and weakens gradient attacks; give a model that outputs logits, or pass "

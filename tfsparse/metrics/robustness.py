@@ -23,6 +23,16 @@ from tfsparse.compat import keras
 from tfsparse.compat import tf
 
 
+def predict_logits(model, x, batch_size=500) -> np.ndarray:
+    """The outputs of ``model`` on ``x``, in inference mode (see :func:`predict_labels`)."""
+    x = np.asarray(x, np.float32)
+    if isinstance(model, keras.Model):
+        return model.predict(x, batch_size=batch_size, verbose=0)
+    # A SavedModel signature, a Keras 3 model, a wrapped model: call it batch by batch.
+    return np.concatenate([np.asarray(model(x[s : s + batch_size], training=False))
+                           for s in range(0, len(x), batch_size)])
+
+
 def predict_labels(model, x, batch_size=500) -> np.ndarray:
     """Predicted labels of ``model`` on ``x``, in inference mode.
 
@@ -35,13 +45,7 @@ def predict_labels(model, x, batch_size=500) -> np.ndarray:
     Returns:
       int32 array ``(N,)``: argmax of the logits, or ``1[logit > 0]`` for a binary model.
     """
-    x = np.asarray(x, np.float32)
-    if isinstance(model, keras.Model):
-        logits = model.predict(x, batch_size=batch_size, verbose=0)
-    else:  # a SavedModel signature, a Keras 3 model, a wrapped model: call it batch by batch
-        logits = np.concatenate([np.asarray(model(x[s : s + batch_size], training=False))
-                                 for s in range(0, len(x), batch_size)])
-    return labels_from_logits(tf.convert_to_tensor(logits)).numpy()
+    return labels_from_logits(tf.convert_to_tensor(predict_logits(model, x, batch_size))).numpy()
 
 
 def clean_accuracy(model, x, y, batch_size=500) -> float:
