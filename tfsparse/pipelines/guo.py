@@ -63,6 +63,7 @@ from tfsparse.pipelines._guo import sweep_section
 from tfsparse.pipelines._guo import write_sweep_outputs
 from tfsparse.pipelines._run import CONFIG_FILE
 from tfsparse.pipelines._run import RESULTS_FILE
+from tfsparse.pipelines._run import RunLock
 from tfsparse.pipelines._run import describe
 
 # Record keys kept by a re-evaluation (the training facts of each round).
@@ -229,6 +230,7 @@ def reevaluate_sweep(config, workdir, *, log=print):
     measures = tuple(guo_suite(config.eval, config.xla))
     path = os.path.abspath(workdir)
     _, state, _ = engine.read_run(path, (KIND,), "--reevaluate")
+    lock = RunLock.acquire(path)  # no other process writes the run while it is re-measured
     stored = engine.read_json(path, CONFIG_FILE, "--reevaluate")
     if state.get("status") != "complete":
         raise RunDirError(f"--reevaluate: {path} is not a complete sweep ({describe(path)}); finish it with "
@@ -265,4 +267,5 @@ def reevaluate_sweep(config, workdir, *, log=print):
     stored["config"] = run_config.to_dict()
     results.write_json(os.path.join(path, CONFIG_FILE), stored)
     results.write_json(os.path.join(path, RESULTS_FILE), state)
+    lock.release()
     return path
