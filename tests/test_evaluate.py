@@ -350,3 +350,28 @@ def test_inference_noise_on_a_plain_model_exits_2(noisy_saved):
     result = run_evaluate(f"--model={noisy_saved / 'plain.keras'}", "--num_examples=4", "--inference_noise=on")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "no CNI/PNI noise layers" in result.stderr
+
+
+def test_the_one_evaluator_refuses_what_would_give_wrong_numbers():
+    # Through the public API (issue 31 item 1): 0-255 images, softmax outputs and too few outputs are
+    # refused by tfsparse.evaluate itself, so measure, evaluate_dataset and every table inherit it.
+    import tfsparse
+    from tfsparse.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16).astype(np.int32)
+    inputs = keras.Input((4,))
+    logits = keras.layers.Dense(3)(inputs)
+    model = keras.Model(inputs, logits)
+    suite = [tfsparse.attacks.PGD(eps=0.1, step_size=0.05, steps=2)]
+    assert tfsparse.evaluate(model, x, y, suite)["n"] == 16
+    with pytest.raises(ConfigError, match=r"inputs must lie in \[0, 1\].*1/255"):
+        tfsparse.evaluate(model, x * 255, y, suite)
+    softmax = keras.Model(inputs, keras.layers.Softmax()(logits))
+    with pytest.raises(ConfigError, match="outputs probabilities"):
+        tfsparse.evaluate(softmax, x, y, suite)
+    with pytest.raises(ConfigError, match="1 output"):
+        tfsparse.evaluate(keras.Model(inputs, keras.layers.Dense(1)(inputs)), x, np.full(16, 2, np.int32), suite)
+    with pytest.raises(ConfigError, match="outputs probabilities"):
+        tfsparse.evaluation.measure(softmax, x, y, [("pgd_accuracy", suite[0])])

@@ -136,13 +136,17 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     Raises:
       ValueError: on bad inputs or an empty ``attacks``.
       tfsparse.errors.NonFiniteOutputError: the model outputs NaN or Inf on some of ``x``.
+      tfsparse.errors.ConfigError: inputs outside [0, 1], probability outputs, or fewer outputs
+        than the labels need (:func:`tfsparse.sanity.check_evaluable`): every entry point that
+        measures (``measure``, ``evaluate_dataset``, every table) passes here.
     """
     attacks = list(attacks)
     if not attacks:
         raise ValueError("attacks must name at least one attack")
     x, y = as_batch(x, y)
+    sanity.check_inputs(x)  # before the model sees them
     logits = predict_logits(model, x, batch_size)
-    sanity.check_finite_outputs(logits)  # before any number is drawn from them
+    sanity.check_evaluable(x, y, logits)  # before any number is drawn from them
     clean_correct = labels_from_logits(tf.convert_to_tensor(logits)).numpy() == y
     report = {"n": len(x), "clean_accuracy": float(np.mean(clean_correct)), "attacks": {}}
     robust = clean_correct.copy()
@@ -386,8 +390,7 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
     x, y = loaded.x_test, loaded.y_test.astype(np.int32)
     if subset == "first" and num_examples:
         x, y = x[:num_examples], y[:num_examples]
-    if x.min() < 0.0 or x.max() > 1.0:
-        raise ConfigError(f"inputs must lie in [0, 1], got [{x.min():g}, {x.max():g}]")
+    sanity.check_inputs(x)
     num_outputs = check_model_output(model, x)
     if max(num_outputs, 2) < loaded.num_classes:
         raise ConfigError(

@@ -57,6 +57,32 @@ def check_finite_outputs(outputs):
             "can be measured; look for a NaN/Inf weight or an overflow in the model (retrain or re-export it)")
 
 
+def check_inputs(x):
+    """Raises ConfigError unless every input lies in [0, 1], the range every attack's ε and box assume."""
+    x = np.asarray(x)
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise ConfigError(f"inputs must lie in [0, 1], got [{x.min():g}, {x.max():g}]; scale 0-255 images by 1/255")
+
+
+PROBABILITIES = ("the model outputs probabilities (rows are non-negative and sum to 1), which inflates r2 and "
+                 "weakens gradient attacks; give a model that outputs logits, or pass --model_outputs=probabilities "
+                 "(evaluate_dataset(model_outputs='probabilities')) to attack log-probabilities")
+
+
+def check_evaluable(x, y, outputs):
+    """What :func:`tfsparse.evaluation.evaluate` refuses before any number is drawn: inputs outside [0, 1],
+    NaN / Inf outputs, probability outputs, and fewer outputs than the labels need (ConfigError each)."""
+    check_inputs(x)
+    check_finite_outputs(outputs)
+    outputs = np.asarray(outputs)
+    if looks_like_probabilities(outputs):
+        raise ConfigError(PROBABILITIES)
+    columns = outputs.shape[1] if outputs.ndim == 2 else 1
+    if len(y) and int(np.max(y)) >= max(columns, 2):
+        raise ConfigError(f"the model has {columns} output(s) but the labels go up to {int(np.max(y))}; "
+                          "give a model with one logit per class")
+
+
 def looks_like_probabilities(outputs, atol=1e-4):
     """True if every row is non-negative and sums to 1 (softmax outputs), for ≥ 2 columns."""
     outputs = np.asarray(outputs, np.float64)
@@ -145,9 +171,7 @@ def prepare(model, x, attacks, *, model_outputs="logits", eot_samples=20):
     check_finite_outputs(outputs)
     probabilities = looks_like_probabilities(outputs)
     if probabilities and model_outputs == "logits":
-        raise ConfigError("the model outputs probabilities (rows are non-negative and sum to 1), which inflates "
-                          "r2 and weakens gradient attacks; give a model that outputs logits, or pass "
-                          "--model_outputs=probabilities to attack log-probabilities")
+        raise ConfigError(PROBABILITIES)
     if model_outputs == "probabilities":
         if not probabilities:
             raise ConfigError("--model_outputs=probabilities, but the outputs are not probabilities "
