@@ -360,6 +360,7 @@ def test_a_killed_worker_fails_the_run_cleanly_and_it_resumes(tmp_path):
     assert state["status"] == "complete" and state["resumed"] == 1 and state["train_steps"] == 64
 
 
+@pytest.mark.slow  # three TensorFlow processes, ~60 s; the one-process search is in tests/test_tuning.py
 def test_keras_tuner_chief_and_two_workers_share_the_trials(tmp_path):
     """scripts/tune.py under launch_local.py --keras_tuner: 4 trials over 2 workers, one table by the chief."""
     workdir = tmp_path / "tune"
@@ -428,6 +429,7 @@ def _without_seconds(report):
                                   for k, e in report["attacks"].items()}}
 
 
+@pytest.mark.slow  # three TensorFlow processes, ~60 s; mirrored sharding stays in the fast tier
 def test_sharded_evaluation_equals_the_single_process_report(tmp_path):
     """Attacks sharded over 2 virtual CPUs (MirroredStrategy) and over 2 localhost workers (MWMS)."""
     import io

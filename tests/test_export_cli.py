@@ -78,6 +78,7 @@ def test_export_writes_checked_artifacts_and_their_robustness(pruned_model, tmp_
     assert json.loads((output / "export.json").read_text()) == report
 
 
+@pytest.mark.slow  # the same folder rule is tested on export() and save_saved_model in tests/test_export.py
 def test_export_keeps_the_users_partial_folder(pruned_model, tmp_path):
     """Issue 30: with --output=R/ship an existing R/ship.partial/ (the user's) was deleted without a word."""
     path, _ = pruned_model

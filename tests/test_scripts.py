@@ -141,7 +141,8 @@ def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path
         assert reloaded.get_layer("fc1").units == 150
 
 
-@pytest.mark.parametrize("method", ["gup", "lup"])
+# LUP through the CLI is slow-tier only: both methods are checked without a training step in tests/test_sparsity.py.
+@pytest.mark.parametrize("method", ["gup", pytest.param("lup", marks=pytest.mark.slow)])
 def test_prune_without_retraining_reaches_the_requested_sparsity(trained_workdir, tmp_path, method):
     """Issue 30: --retrain_epochs=0 exported the dense model (0 % sparsity, status complete):
     tfmot sets its masks only in a training step, and there was none."""
