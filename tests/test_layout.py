@@ -22,7 +22,8 @@ FLOORS = [
     ("tfsparse.metrics", "tfsparse.sparsity"),
     ("tfsparse.attacks", "tfsparse.models", "tfsparse.data"),
     ("tfsparse.layers",),
-    ("tfsparse.compat", "tfsparse.errors", "tfsparse.results", "tfsparse._version", "tfsparse._keras_guard",
+    ("tfsparse.compat", "tfsparse.errors", "tfsparse.results", "tfsparse.runlock", "tfsparse._version",
+     "tfsparse._keras_guard",
      "tfsparse.launch"),
 ]
 

@@ -20,7 +20,7 @@ from cli_helpers import error_line
 from cli_helpers import run_script
 
 from tfsparse.errors import RunDirError
-from tfsparse.pipelines._run import LOCK_FILE
+from tfsparse.runlock import LOCK_FILE
 from tfsparse.pipelines._run import Run
 
 CONFIG = {"seed": 7, "train": {"epochs": 1}}

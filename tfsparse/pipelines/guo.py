@@ -63,8 +63,8 @@ from tfsparse.pipelines._guo import sweep_section
 from tfsparse.pipelines._guo import write_sweep_outputs
 from tfsparse.pipelines._run import CONFIG_FILE
 from tfsparse.pipelines._run import RESULTS_FILE
-from tfsparse.pipelines._run import RunLock
 from tfsparse.pipelines._run import describe
+from tfsparse.runlock import RunLock
 
 # Record keys kept by a re-evaluation (the training facts of each round).
 TRAINING_KEYS = ("seed", "round", "target_sparsity", "train_seconds")

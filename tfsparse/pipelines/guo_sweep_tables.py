@@ -39,7 +39,7 @@ from tfsparse.pipelines._guo import read_sweep
 from tfsparse.pipelines._guo import records_by_round
 from tfsparse.pipelines._guo import require
 from tfsparse.pipelines._guo import round_model
-from tfsparse.pipelines._run import run_files
+from tfsparse.runlock import run_files
 from tfsparse.pipelines.guo_tables import CLEVER
 from tfsparse.pipelines.guo_tables import PRUNED_MODELS
 from tfsparse.pipelines.guo_tables import write_outputs
