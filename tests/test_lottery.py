@@ -10,11 +10,11 @@ from tfsparse.sparsity import masks as nonzero_masks
 from tfsparse.sparsity import scope
 from tfsparse.sparsity import strip
 from tfsparse.sparsity import weight_sparsity
-from tfsparse.sparsity.lottery import inverse_weights_inheritance
-from tfsparse.sparsity.lottery import lottery_ticket
-from tfsparse.sparsity.lottery import prune_surviving
-from tfsparse.sparsity.lottery import random_masks
-from tfsparse.sparsity.oneshot import wrap_with_masks
+from tfsparse.sparsity._lottery import inverse_weights_inheritance
+from tfsparse.sparsity._lottery import lottery_ticket
+from tfsparse.sparsity._lottery import prune_surviving
+from tfsparse.sparsity._lottery import random_masks
+from tfsparse.sparsity._oneshot import wrap_with_masks
 
 
 def tiny_model(seed=0):

@@ -9,16 +9,16 @@ from tfsparse.compat import keras
 from tfsparse.sparsity import masks
 from tfsparse.sparsity import strip
 from tfsparse.sparsity import weight_sparsity
-from tfsparse.sparsity.oneshot import gamma_for_sparsity
-from tfsparse.sparsity.oneshot import global_sparsity_targets
-from tfsparse.sparsity.oneshot import kernels
-from tfsparse.sparsity.oneshot import gup
-from tfsparse.sparsity.oneshot import lup
-from tfsparse.sparsity.oneshot import one_shot
-from tfsparse.sparsity.oneshot import select_layers
-from tfsparse.sparsity.oneshot import threshold_masks
-from tfsparse.sparsity.oneshot import threshold_prune
-from tfsparse.sparsity.oneshot import wrap_with_masks
+from tfsparse.sparsity._oneshot import gamma_for_sparsity
+from tfsparse.sparsity._oneshot import global_sparsity_targets
+from tfsparse.sparsity._oneshot import kernels
+from tfsparse.sparsity._oneshot import gup
+from tfsparse.sparsity._oneshot import lup
+from tfsparse.sparsity._oneshot import one_shot
+from tfsparse.sparsity._oneshot import select_layers
+from tfsparse.sparsity._oneshot import threshold_masks
+from tfsparse.sparsity._oneshot import threshold_prune
+from tfsparse.sparsity._oneshot import wrap_with_masks
 from tfsparse.sparsity.prune import PruneLowMagnitude
 
 

@@ -12,11 +12,11 @@ from tfsparse.layers.regularization import ActivationL1
 from tfsparse.layers.regularization import insert_activation_l1
 from tfsparse.plotting import plot_weight_histograms
 from tfsparse.sparsity import prune
-from tfsparse.sparsity.activations import activation_sparsity
+from tfsparse.sparsity._activations import activation_sparsity
 from tfsparse.sparsity.prune import PruneLowMagnitude
-from tfsparse.sparsity.stats import norm_products
-from tfsparse.sparsity.stats import weight_histogram_data
-from tfsparse.sparsity.stats import weight_norms
+from tfsparse.sparsity._stats import norm_products
+from tfsparse.sparsity._stats import weight_histogram_data
+from tfsparse.sparsity._stats import weight_norms
 
 
 def hand_model():

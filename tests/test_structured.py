@@ -1,6 +1,6 @@
 """Structured pruning (FP, NS), structure statistics and re-initialisation.
 
-The oracle for every rebuild is the *masked wide model* of ``structured.rebuild``: the wide
+The oracle for every rebuild is the *masked wide model* of ``sparsity._structured.rebuild``: the wide
 model with the consumer's input weights from removed channels zeroed. It is built here
 independently, from the kernels' natural shapes (e.g. the Dense kernel after a Flatten
 reshaped to (H, W, C, units)), so the NHWC index mapping is checked, not re-used.
@@ -16,8 +16,8 @@ from tfsparse import training
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.layers import Normalize
-from tfsparse.sparsity import reinit
-from tfsparse.sparsity import structured
+from tfsparse.sparsity import _reinit as reinit
+from tfsparse.sparsity import _structured as structured
 
 
 def tiny_convnet(seed=0):

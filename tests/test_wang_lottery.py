@@ -26,7 +26,7 @@ from tfsparse.pipelines import wang_lottery_report
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines.validate import validate
-from tfsparse.sparsity.lottery import start_model
+from tfsparse.sparsity._lottery import start_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)

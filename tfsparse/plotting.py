@@ -91,12 +91,12 @@ def plot_weight_histograms(model_or_dict, path, log_y=True, bins=50, per_layer=T
     Returns:
       ``path``.
     """
-    from tfsparse.sparsity.stats import weight_histogram_data
+    from tfsparse.sparsity import weight_histogram_data
 
     if isinstance(model_or_dict, dict):
         weights = model_or_dict
     else:
-        from tfsparse.sparsity.oneshot import kernels
+        from tfsparse.sparsity import kernels
 
         weights = kernels(model_or_dict)
     panels = ([(name, name) for name in weights] if per_layer else []) + [(None, "all layers")]

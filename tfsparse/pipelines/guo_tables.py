@@ -7,7 +7,7 @@ Three experiment kinds (``configs/guo_activation_l1.py``, ``configs/guo_pruned_m
   for each λ of ``activation_l1.strengths`` and each seed, the model with an
   :class:`~tfsparse.layers.ActivationL1` (loss λ · batch mean of the per-example L1 norm) at
   the input of its last fully connected layer is trained; recorded: the activation sparsity
-  there (fraction of exact zeros over the whole test split, ``tfsparse.sparsity.activations``),
+  there (fraction of exact zeros over the whole test split, ``tfsparse.sparsity.activation_sparsity``),
   and the measures of :func:`~tfsparse.pipelines._build.robustness_record` (clean accuracy,
   r∞ by FGS, r2 by DeepFool, ...).
 * ``guo_pruned_models`` (Table 2 analogue) and ``guo_clever`` (the CLEVER table of Guo's
@@ -38,7 +38,7 @@ from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._guo import measure_line
 from tfsparse.pipelines._guo import measures_in
 from tfsparse.pipelines._guo import require
-from tfsparse.sparsity.activations import activation_tensor
+from tfsparse.sparsity import activation_tensor
 
 ACTIVATION_L1 = "guo_activation_l1"
 PRUNED_MODELS = "guo_pruned_models"

@@ -9,7 +9,7 @@ Per seed, from the initial weights θ0 of the large network (``build_model`` wit
   network; Wang: 120 epochs).
 * ``iwi`` — steps 3–5: load θ′ ⊙ M_K into the large network and re-initialise the pruned
   positions from θ0, θ′ ⊙ M_K + θ0 ⊙ (M0 − M_K)
-  (:func:`tfsparse.sparsity.lottery.inverse_weights_inheritance`; biases and BN from θ′),
+  (:func:`tfsparse.sparsity.inverse_weights_inheritance`; biases and BN from θ′),
   then adversarially train the large *dense* network for ``iwi.large_epochs`` epochs (Wang:
   45, Stop-E).
 * ``dense`` — the same large network adversarially trained from θ0 for the same total
@@ -26,8 +26,8 @@ seed summary and report are those of :func:`tfsparse.pipelines.wang_lottery.tabl
 from tfsparse.errors import ConfigError
 from tfsparse.pipelines import wang_lottery
 from tfsparse.sparsity import plain
-from tfsparse.sparsity.lottery import start_model
-from tfsparse.sparsity.lottery import inverse_weights_inheritance
+from tfsparse.sparsity import start_model
+from tfsparse.sparsity import inverse_weights_inheritance
 
 KIND = "wang_iwi"
 ROWS = ("dense", "ticket", "iwi")

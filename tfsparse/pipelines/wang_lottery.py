@@ -3,7 +3,7 @@
 Per seed, from one set of initial weights θ0 (``build_model`` with that seed):
 
 1. **ticket search** — Alg. 1 as reconstructed in SPEC §4
-   (:func:`tfsparse.sparsity.lottery.lottery_ticket`): K = ``lottery.iterations`` times,
+   (:func:`tfsparse.sparsity.lottery_ticket`): K = ``lottery.iterations`` times,
    adversarially train θ0 ⊙ M(k−1) for ``lottery.search_epochs`` epochs (N; paper 1),
    remove ``lottery.prune_fraction`` (p) of the *original* weight count globally by
    magnitude → M_k, rewind to θ0. The masks M_K are kept in
@@ -20,11 +20,11 @@ Per seed, from one set of initial weights θ0 (``build_model`` with that seed):
    ``random``    θ0 ⊙ random mask, equal sparsity     does the ticket's *mask* matter?
    ============  ===================================  =====================================
 
-   (:func:`tfsparse.sparsity.lottery.start_model`): ``reinit`` draws every weight again from
-   its layer's initializer (:func:`tfsparse.sparsity.reinit.reinitialize`, seed ``1000 +
+   (:func:`tfsparse.sparsity.start_model`): ``reinit`` draws every weight again from
+   its layer's initializer (:func:`tfsparse.sparsity.reinitialize`, seed ``1000 +
    seed``); ``random`` keeps
    in every layer as many weights as the ticket, at uniformly random positions
-   (:func:`tfsparse.sparsity.lottery.random_masks`, seed ``(seed, 2)``), so its layer-wise
+   (:func:`tfsparse.sparsity.random_masks`, seed ``(seed, 2)``), so its layer-wise
    sparsity equals the ticket's exactly. All four rows get the same training budget;
    the ticket's search (K·N epochs, which only chooses the mask: its weights are rewound)
    is recorded beside it as ``search_epochs`` (``total_epochs`` counts both).
@@ -76,9 +76,9 @@ from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines.rsr import adversarial_fit
 from tfsparse.sparsity import plain
-from tfsparse.sparsity.lottery import lottery_ticket
-from tfsparse.sparsity.lottery import start_model
-from tfsparse.sparsity.oneshot import LAYER_TYPES
+from tfsparse.sparsity import lottery_ticket
+from tfsparse.sparsity import start_model
+from tfsparse.sparsity import LAYER_TYPES
 from tfsparse.training import TrainingClock
 from tfsparse.training import checkpointed_epochs
 

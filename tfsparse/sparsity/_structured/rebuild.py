@@ -24,11 +24,11 @@ import numpy as np
 
 from tfsparse.compat import keras
 from tfsparse.sparsity.prune import scope
-from tfsparse.sparsity.structured.plans import filter_prune_plan
-from tfsparse.sparsity.structured.plans import slimming_plan
-from tfsparse.sparsity.structured.routes import _check_removable
-from tfsparse.sparsity.structured.routes import _functional
-from tfsparse.sparsity.structured.routes import _routes
+from tfsparse.sparsity._structured.plans import filter_prune_plan
+from tfsparse.sparsity._structured.plans import slimming_plan
+from tfsparse.sparsity._structured.routes import _check_removable
+from tfsparse.sparsity._structured.routes import _functional
+from tfsparse.sparsity._structured.routes import _routes
 
 
 def filter_prune(model, ratio, *, layers=None, keep=("last",)):

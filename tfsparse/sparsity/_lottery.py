@@ -15,16 +15,16 @@ large dense network to convergence.
 import numpy as np
 
 from tfsparse.compat import keras
-from tfsparse.sparsity.oneshot import LAYER_TYPES
-from tfsparse.sparsity.oneshot import kernels
-from tfsparse.sparsity.oneshot import select_layers
-from tfsparse.sparsity.oneshot import wrap_with_masks
+from tfsparse.sparsity._oneshot import LAYER_TYPES
+from tfsparse.sparsity._oneshot import kernels
+from tfsparse.sparsity._oneshot import select_layers
+from tfsparse.sparsity._oneshot import wrap_with_masks
 from tfsparse.sparsity.prune import copy_model
 from tfsparse.sparsity.prune import has_pruning_wrappers
 from tfsparse.sparsity.prune import prunable_layers
 from tfsparse.sparsity.prune import prunable_weights
 from tfsparse.sparsity.prune import strip
-from tfsparse.sparsity.reinit import reinitialize
+from tfsparse.sparsity._reinit import reinitialize
 
 
 # Seed offset of the re-initialised control of Table 3 (fresh weights ⊙ M_K).
@@ -168,7 +168,7 @@ def start_model(row, theta0, masks, seed):
       seed: the run's seed of this row.
 
     Returns:
-      A copy wrapped by :func:`~tfsparse.sparsity.oneshot.wrap_with_masks`.
+      A copy wrapped by :func:`~tfsparse.sparsity.wrap_with_masks`.
 
     Raises:
       ValueError: for another row name.

@@ -20,15 +20,15 @@ Modules, each importing only those listed before it:
 * ``summary``: ``structure_summary`` and ``structure_reduction`` (channels, params, FLOPs).
 """
 
-from tfsparse.sparsity.structured.plans import bn_gamma_l1
-from tfsparse.sparsity.structured.plans import filter_prune_plan
-from tfsparse.sparsity.structured.plans import slimming_plan
-from tfsparse.sparsity.structured.rebuild import filter_prune
-from tfsparse.sparsity.structured.rebuild import network_slim
-from tfsparse.sparsity.structured.rebuild import remove_channels
-from tfsparse.sparsity.structured.routes import removable_layers
-from tfsparse.sparsity.structured.summary import structure_reduction
-from tfsparse.sparsity.structured.summary import structure_summary
+from tfsparse.sparsity._structured.plans import bn_gamma_l1
+from tfsparse.sparsity._structured.plans import filter_prune_plan
+from tfsparse.sparsity._structured.plans import slimming_plan
+from tfsparse.sparsity._structured.rebuild import filter_prune
+from tfsparse.sparsity._structured.rebuild import network_slim
+from tfsparse.sparsity._structured.rebuild import remove_channels
+from tfsparse.sparsity._structured.routes import removable_layers
+from tfsparse.sparsity._structured.summary import structure_reduction
+from tfsparse.sparsity._structured.summary import structure_summary
 
 __all__ = [
     "bn_gamma_l1",

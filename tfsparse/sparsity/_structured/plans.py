@@ -22,10 +22,10 @@ import numpy as np
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.sparsity.prune import resolve_keep_dense
-from tfsparse.sparsity.structured.routes import _check_removable
-from tfsparse.sparsity.structured.routes import _functional
-from tfsparse.sparsity.structured.routes import _leaf_layers
-from tfsparse.sparsity.structured.routes import _routes
+from tfsparse.sparsity._structured.routes import _check_removable
+from tfsparse.sparsity._structured.routes import _functional
+from tfsparse.sparsity._structured.routes import _leaf_layers
+from tfsparse.sparsity._structured.routes import _routes
 
 
 def filter_prune_plan(model, ratio, *, layers=None, keep=("last",)):

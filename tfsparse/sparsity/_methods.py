@@ -1,8 +1,8 @@
 """One entry point for every one-shot pruning method, by name (the CLI and pipelines use it)."""
 
-from tfsparse.sparsity import oneshot
-from tfsparse.sparsity.structured import filter_prune
-from tfsparse.sparsity.structured import network_slim
+from tfsparse.sparsity import _oneshot as oneshot
+from tfsparse.sparsity._structured import filter_prune
+from tfsparse.sparsity._structured import network_slim
 
 METHODS = ("gup", "lup", "fp", "ns", "threshold")
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from tfsparse.sparsity.oneshot import kernels
+from tfsparse.sparsity._oneshot import kernels
 from tfsparse.sparsity.prune import PruneLowMagnitude
 from tfsparse.sparsity.prune import prunable_layers
 from tfsparse.sparsity.prune import prunable_weights

@@ -11,7 +11,7 @@ import numpy as np
 
 from tfsparse.compat import keras
 from tfsparse.sparsity.prune import PruneLowMagnitude
-from tfsparse.sparsity.structured.routes import _leaf_layers
+from tfsparse.sparsity._structured.routes import _leaf_layers
 
 
 def structure_summary(model):
