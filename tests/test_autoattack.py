@@ -84,3 +84,38 @@ def test_a_random_model_gets_the_rand_version(setup):
     _, switched, found, stochastic = sanity.prepare(noisy, x, [attacks.AutoAttack(eps=EPS, **SMALL)], eot_samples=5)
     assert stochastic and switched[0].params["version"] == "rand" and switched[0].params["eot_samples"] == 5
     assert [f["flag"] for f in found] == ["random_inference"]
+
+
+def test_stages_report_robust_accuracy_and_seconds_as_the_reference_prints_them(setup, capsys):
+    import tfsparse
+
+    model, x, y = setup
+    ensemble = attacks.AutoAttack(eps=EPS, **SMALL)
+    result = ensemble.run(model, x, y, batch_size=N // 2, seed=0, progress=True)
+    stages = result.stages
+    assert [s["name"] for s in stages] == ["APGD-CE", "APGD-T", "FAB-T", "Square"] == ensemble.stage_names()
+    accuracies = [s["robust_accuracy"] for s in stages]
+    assert all(later <= earlier for earlier, later in zip(accuracies, accuracies[1:]))
+    assert accuracies[-1] == result.adv_accuracy < result.clean_accuracy
+    assert all(s["seconds"] > 0 for s in stages)
+    # Each stage is handed exactly the points the earlier ones left robust.
+    assert stages[0]["attacked"] == N
+    assert [s["attacked"] for s in stages[1:]] == [round(a * N) for a in accuracies[:-1]]
+    captured = capsys.readouterr()
+    printed = captured.err + captured.out
+    assert f"robust accuracy after Square: {accuracies[-1]:.2%}" in printed
+    # The report through the public API carries the stages; the table prints one line per stage.
+    report = tfsparse.evaluate(model, x, y, [ensemble], seed=0, batch_size=N // 2)
+    entry = report["attacks"]["autoattack"]
+    assert [s["robust_accuracy"] for s in entry["stages"]] == accuracies  # same seed, same result
+    assert entry["accuracy"] == accuracies[-1] == report["worst_case"]["accuracy"]
+    table = tfsparse.evaluation.format_table(report)
+    assert all(f"  {name}" in table for name in ensemble.stage_names())
+
+
+def test_one_batch_call_and_a_fully_fooled_run_list_only_the_stages_that_ran(setup):
+    model, x, y = setup
+    strong = attacks.AutoAttack(eps=0.5, **SMALL)(model, x[:16], y[:16], seed=0)
+    assert strong.adv_accuracy == 0.0
+    assert [s["name"] for s in strong.stages] == ["APGD-CE"]
+    assert strong.stages[0]["robust_accuracy"] == 0.0

@@ -101,7 +101,9 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     Guo's ``r2`` (misclassified count as 0; failures, counted in ``failures``, left out: the rule
     of :func:`tfsparse.metrics.robustness.minimal_distances`). Every entry
     has ``params`` (with ``name``), ``repr``, ``success_rate`` (over the clean-correct samples) and
-    ``seconds`` (the attack's wall time only); black-box attacks (ZOO, Square, transfer) add
+    ``seconds`` (the attack's wall time only); AutoAttack adds ``stages``, one
+    ``{"name", "attacked", "robust_accuracy", "seconds"}`` per stage that ran
+    (:class:`~tfsparse.attacks.autoattack.AutoAttackResult`); black-box attacks (ZOO, Square, transfer) add
     ``success_rate_all``, the fraction of all samples misclassified after the attack (RSR Table 3's
     count, which includes the samples already misclassified clean). ``worst_case`` combines the l∞ fixed-budget attacks per sample (AutoAttack's
     robust accuracy: a sample is robust only if no attack fooled it); ``flags`` holds the
@@ -183,6 +185,9 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
             entry["success_rate_all"] = float(np.mean(~result.adv_correct))
         if result.queries is not None:
             entry["queries_per_sample"] = int(result.queries.max())
+        if getattr(result, "stages", None):
+            # AutoAttack: robust accuracy and seconds after each stage, as the reference prints them.
+            entry["stages"] = [dict(stage) for stage in result.stages]
         if adversarial_examples:
             entry["x_adv"] = result.x_adv
         report["attacks"][_key(attack, report["attacks"])] = entry
@@ -431,6 +436,9 @@ def format_table(report) -> str:
             f"{key:<14} {cell(entry.get('accuracy'))} {cell(entry.get('mean_l2'))} "
             f"{cell(entry.get('r2'))} {cell(entry['success_rate'])} {entry['seconds']:>9.2f}"
         )
+        for stage in entry.get("stages", ()):
+            lines.append(f"{'  ' + stage['name']:<14} {cell(stage['robust_accuracy'])} {'':>9} {'':>9} "
+                         f"{'':>9} {stage['seconds']:>9.2f}")
     if report["worst_case"] is not None:
         worst = report["worst_case"]["accuracy"]
         lines.append(f"worst case over l-inf attacks: accuracy {worst:.4f}")
