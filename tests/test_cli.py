@@ -105,6 +105,47 @@ def test_a_real_sigterm_exits_143(capsys):
     assert code == 143 and "interrupted by signal 15" in err
 
 
+def _sigterm_then(after):
+    # A real SIGTERM that the work turns into another error or swallows, as TensorFlow's C++
+    # code does when the handler fires inside a callback (a SystemError, or a caught
+    # exception in a converter's fallback).
+    def main(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except Interrupted as error:
+            return after(error)
+        return 0
+
+    return main
+
+
+def _raise_system_error(error):
+    raise SystemError("<built-in method> returned a result with an exception set") from error
+
+
+@pytest.mark.parametrize("after", [_raise_system_error, lambda error: 0], ids=["as SystemError", "swallowed"])
+def test_a_sigterm_the_work_loses_still_exits_143(capsys, after):
+    code, err = _exit_code(_sigterm_then(after), capsys)
+    assert code == 143 and "interrupted by signal 15" in err and "Traceback" not in err
+
+
+def test_the_stop_record_does_not_outlive_its_command(capsys):
+    code, _ = _exit_code(_sigterm_then(lambda error: 0), capsys)
+    assert code == 143
+    code, err = _exit_code(lambda argv: 0, capsys)
+    assert code in (None, 0) and "interrupted" not in err
+
+
+def test_interrupt_message_offers_resume_only_where_the_script_has_it(capsys):
+    def main(argv):
+        raise Interrupted(15)
+
+    code, err = _exit_code(main, capsys)
+    advice = "resume with --resume" if "resume" in cli.flags.FLAGS else "nothing was written"
+    assert code == 143 and advice in err
+
+
 def test_unexpected_positional_argument_is_a_usage_error(monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["prog", "stray"])
     called = []

@@ -91,3 +91,26 @@ def test_export_keeps_the_users_partial_folder(pruned_model, tmp_path):
     assert (tmp_path / "ship" / "export.json").is_file()
     assert os.listdir(users) == ["mine.txt"] and (users / "mine.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["ship", "ship.partial"]
+
+
+def _partial_holds(tmp_path, name):
+    return lambda: any(os.path.exists(os.path.join(tmp_path, folder, name)) for folder in os.listdir(tmp_path)
+                       if folder.startswith("export.partial-"))
+
+
+@pytest.mark.slow  # four exports stopped part-way; the stop record itself: tests/test_cli.py
+@pytest.mark.parametrize("stage", ["started", "saved_model", "model.tflite", "model_sparse.tflite"])
+def test_sigterm_stops_an_export_at_every_stage(pruned_model, tmp_path, stage):
+    # Issue 30, item 7: a SIGTERM inside TensorFlow's converter came out as a SystemError that
+    # the sparse encoding's fallback swallowed; the export went on and exited 0.
+    from cli_helpers import run_until
+
+    path, _ = pruned_model
+    ready = ((lambda: any(f.startswith("export.partial-") for f in os.listdir(tmp_path))) if stage == "started"
+             else _partial_holds(tmp_path, stage))
+    code, stderr = run_until("export.py", [f"--model={path}", f"--output={tmp_path / 'export'}",
+                                           "--formats=saved_model,tflite,tflite_int8",
+                                           "--config.export.latency_runs=1"], ready, sig=15)
+    assert code == 143, stderr[-2000:]
+    assert "nothing was written" in stderr and "--resume" not in stderr
+    assert os.listdir(tmp_path) == []  # no output, no partial folder left behind

@@ -81,3 +81,20 @@ def test_a_real_run_writes_files_others_can_read(tmp_path):
         found += [(os.path.join(root, name), 0o644) for name in files]
     wrong = [(os.path.relpath(path, workdir), oct(mode(path))) for path, want in found if mode(path) != want]
     assert not wrong
+
+
+def test_atomic_dir_does_not_commit_after_a_stop_request(tmp_path):
+    # A SIGTERM swallowed inside the block (issue 30, item 7) must not let the output appear.
+    from tfsparse import errors
+
+    target = tmp_path / "ship"
+    try:
+        with pytest.raises(errors.Interrupted):
+            with results.atomic_dir(str(target)) as folder:
+                (tmp_path / "ship.partial").mkdir()  # a folder of the user's, beside
+                with contextlib.suppress(errors.Interrupted):
+                    errors.request_stop(15)
+                open(os.path.join(folder, "model.tflite"), "w").close()
+    finally:
+        errors.clear_stop()
+    assert sorted(os.listdir(tmp_path)) == ["ship.partial"]

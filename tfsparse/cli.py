@@ -8,7 +8,10 @@ The contract every script keeps:
   does not load, an invalid value, bad data, a taken or unwritable output — reported as
   one line ``error: …`` saying what to change, before any work and with nothing written;
 * exit 130 / 143: interrupted by Ctrl-C / SIGTERM: one line, the run directory records
-  ``status: interrupted`` and keeps its partial results (``--resume`` continues).
+  ``status: interrupted`` and keeps its partial results (``--resume`` continues); a script
+  without ``--resume`` (evaluate, export) has written nothing. A SIGTERM that TensorFlow's
+  C++ code turned into another error (or swallowed) still ends the script this way
+  (:func:`tfsparse.errors.request_stop`).
 
 ``--help`` is answered before TensorFlow is imported. This module sits on top of the
 pipelines (scripts → cli → pipelines); nothing in the library imports it.
@@ -22,6 +25,7 @@ from absl import app
 from absl import logging as absl_logging
 from absl import flags
 
+from tfsparse import errors
 from tfsparse.errors import Interrupted
 from tfsparse.errors import UsageError
 
@@ -153,7 +157,16 @@ def _parse_flags(argv, positional=False):
 
 
 def _on_sigterm(signum, frame):
-    raise Interrupted(signum)
+    errors.request_stop(signum)
+
+
+def _interrupted_exit(signum):
+    """Exit 130 / 143 with one line that says what is left (only run scripts have ``--resume``)."""
+    kept = ("partial results kept (resume with --resume)" if "resume" in flags.FLAGS
+            else "nothing was written; run the command again")
+    stopped = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"interrupted by signal {signum}"
+    sys.stderr.write(f"{stopped}; {kept}\n")
+    sys.exit(128 + signum)
 
 
 def run(main, positional=False, tensorflow=True):
@@ -173,16 +186,22 @@ def run(main, positional=False, tensorflow=True):
             # expected here and would bury the progress lines.
             tf.get_logger().setLevel("ERROR")
         absl_logging.set_verbosity(absl_logging.WARNING)  # tf_keras's INFO lines on every SavedModel save
+        errors.clear_stop()
         signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            return main(argv)
+            outcome = main(argv)
         except UsageError as error:
             _usage_exit(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
         except Interrupted as stop:
-            sys.stderr.write(f"interrupted by signal {stop.signum}; partial results kept (resume with --resume)\n")
-            sys.exit(stop.exit_code)
+            _interrupted_exit(stop.signum)
         except KeyboardInterrupt:
-            sys.stderr.write("interrupted (Ctrl-C); partial results kept (resume with --resume)\n")
-            sys.exit(130)
+            _interrupted_exit(signal.SIGINT)
+        except Exception:
+            if errors.stop_requested() is None:
+                raise
+            _interrupted_exit(errors.stop_requested())  # the stop came out as another error
+        if errors.stop_requested() is not None:  # swallowed on the way, but the user asked to stop
+            _interrupted_exit(errors.stop_requested())
+        return outcome
 
     app.run(guarded, flags_parser=lambda argv: _parse_flags(argv, positional))

@@ -5,6 +5,12 @@ missing or malformed data, a run directory that is taken); its message is one li
 says what is wrong and what to change. Everything else that goes wrong is a failure
 (exit 1). :class:`Interrupted` carries SIGTERM through the stack like Ctrl-C's
 ``KeyboardInterrupt``, so a run can record that it was stopped.
+
+A signal handler's exception can be lost: raised while TensorFlow's C++ code is calling back
+into Python (tracing, the TFLite converter), it comes out as a ``SystemError`` that a
+``except Exception`` may swallow, and the work would go on. So :func:`request_stop` also
+records the signal, and the places that commit a result (:func:`raise_if_stopped`), a run's
+status and the CLI's exit consult that record, not only the exception.
 """
 
 
@@ -35,3 +41,28 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"signal {signum}")
         self.signum = int(signum)
         self.exit_code = 128 + self.signum
+
+
+_stop_signal = []  # the signal number of a stop request, once one arrives
+
+
+def request_stop(signum):
+    """Records a stop request and raises :class:`Interrupted` (a SIGTERM handler's body)."""
+    _stop_signal.append(int(signum))
+    raise Interrupted(signum)
+
+
+def clear_stop():
+    """Forgets a stop request (a new command starts in the same process: tests, notebooks)."""
+    _stop_signal.clear()
+
+
+def stop_requested():
+    """The signal number of the stop request received, or None."""
+    return _stop_signal[0] if _stop_signal else None
+
+
+def raise_if_stopped(cause=None):
+    """Raises :class:`Interrupted` (from ``cause``) if a stop was requested; call before a commit."""
+    if _stop_signal:
+        raise Interrupted(_stop_signal[0]) from cause

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 
+from tfsparse import errors
 from tfsparse._version import __version__
 
 
@@ -56,6 +57,7 @@ def atomic_dir(path):
     try:
         os.chmod(tmp, 0o777 & ~umask())  # what os.makedirs would give
         yield tmp
+        errors.raise_if_stopped()  # a stop swallowed inside the block must not commit its output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from tfsparse import errors
 from tfsparse import results
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
@@ -249,6 +250,7 @@ def _tflite(model, folder, name, signatures, representative_data, check_inputs, 
     try:
         flatbuffer = tflite.convert(function, model, name, representative_data)
     except Exception as error:  # the converter raises ConverterError, ValueError, RuntimeError, ...
+        errors.raise_if_stopped(error)  # a SIGTERM inside the converter arrives as SystemError
         if name != "tflite_sparse":  # only the sparse encoding is a try
             raise
         lines = str(error).strip().splitlines() or [""]

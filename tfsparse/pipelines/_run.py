@@ -25,6 +25,7 @@ however the process ends, so a ``kill -9`` leaves nothing that blocks ``--resume
 import json
 import os
 
+from tfsparse import errors
 from tfsparse import results
 from tfsparse.errors import RunDirError
 from tfsparse.runlock import RunLock
@@ -226,7 +227,7 @@ class Run:
     def __exit__(self, kind, error, traceback):
         if kind is None:
             self.state["status"] = "complete"
-        elif issubclass(kind, KeyboardInterrupt):
+        elif issubclass(kind, KeyboardInterrupt) or errors.stop_requested() is not None:
             self.state["status"] = "interrupted"
         else:
             self.state["status"] = "failed"

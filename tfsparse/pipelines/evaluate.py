@@ -16,6 +16,7 @@ attack name ``transfer`` crafts ``configs/evaluate.py``'s ``attacks.transfer.att
 import os
 
 from tfsparse import attacks as attack_lib
+from tfsparse import errors
 from tfsparse import evaluation
 from tfsparse import model_io
 from tfsparse import results
@@ -115,6 +116,7 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir, 
         return report
     log(evaluation.format_table(report))
     if output:
+        errors.raise_if_stopped()  # a stop swallowed during the attacks: no report of a cut-short run
         results.write_json(output, report)
         log(f"results: {output}")
     return report
