@@ -153,3 +153,34 @@ def test_unexpected_positional_argument_is_a_usage_error(monkeypatch, capsys):
     assert code == 2 and called == []
     assert [line for line in err.splitlines() if line.startswith("error:")][0].startswith(
         "error: unexpected arguments ['stray']")
+
+
+def test_start_up_noise_is_dropped_and_everything_else_kept(capfd, monkeypatch):
+    # Issue 30, item 11: TensorFlow's C++ start-up lines go straight to fd 2.
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    with cli._start_up_noise_dropped():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                    b"I0000 00:00:1.0  1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will "
+                    b"not be used.\nE0000 00:00:1.0  1 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+                    b"a real problem\n")
+        sys.stderr.write("a Python warning\n")
+    assert sorted(capfd.readouterr().err.splitlines()) == ["a Python warning", "a real problem"]
+
+
+def test_start_up_logs_are_kept_when_the_user_asks_for_them(capfd, monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with cli._start_up_noise_dropped():
+        os.write(2, b"I0000 cudart_stub.cc:31] Could not find cuda drivers on your machine\n")
+    assert "cudart_stub" in capfd.readouterr().err
+
+
+def test_a_script_starts_without_tensorflows_start_up_lines():
+    import subprocess
+
+    from cli_helpers import REPO
+    from cli_helpers import script_command
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES")}
+    result = subprocess.run(script_command("train.py", "--print_config", "--workdir=unused"), cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

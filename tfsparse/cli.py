@@ -17,6 +17,9 @@ The contract every script keeps:
 pipelines (scripts → cli → pipelines); nothing in the library imports it.
 """
 
+import ast
+import contextlib
+import os
 import re
 import signal
 import sys
@@ -156,6 +159,42 @@ def _parse_flags(argv, positional=False):
     return rest
 
 
+# What TensorFlow's C++ code prints while it loads on a machine without a GPU, before its log
+# level (TF_CPP_MIN_LOG_LEVEL, which scripts/_bootstrap.py sets to 2) is read: absl's pre-init
+# notice, the CUDA stub's and CPU-feature lines, the failed cuInit. Seven lines before any of ours.
+_START_UP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog\(\) is called|\] Could not find cuda drivers|"
+    r"cpu_feature_guard\.cc|^To enable the following instructions: |\] failed call to cuInit|"
+    r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|TF-TRT Warning")
+
+
+@contextlib.contextmanager
+def _start_up_noise_dropped():
+    """Sends fd 2 to a file while TensorFlow loads, then replays every line but the start-up noise.
+
+    The noise is written by C++ straight to the file descriptor, so only fd-level redirection
+    catches it; anything else written meanwhile (a real error, a Python traceback) is replayed.
+    ``TF_CPP_MIN_LOG_LEVEL=0`` (the user asks for every log) turns the filter off.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not _START_UP_NOISE.search(line)]
+            sys.stderr.write("".join(kept))
+
+
 def _on_sigterm(signum, frame):
     errors.request_stop(signum)
 
@@ -180,7 +219,10 @@ def run(main, positional=False, tensorflow=True):
 
     def guarded(argv):
         if tensorflow:
-            from tfsparse.compat import tf
+            with _start_up_noise_dropped():
+                from tfsparse.compat import tf
+
+                tf.config.list_physical_devices()  # the platform's start-up lines come out here
 
             # Each pruning round attacks a new model, which TF reports as "retracing"; that is
             # expected here and would bury the progress lines.
