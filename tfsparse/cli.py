@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 
 from absl import app
 from absl import logging as absl_logging
