@@ -40,7 +40,7 @@ _CLASSES = flags.DEFINE_list("classes", _D.classes, "Class subset, relabelled 0.
 _NUM = flags.DEFINE_integer("num_examples", _D.num_examples, "First test images evaluated (0 = all).", lower_bound=0)
 _ATTACKS = flags.DEFINE_list("attacks", list(_D.attack_names), "Attacks: fgsm,rfgsm,pgd,eot_pgd,apgd,apgd_t,fab_t,"
                              "square,autoattack,deepfool,cw,zoo,transfer (needs --source_model).")
-_EPS = flags.DEFINE_float("eps", _D.eps, "Budget of the fixed-eps attacks, pixel units (>= 0).")
+_EPS = cli.define_number("eps", _D.eps, "Budget of the fixed-eps attacks, pixel units (>= 0), e.g. 0.1 or 8/255.")
 _SUBSET = flags.DEFINE_enum("subset", _D.subset, ["first", "random"], "first N test images, or a seeded random N.")
 _OUTPUTS = flags.DEFINE_enum("model_outputs", _D.model_outputs, ["logits", "probabilities"],
                              "What the model returns; probabilities are attacked as log-probabilities.")

@@ -21,7 +21,8 @@ from absl import flags
 
 from tfsparse import cli
 
-_CONFIG = cli.define_config_file("config", f"{_bootstrap.REPO_ROOT}/configs/export.py", "Export config file[:variant].")
+_CONFIG = cli.define_config_file("config", f"{_bootstrap.REPO_ROOT}/configs/export.py", "Export config file[:variant].",
+                                 example="robustness.num_examples=500")
 _MODEL = flags.DEFINE_string("model", None, "Trained Keras model: .h5/.keras file or SavedModel directory.",
                              required=True)
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory to create (must not exist or be empty).",

@@ -28,7 +28,7 @@ _EPOCHS = flags.DEFINE_float("retrain_epochs", None, "Retraining epochs (config.
                               "config.adversarial_train.epochs; their steps become 0); 0 = no retraining.")
 _TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd"], "Retraining objective (config.training): clean, "
                                                                   "or pgd for adversarial fine-tuning.")
-_EPS = flags.DEFINE_float("eps", None, "PGD fine-tuning radius in pixel units (config.pgd.eps).")
+_EPS = cli.define_number("eps", None, "PGD fine-tuning radius in pixel units, e.g. 0.3 or 8/255 (config.pgd.eps).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory to create (must not already hold files).", required=True)
 
 

@@ -36,7 +36,7 @@ _NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Use this many training ima
 _EPOCHS = flags.DEFINE_float("epochs", None, "Epochs to train (sets train.epochs and adversarial_train.epochs; "
                                              "their steps become 0).")
 _TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "rsr"], "Training objective (config.training).")
-_EPS = flags.DEFINE_float("eps", None, "PGD training radius in pixel units, e.g. 0.3 or 0.0314 (config.pgd.eps).")
+_EPS = cli.define_number("eps", None, "PGD training radius in pixel units, e.g. 0.3 or 8/255 (config.pgd.eps).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to create (or to continue with --resume).",
                                required=True)
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the interrupted run in --workdir (same flags).")

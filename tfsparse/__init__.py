@@ -7,7 +7,8 @@ tensorflow-model-optimization does not support Keras 3 (SPEC §1). The subpackag
 * ``tfsparse.models``: the model zoo (``models.get(name)``).
 * ``tfsparse.layers``: input normalisation, CNI/PNI noise injection, activation L1.
 * ``tfsparse.sparsity``: tfmot pruning (progressive, GUP/LUP, FP/NS, γ, lottery, IWI), stats.
-* ``tfsparse.attacks``: FGS, rFGS, PGD, EOT-PGD, DeepFool, C&W L2, ZOO, transfer.
+* ``tfsparse.attacks``: FGS, rFGS, PGD, EOT-PGD, APGD, FAB-T, Square, AutoAttack, DeepFool, C&W L2, ZOO,
+  transfer.
 * ``tfsparse.metrics``: r∞, r2, PGD accuracy, distortion bound, CLEVER, theory, diagnostics.
 * ``tfsparse.training``: Keras machinery: clean and PGD adversarial training, RSR loss, callbacks.
 * ``tfsparse.evaluation``: the one evaluator (per-sample worst case over an attack suite).
@@ -27,7 +28,7 @@ from tfsparse._version import __version__  # noqa: E402,F401
 _SUBPACKAGES = ("attacks", "data", "errors", "evaluation", "export", "layers", "metrics", "model_io", "models",
                 "sanity", "sparsity", "training")
 _EXPORTS = {
-    "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks", "PGD": "tfsparse.attacks",
+    "AutoAttack": "tfsparse.attacks", "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks", "PGD": "tfsparse.attacks",
     "RFGSM": "tfsparse.attacks", "ZOO": "tfsparse.attacks", "CarliniWagnerL2": "tfsparse.attacks",
     "DeepFool": "tfsparse.attacks", "TransferAttack": "tfsparse.attacks",
     "load_data": ("tfsparse.data", "load"),

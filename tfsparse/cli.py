@@ -51,6 +51,41 @@ def _last_line(error):
     return re.sub(r"^\w+(Error|Exception): ", "", last)
 
 
+def parse_number(text):
+    """A float from a decimal (``0.031``, ``1e-3``) or a fraction (``8/255``), as ε and steps are written.
+
+    The one parser of every ε/step flag (:func:`define_number`) and of every float
+    ``--config.KEY=VALUE`` override, so ``--eps=8/255`` and ``--config.pgd.step_size=2/255``
+    both work. Raises ``ValueError`` (absl's one-line flag error) on anything else.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    numerator, slash, denominator = str(text).partition("/")
+    if not slash:
+        return float(text)  # its error is absl's usual "could not convert string to float: ..."
+    try:
+        return float(numerator) / float(denominator)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"could not convert string to float: {text!r} (write a decimal such as 0.031 "
+                         "or a fraction such as 8/255)") from None
+
+
+class _NumberParser(flags.FloatParser):
+    """absl's float parser (bounds, help) reading its values with :func:`parse_number`."""
+
+    def convert(self, argument):
+        return parse_number(argument)
+
+
+def define_number(name, default, help_text, **bounds):
+    """A float flag that also takes a fraction (``--eps=8/255``); ``bounds``: lower_bound, upper_bound."""
+    return flags.DEFINE(_NumberParser(**bounds), name, default, help_text, serializer=flags.ArgumentSerializer())
+
+
+# Flags defined through this module's helpers (define_number) belong to the script calling them.
+flags.disclaim_key_flags()
+
+
 def define_config_file(name, default, help_text, example="eval.num_examples=500"):
     """``config_flags.DEFINE_config_file`` with bad overrides reported as usage errors.
 
@@ -62,6 +97,7 @@ def define_config_file(name, default, help_text, example="eval.num_examples=500"
 
     _CONFIG_FILES[name] = default
     _CONFIG_EXAMPLES[name] = example
+    config_flags.register_flag_parser_for_type(float, _NumberParser())  # --config.pgd.eps=8/255
     try:
         return config_flags.DEFINE_config_file(name, default, help_text, lock_config=True)
     except Exception as error:  # noqa: BLE001  (a config file can fail in any way: all are bad usage)
@@ -135,9 +171,35 @@ def _help(argv):
         print(f"  --{flag.name}: {flag.help}\n    (default: {default})")
     for name, path in _CONFIG_FILES.items():
         print(f"\nConfig keys: every key of {path} (see its docstring for variants, FILE:VARIANT)\n"
-              f"can be set with --{name}.KEY=VALUE, e.g. --{name}.{_CONFIG_EXAMPLES[name]};\n"
+              f"can be set with --{name}.KEY=VALUE, e.g. --{name}.{_example(name)};\n"
               f"--print_config shows them all, resolved, and exits.")
     sys.exit(0)
+
+
+def _example(name):
+    """The script's example override if its key is in the loaded config, else the config's first number key.
+
+    So the footer never suggests a key the file lacks (``eval.num_examples`` is no key of
+    configs/export.py), whichever ``--config=FILE`` is given.
+    """
+    example = _CONFIG_EXAMPLES[name]
+    try:
+        config = flags.FLAGS[name].value  # loaded when the flag was defined
+        leaves = dict(_number_leaves(config))
+    except Exception:  # noqa: BLE001  (a config that does not load: its error comes at parse time)
+        return example
+    if example.split("=")[0] in leaves or not leaves:
+        return example
+    key, value = next(iter(leaves.items()))
+    return f"{key}={value!r}"
+
+
+def _number_leaves(config, prefix=""):
+    for key, value in config.items():
+        if hasattr(value, "items"):
+            yield from _number_leaves(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", value
 
 
 def _parse_flags(argv, positional=False):

@@ -111,15 +111,20 @@ class PGD(FixedEpsilonAttack):
     is still counted against the true label. Wang et al. evaluate with PGD-100 (ε = 8/255, step
     2/255) and train with PGD-10; Madry's MNIST setting is 40 steps of 0.01 at ε = 0.3.
 
+    ``PGD()`` is the attack ``scripts/evaluate.py --attacks=pgd`` runs by default (``configs/evaluate.py``,
+    MNIST variant: ε 0.1, 40 steps of 0.01, random start). The numbers are repeated here, not read
+    from there: ``configs/`` sits above the library (and is not installed with it), and
+    ``tests/test_public_api.py`` holds the two equal.
+
     Example::
 
         result = PGD(eps=0.3, step_size=0.01, steps=40).run(model, x_test, y_test)
         print(result.adv_accuracy)
 
     Args:
-      eps: radius of the ball in ``norm`` (pixel units).
-      step_size: step length per iteration in ``norm``.
-      steps: iterations per restart (≥ 1).
+      eps: radius of the ball in ``norm`` (pixel units); default 0.1 (the CLI's ``--eps``).
+      step_size: step length per iteration in ``norm``; default 0.01.
+      steps: iterations per restart (≥ 1); default 40.
       norm: ``"linf"`` or ``"l2"``.
       random_start: start from a uniform point of the ball; without it restarts are identical,
         so ``restarts`` must then be 1.
@@ -137,9 +142,9 @@ class PGD(FixedEpsilonAttack):
     def __init__(
         self,
         *,
-        eps,
-        step_size,
-        steps,
+        eps=0.1,
+        step_size=0.01,
+        steps=40,
         norm="linf",
         random_start=True,
         restarts=1,

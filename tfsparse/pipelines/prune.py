@@ -91,7 +91,8 @@ def prune_saved_model(config, model_path, output, log=print):
             else:
                 training.train(pruned, dataset.x_train, dataset.y_train, train_section(config), seed=config.seed,
                                verbose=config.verbose)
-            final = sparsity.strip(pruned) if sparsity.has_pruning_wrappers(pruned) else pruned
+            sparsity.apply_masks(pruned)  # with --retrain_epochs=0 no step computed the masks: that is asked for
+            final = sparsity.plain(pruned)
         if strategy is not None:  # on every worker: reading the trained weights is a collective
             final = sparsity.copy_model(final)
         if not chief:

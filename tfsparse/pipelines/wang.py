@@ -165,7 +165,10 @@ def run_unit(work, unit):
     else:
         def inherited():  # resumed: the mask comes from the kept inherited weights
             pruned = work.pruned(method, p)
-            return work.load(sparsity.strip(pruned), f"{name}_inherited") if method in ("gup", "lup") else pruned
+            if method not in ("gup", "lup"):
+                return pruned
+            sparsity.apply_masks(pruned)  # only its structure is used: the kept weights are loaded into it
+            return work.load(sparsity.strip(pruned), f"{name}_inherited")
 
         kept = work.once(f"{name}_inherited", inherited)
         work.log(f"seed {seed}: {method} p={p} re-initialised, adversarial training to Stop-C")

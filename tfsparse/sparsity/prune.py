@@ -12,6 +12,7 @@ Two tfmot behaviours shape this module (STYLE §4):
 """
 
 import contextlib
+import warnings
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
@@ -194,7 +195,22 @@ def strip(model):
 
     Masks are applied first, so the zeros are in the weights themselves, not only in
     the wrapper's mask; a stripped model saves and serves like any Keras model.
+
+    Warns (``UserWarning``) when a wrapper took no training step and tfmot has therefore
+    pruned nothing yet (``strip(prune(m, 0.8))`` without a ``fit``): its mask is computed
+    here from the current weights, which is pruning without retraining. Fit with
+    :class:`UpdatePruningStep` first, or call :func:`apply_masks` before ``strip`` to ask
+    for exactly that (then nothing is left to warn about).
     """
+    pending = _not_pruned_yet(model)
+    if pending:
+        warnings.warn(
+            f"strip: {', '.join(pending)} took no training step, so tfmot had pruned nothing yet; "
+            "the masks are computed now from the current weights (pruning without retraining). "
+            "Fit with sparsity.UpdatePruningStep() before strip, or call sparsity.apply_masks(model) "
+            "first if pruning without retraining is meant",
+            UserWarning, stacklevel=2,
+        )
     apply_masks(model)
     with scope():
         return tfmot.sparsity.keras.strip_pruning(model)
@@ -221,6 +237,24 @@ def scope():
     objects.update({cls.__name__: cls for cls in layer_classes if isinstance(cls, type)})
     with keras.utils.custom_object_scope(objects):
         yield
+
+
+def _not_pruned_yet(model):
+    """Names of the wrappers whose schedule prunes at step 1 but whose mask tfmot never computed.
+
+    That is a wrapper before its first training step (``pruning_step < 1``) still holding
+    the initial all-ones mask; :func:`apply_masks` computes it (a held mask, ``HeldMask``,
+    is never recomputed and is not listed).
+    """
+    names = []
+    for layer in prunable_layers(model):
+        if not isinstance(layer, PruneLowMagnitude) or int(layer.pruning_step.numpy()) >= 1:
+            continue
+        prunes, target = layer.pruning_schedule(1)
+        untouched = all(bool(tf.reduce_all(tf.equal(mask, 1))) for _, mask, _ in layer.pruning_vars)
+        if bool(prunes) and float(target) > 0 and untouched:
+            names.append(layer.layer.name)
+    return names
 
 
 def _inner(layer):
