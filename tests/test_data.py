@@ -285,6 +285,16 @@ def test_tfds_mocked_offline():
     assert ds.class_names == tuple("0123456789")
 
 
+def test_tfds_prepares_and_reads_a_real_builder(tmp_path):
+    # Not mocked: TFDS's own prepare step, which needs importlib_resources (a dependency).
+    pytest.importorskip("tensorflow_datasets")
+    from tfds_fixture import tiny_digits  # noqa: F401  (registers the builder)
+
+    x_train, y_train, x_test, y_test, names = read_tfds("tiny_digits", data_dir=str(tmp_path))
+    assert x_train.shape == (6, 8, 8, 1) and x_test.shape == (3, 8, 8, 1)
+    assert sorted(y_train) == [0, 0, 1, 1, 2, 2] and names == ("a", "b", "c")
+
+
 def test_tfds_not_prepared_is_a_clear_error(tmp_path):
     with pytest.raises(DataError) as e:
         read_tfds("mnist", data_dir=str(tmp_path), download=False)
