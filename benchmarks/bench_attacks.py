@@ -28,7 +28,7 @@ wraps ``class_gradient`` to cast the label, see :func:`art_clever_classifier`.
 
 Command (2 CPU cores under load ~6: ~35 min for LeNet-5, ~3 min for LeNet-300-100)::
 
-    python benchmarks/bench_attacks.py --data=/work/shared/data/mnist.npz \
+    python benchmarks/bench_attacks.py --data=../shared/data/mnist.npz \
         --models=lenet5,lenet300_100 --num_examples=1000 --repeats=3 \
         --save_models=/tmp/bench_models --output=benchmarks/results.json
 
@@ -62,6 +62,10 @@ CLEVER_RADIUS = 2.0
 # compared with (Foolbox 3 defaults: 9 binary steps × 10,000 Adam steps, lr 0.01, c₀ 1e-3).
 CW_OURS = dict(binary_search_steps=5, steps=200, learning_rate=0.05, initial_const=1e-2)
 CW_REFERENCE = dict(binary_search_steps=9, steps=10000, learning_rate=0.01, initial_const=1e-3)
+
+# The shared MNIST beside the repository (../shared/data/, as the README lays it out).
+SHARED_MNIST = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
+                                             "data", "mnist.npz"))
 
 
 def load_mnist(path):
@@ -479,7 +483,7 @@ def print_table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/mnist.npz")
+    parser.add_argument("--data", default=SHARED_MNIST)
     parser.add_argument("--models", default="lenet5,lenet300_100")
     parser.add_argument("--model", action="append", default=[],
                         help="name=path of a saved Keras model to attack instead of training")

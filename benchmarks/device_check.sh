@@ -9,12 +9,20 @@
 # Usage: benchmarks/device_check.sh [--cpu]
 #   --cpu  quick mode for a machine without GPU (about 1-2 minutes on 2 cores): LeNet-5 only, XLA off,
 #          1 repeat, 100 test images, a 3-step throughput run. Same scripts, same code path.
-# Data: MNIST from $MNIST (default: shared/data/mnist.npz if present, else /work/shared/data/mnist.npz).
+# Data: MNIST from $MNIST (default: ../shared/data/mnist.npz, the shared folder beside the repository).
+# Python: $PYTHON, else the repository's .venv (made with `make install` first if it is missing).
 # Output: JSON lines and the benchmarks' tables on stdout; their full records under $OUT_DIR (default: a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
-MNIST=${MNIST:-$( [ -f shared/data/mnist.npz ] && echo shared/data/mnist.npz || echo /work/shared/data/mnist.npz )}
+if [ -z "${PYTHON:-}" ] && [ ! -x .venv/bin/python ]; then
+  echo "== no .venv yet: make install" >&2
+  make install >&2
+fi
+PY=${PYTHON:-.venv/bin/python}
+MNIST=${MNIST:-../shared/data/mnist.npz}
+if [ ! -f "$MNIST" ]; then
+  echo "error: MNIST not found at $MNIST; set MNIST=path/to/mnist.npz" >&2; exit 2
+fi
 OUT_DIR=${OUT_DIR:-$(mktemp -d)}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 

@@ -155,3 +155,16 @@ def test_robustness_table_is_generated_from_evaluate_reports(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"status": "complete"}))
     with pytest.raises(ConfigError, match="not an evaluate.py report"):
         evaluation_section([str(tmp_path / "c.json")])
+
+
+def test_results_documents_name_data_beside_the_repository_relatively(tmp_path, monkeypatch):
+    # Issue 30, item 11: RESULTS.md headings carried one machine's /work/shared/... paths.
+    from tfsparse.reporting import data_label
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    assert data_label(str(tmp_path / "shared" / "data" / "mnist.npz")) == "../shared/data/mnist.npz"
+    assert data_label(str(repo / "data" / "x.npz")) == "data/x.npz"
+    assert data_label("/elsewhere/mnist.npz") == "/elsewhere/mnist.npz"
+    assert data_label("embedded sample") == "embedded sample" and data_label(None) is None

@@ -10,6 +10,23 @@ from tfsparse.errors import ConfigError
 from tfsparse.metrics.intervals import mean_interval
 
 
+def data_label(source):
+    """A run's data source as a results document names it: a path near here, relative.
+
+    Run directories record the data path as given, often absolute (one machine's
+    ``/work/shared/data/mnist.npz``); a document generated from them is read on other
+    machines, so a path inside the current directory's parent is shown relative to the
+    current directory (``../shared/data/mnist.npz`` from the repository root). Other
+    sources (``embedded sample``, ``tfds:mnist``, a path elsewhere) are kept as they are.
+    """
+    if not isinstance(source, str) or not os.path.isabs(source):
+        return source
+    here = os.getcwd()
+    if os.path.commonpath([source, os.path.dirname(here)]) == os.path.dirname(here):
+        return os.path.relpath(source, here)
+    return source
+
+
 def aggregate(records, by, keys, confidence=0.95):
     """Groups ``records`` by ``by`` and returns, per group, each of ``keys``' mean, std and CI.
 

@@ -185,7 +185,7 @@ def sweep_section(state, config_dict, figure, level):
     summary = reporting.aggregate([flat(r) for r in records], "round", summary_keys(measures) + theory)
     found = state.get("over_pruning") or reporting.over_pruning(records, measures)
     prune, num_eval = config_dict["prune"], records[0]["num_eval"]
-    data = state.get("data_source", config_dict["data"].get("data_dir") or "embedded sample")
+    data = reporting.data_label(state.get("data_source", config_dict["data"].get("data_dir") or "embedded sample"))
     sizes = f", {state['num_train']:,} train / {state['num_test']:,} test" if "num_train" in state else ""
     lines = [
         f"{level} {config_dict['model']['name']} on {config_dict['data']['name']} ({data}{sizes}): progressive "

@@ -76,7 +76,7 @@ def _describe(state, config):
     records = state.get("records", [])
     n_eval = records[0]["num_eval"] if records else pgd["eval_examples"]
     pgd_eval = records[0]["pgd"] if records else f"PGD-{pgd['eval_steps']}"
-    text = (f"{config['model']['name']} on {config['data']['name']} ({state.get('data_source')}: "
+    text = (f"{config['model']['name']} on {config['data']['name']} ({reporting.data_label(state.get('data_source'))}: "
             f"{state.get('num_train')} training / {state.get('num_test')} test images; {len(config['seeds'])} seed(s), "
             f"mean ± 95 % Student-t interval over seeds). Ticket: K = {lot['iterations']} iterations of p = "
             f"{lot['prune_fraction']:g} of the original weights ({lot['search_epochs']:g} epoch(s) of PGD training "
