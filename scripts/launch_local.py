@@ -33,6 +33,9 @@ _GRACE = flags.DEFINE_float("grace", 10.0, "Seconds between SIGTERM and SIGKILL 
 
 def main(argv):
     command = launch.command_line(argv[1:])  # absl stops at '--' and hands the rest over
+    helped = launch.show_help(command)  # "-- scripts/train.py --help": train.py's help, once
+    if helped is not None:
+        return helped
     if _NUM_WORKERS.value < 1 or _TIMEOUT.value <= 0:
         raise UsageError(f"--num_workers must be >= 1 and --timeout > 0, got {_NUM_WORKERS.value}, {_TIMEOUT.value}")
     tasks = launch.tuner_tasks(_NUM_WORKERS.value) if _KERAS_TUNER.value else launch.worker_tasks(_NUM_WORKERS.value)

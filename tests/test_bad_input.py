@@ -84,9 +84,60 @@ CASES = [
      "the model outputs NaN on"),
     ("evaluate: a model that outputs Inf", "evaluate.py", ["--model={inf_model}", "--attacks=fgsm"],
      "the model outputs Inf on"),
+    # issue 30, items 5 and 9
+    ("evaluate: eps above 1", "evaluate.py", ["--model={plain_model}", "--eps=5"], "is an l∞ budget in pixel units"),
+    ("train: PGD eps above 1", "train.py", ["--training=pgd", "--eps=8"], "pgd.eps is an l∞ budget"),
+    ("sweep: FGS eps above 1", "sweep.py", ["--config.eval.fgs_eps=8"], "eval.fgs_eps is an l∞ budget"),
+    ("export: robustness eps above 1", "export.py",
+     ["--model={plain_model}", "--robustness", "--config.robustness.eps=8", "--output={tmp}/out"],
+     "robustness.eps is an l∞ budget"),
+    ("evaluate: more images than the test split", "evaluate.py", ["--model={plain_model}", "--num_examples=5000"],
+     "test split has 1,000 images"),
+    ("evaluate: a random subset larger than the test split", "evaluate.py",
+     ["--model={plain_model}", "--num_examples=5000", "--subset=random"], "test split has 1,000 images"),
+    ("export: more check images than the test split", "export.py",
+     ["--model={plain_model}", "--config.export.check_examples=5000", "--output={tmp}/out"],
+     "export.check_examples=5000 but the mnist test split has 1,000"),
+    ("export: more robustness images than the test split", "export.py",
+     ["--model={plain_model}", "--robustness", "--config.robustness.num_examples=5000", "--output={tmp}/out"],
+     "robustness.num_examples=5000 but the mnist test split has 1,000"),
+    ("train: data of another dataset's shape", "train.py", ["--dataset=mnist", "--data_dir={cifar_data}"],
+     "mnist images are 28x28x1"),
+    ("evaluate: data of another dataset's shape", "evaluate.py",
+     ["--model={plain_model}", "--dataset=mnist", "--data_dir={cifar_data}"], "mnist images are 28x28x1"),
+    ("train: uint8 images holding only 0 and 1", "train.py", ["--data_dir={binarised_data}"], "only 0 and 1"),
+    ("prune: 1-logit model on 10 classes", "prune.py", ["--model={binary_model}", "--method=gup", "--output={tmp}/out"],
+     "has 1 output(s) but the data has 10 classes"),
+    ("export: 1-logit model on 10 classes", "export.py", ["--model={binary_model}", "--output={tmp}/out"],
+     "has 1 output(s) but the data has 10 classes"),
+    ("evaluate: 1-logit model on 10 classes", "evaluate.py", ["--model={binary_model}", "--attacks=fgsm"],
+     "has 1 output(s) but the data has 10 classes"),
+    ("evaluate: 100-output model on 10 classes", "evaluate.py", ["--model={wide_model}", "--attacks=fgsm"],
+     "has 100 output(s) but the data has 10 classes"),
+    ("prune: 100-output model on 10 classes", "prune.py", ["--model={wide_model}", "--method=gup", "--output={tmp}/out"],
+     "has 100 output(s) but the data has 10 classes"),
+    ("train: binary linear model on 10 classes", "train.py", ["--model=linear_binary"],
+     "model.name 'linear_binary' has 1 output(s) but the data has 10 classes"),
+    ("evaluate: an attack named twice", "evaluate.py", ["--model={plain_model}", "--attacks=fgsm,pgd,fgs"],
+     "list each attack once"),
+    ("evaluate: transfer named twice", "evaluate.py",
+     ["--model={plain_model}", "--attacks=transfer,transfer", "--source_model={plain_model}"], "list each attack once"),
+    ("report: output exists", "report.py", ["{tmp}/empty", "--output={tmp}/a_file"],
+     "already exists; choose a new file (or remove this one)"),
+    ("train: a run directory with a damaged results.json", "train.py", ["--workdir={damaged_run}"],
+     "has a damaged results.json"),
+    ("train: --resume of a damaged results.json", "train.py", ["--resume", "--workdir={damaged_run}"],
+     "has a damaged results.json"),
+    ("config file without get_config", "train.py", ["--config=configs/common.py"], "defines no get_config()"),
 ]
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
-SLOW = {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
+SLOW_BAD_VALUES = {  # issue 30, items 5 and 9: the kinds stay in the fast tier once each
+    "train: PGD eps above 1", "sweep: FGS eps above 1", "export: robustness eps above 1",
+    "evaluate: a random subset larger than the test split", "export: more robustness images than the test split",
+    "evaluate: data of another dataset's shape", "export: 1-logit model on 10 classes",
+    "evaluate: 1-logit model on 10 classes", "prune: 100-output model on 10 classes", "evaluate: transfer named twice",
+    "train: --resume of a damaged results.json"}
+SLOW = SLOW_BAD_VALUES | {"no training budget", "sweep: pruning rate out of range", "prune: model/data shape mismatch", "two budgets", "unknown model", "unknown config variant", "bad flag value", "workdir below a file",
         "missing data directory", "evaluate: negative eps", "prune: sparsity out of range", "prune: missing model",
         "export: model/data shape mismatch", "prune: pgd fine-tuning under a strategy",
         "sweep: pruning wrappers across workers", "sweep: unknown robustness measure",
@@ -110,7 +161,38 @@ def models(tmp_path_factory):
         last.set_weights(weights)
         plain.save(folder / f"{name}.h5")
     return {"plain_model": str(folder / "plain.h5"), "cifar_model": str(folder / "cifar.h5"),
-            "nan_model": str(folder / "nan.h5"), "inf_model": str(folder / "inf.h5")}
+            "nan_model": str(folder / "nan.h5"), "inf_model": str(folder / "inf.h5"), **bad_value_files(folder)}
+
+
+# issue 30, items 5 and 9: the files their cases use, made beside the models.
+BAD_VALUE_PLACEHOLDERS = {"cifar_data": "DIR/cifar.npz", "binarised_data": "DIR/binarised.npz",
+                          "binary_model": "DIR/binary.h5", "wide_model": "DIR/wide.h5",
+                          "damaged_run": "DIR/damaged_run"}
+
+
+def bad_value_files(folder):
+    """CIFAR-shaped and binarised (uint8 0/1) .npz files, a 1-logit and a 100-output MNIST model, and a
+    run directory whose results.json was cut short."""
+    import json
+
+    import numpy as np
+
+    from tfsparse import models as zoo
+
+    rng = np.random.default_rng(0)
+    for name, shape, top in (("cifar", (32, 32, 3), 256), ("binarised", (28, 28), 2)):
+        x = rng.integers(0, top, (2, 64, *shape)).astype(np.uint8)
+        y = rng.integers(0, 10, (2, 64)).astype(np.int64)
+        np.savez(folder / f"{name}.npz", x_train=x[0], y_train=y[0], x_test=x[1], y_test=y[1])
+    zoo.get("linear_binary")(1, (28, 28, 1)).save(folder / "binary.h5")
+    zoo.get("lenet300_100")(100, (28, 28, 1)).save(folder / "wide.h5")
+    run = folder / "damaged_run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {}, "metadata": {}}))
+    (run / "results.json").write_text('{"pipeline": "train", "status": "interr')
+    paths = {"cifar_data": "cifar.npz", "binarised_data": "binarised.npz", "binary_model": "binary.h5",
+             "wide_model": "wide.h5", "damaged_run": "damaged_run"}
+    return {key: str(folder / name) for key, name in paths.items()}
 
 
 def snapshot(folder):
@@ -166,7 +248,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, models, ca
 
     shown = line.replace(str(tmp_path), "DIR")
     placeholders = {"tmp": "DIR", "plain_model": "DIR/plain.h5", "cifar_model": "DIR/cifar.h5",
-                    "nan_model": "DIR/nan.h5", "inf_model": "DIR/inf.h5"}
+                    "nan_model": "DIR/nan.h5", "inf_model": "DIR/inf.h5", **BAD_VALUE_PLACEHOLDERS}
     for name, path in models.items():
         shown = shown.replace(path, placeholders[name])
     command = f"{script} " + " ".join(a.format(**placeholders) for a in args)

@@ -32,9 +32,9 @@ from absl import flags
 from tfsparse import errors
 from tfsparse.errors import Interrupted
 from tfsparse.errors import UsageError
+from tfsparse.launch import HELP_FLAGS
 
 _PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config (after all overrides) and exit.")
-_HELP_FLAGS = ("--help", "-h", "--helpshort", "--helpfull", "-?")
 _CONFIG_FILES = {}  # flag name -> default config file, for --help
 _CONFIG_EXAMPLES = {}  # flag name -> an example KEY=VALUE of that file, for --help
 
@@ -49,6 +49,37 @@ def _last_line(error):
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     last = (lines[-1] if lines else type(error).__name__).strip('"')
     return re.sub(r"^\w+(Error|Exception): ", "", last)
+
+
+class _ListParser(flags.ArgumentParser):
+    """Parses a ``--config.KEY=VALUE`` override of a list-valued key, as ml_collections parses tuples.
+
+    ml_collections overrides tuples (``--config.seeds='(0,1)'``) but refuses list-valued keys
+    outright ("Type list ... is not supported for overriding"), so the syntax the configs'
+    docs advise, ``--config.search.sparsities='(0.3, 0.5)'``, failed on the keys that are
+    lists. Accepted: a Python literal (``(0.3, 0.5)``, ``[0.3, 0.5]``, ``0.3``) or comma-separated
+    words (``gup,fp``); the result is a list.
+    """
+
+    def parse(self, argument):
+        if isinstance(argument, (list, tuple)):
+            return list(argument)
+        try:
+            value = ast.literal_eval(argument)
+        except (SyntaxError, ValueError):
+            value = [part.strip() for part in argument.strip("()[] ").split(",") if part.strip()]
+            value = [_literal(part) for part in value]
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    def flag_type(self):
+        return "list"
+
+
+def _literal(text):
+    try:
+        return ast.literal_eval(text)
+    except (SyntaxError, ValueError):
+        return text
 
 
 def parse_number(text):
@@ -97,6 +128,7 @@ def define_config_file(name, default, help_text, example="eval.num_examples=500"
 
     _CONFIG_FILES[name] = default
     _CONFIG_EXAMPLES[name] = example
+    config_flags.register_flag_parser_for_type(list, _ListParser())
     config_flags.register_flag_parser_for_type(float, _NumberParser())  # --config.pgd.eps=8/255
     try:
         return config_flags.DEFINE_config_file(name, default, help_text, lock_config=True)
@@ -106,7 +138,10 @@ def define_config_file(name, default, help_text, example="eval.num_examples=500"
 
 def _config_error(error):
     message = _last_line(error)
-    if isinstance(error, (AttributeError, KeyError)):
+    if isinstance(error, AttributeError) and "get_config" in message:
+        message = ("the config file defines no get_config(); add def get_config(arg=None) returning an "
+                   "ml_collections.ConfigDict (as configs/train.py does), or check the --config path")
+    elif isinstance(error, (AttributeError, KeyError)):
         message = f"unknown config key {message}; check the key against the config file"
     elif isinstance(error, (OSError, ImportError)) or "No such file" in message or "does not exist" in message:
         message = f"could not load the config file: {message}; check the --config path"
@@ -203,7 +238,9 @@ def _number_leaves(config, prefix=""):
 
 
 def _parse_flags(argv, positional=False):
-    if any(arg in _HELP_FLAGS for arg in argv[1:]):
+    # After '--' the words are positional (launch_local.py's command): their --help is the command's.
+    own = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    if any(arg in HELP_FLAGS for arg in own):
         _help(argv)
     try:
         rest = flags.FLAGS(argv)

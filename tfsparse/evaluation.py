@@ -145,6 +145,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     attacks = list(attacks)
     if not attacks:
         raise ValueError("attacks must name at least one attack")
+    sanity.check_budgets(attacks, "eps")
     x, y = as_batch(x, y)
     sanity.check_inputs(x)  # before the model sees them
     logits = predict_logits(model, x, batch_size)
@@ -194,7 +195,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     report["worst_case"] = (
         {"accuracy": float(np.mean(robust)), "attacks": linf_attacks} if linf_attacks else None
     )
-    report["flags"] = _flags(model, attacks, by_kind, stochastic, len(x))
+    report["flags"] = sanity.budget_notes(attacks) + _flags(model, attacks, by_kind, stochastic, len(x))
     report["warnings"] = [f["detail"] for f in report["flags"]]
     return report
 
@@ -320,7 +321,9 @@ def build_attacks(names, eps, config):
       A list of attacks.
 
     Raises:
-      tfsparse.errors.ConfigError: on an unknown name, ``eps < 0`` or a bad attack parameter.
+      tfsparse.errors.ConfigError: on an unknown or repeated name (an alias counts as its
+        attack: the same attack twice would run twice for one column), ``eps < 0``, an l∞
+        ``eps`` above 1 (:func:`tfsparse.sanity.check_budgets`) or a bad attack parameter.
     """
     from tfsparse.attacks import ATTACKS
     from tfsparse.attacks.base import FixedEpsilonAttack
@@ -329,12 +332,16 @@ def build_attacks(names, eps, config):
         raise ConfigError(f"--eps must be >= 0, got {eps}")
     if not names:
         raise ConfigError("--attacks is empty; name at least one attack")
-    attacks = []
+    attacks, seen = [], {}
     for raw in names:
         name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
         if name not in ATTACKS:
             known = ", ".join(sorted(set(ATTACKS) | set(ALIASES)))
             raise ConfigError(f"unknown attack {raw!r}; choose from {known}")
+        if name in seen:
+            same = f"{seen[name]!r} and {raw!r} are both {name}" if seen[name] != raw else f"{raw!r} twice"
+            raise ConfigError(f"--attacks names {same}; list each attack once")
+        seen[name] = raw
         params = dict(config.attacks[name]) if name in config.attacks else {}
         cls = ATTACKS[name]
         if issubclass(cls, FixedEpsilonAttack):
@@ -343,6 +350,7 @@ def build_attacks(names, eps, config):
             attacks.append(cls(**params))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"attack {name}: {error}") from None
+    sanity.check_budgets(attacks)
     return attacks
 
 
@@ -370,7 +378,10 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
                      eot_samples=20, check_unbounded=True, strategy=None):
     """Loads a dataset's test split, runs the acting sanity checks, then :func:`evaluate`.
 
-    Before any attack: inputs in [0, 1], the model's input shape and logits shape, probability
+    Before any attack: ``num_examples`` within the test split (0: all of it), one logit per
+    class (:func:`tfsparse.sanity.check_outputs_for_classes`; with ``classes`` a model of the
+    whole dataset is scored against the subset's original labels, a model of the subset
+    against the renumbered 0..k-1), inputs in [0, 1], the model's input shape and logits shape, probability
     outputs refused (or attacked as log-probabilities with ``model_outputs="probabilities"``),
     a model random at inference attacked with the EOT forms (:func:`tfsparse.sanity.prepare`).
     After: input-gradient, failing-attack and (``check_unbounded``) ε = 1 checks. All flags
@@ -390,17 +401,24 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
 
     if subset not in SUBSETS:
         raise ConfigError(f"subset must be one of {SUBSETS}, got {subset!r}")
-    loaded = data.load(dataset, data_dir, classes=classes or None,
-                       num_test=(num_examples or None) if subset == "random" else None, seed=seed)
+    loaded = data.load(dataset, data_dir, classes=classes or None, seed=seed)
     x, y = loaded.x_test, loaded.y_test.astype(np.int32)
-    if subset == "first" and num_examples:
+    if num_examples > len(x):
+        raise ConfigError(f"--num_examples={num_examples} but the {dataset} test split has {len(x):,} images; "
+                          f"pass at most {len(x)}, or 0 for all of them")
+    if num_examples and subset == "random":
+        x, y = data.random_subset(x, y, num_examples, [seed, 1], what="--num_examples")
+    elif num_examples:
         x, y = x[:num_examples], y[:num_examples]
     sanity.check_inputs(x)
-    num_outputs = check_model_output(model, x)
-    if max(num_outputs, 2) < loaded.num_classes:
-        raise ConfigError(
-            f"the model has {num_outputs} outputs but the data has {loaded.num_classes} classes"
-        )
+    num_outputs, num_classes = check_model_output(model, x), loaded.num_classes
+    if classes and num_outputs != num_classes:
+        # A model of the whole dataset on a class subset: its labels go back to the model's indices.
+        full = data.load(dataset, data_dir, seed=seed)
+        if num_outputs == full.num_classes:
+            y = np.array([full.class_names.index(name) for name in loaded.class_names], np.int32)[y]
+            num_classes = full.num_classes
+    sanity.check_outputs_for_classes(num_outputs, num_classes)
     model, attacks, flags, stochastic = sanity.prepare(model, x, attacks, model_outputs=model_outputs,
                                                        eot_samples=eot_samples)
     gradient_free = getattr(model, "gradient_free", False)  # e.g. a TFLite model: checks need gradients

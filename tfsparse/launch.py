@@ -107,6 +107,21 @@ def tuner_tasks(num_workers, port=None, host="127.0.0.1"):
             for tuner_id in ids]
 
 
+# The flags that ask an absl script for its help (scripts answer them before importing TensorFlow).
+HELP_FLAGS = ("--help", "-h", "--helpshort", "--helpfull", "-?")
+
+
+def show_help(command):
+    """Runs ``command`` once, as itself, when it asks for its help; returns its exit code, or None.
+
+    ``launch_local.py -- scripts/train.py --help`` wants train.py's help, once: not the
+    launcher's (absl leaves the words after ``--`` alone), and not one copy per worker.
+    """
+    if not any(arg in HELP_FLAGS for arg in command[1:]):
+        return None
+    return subprocess.run(command, check=False).returncode
+
+
 def command_line(args):
     """The argv of the command to run (what follows ``--`` on the launcher's command line).
 

@@ -23,6 +23,11 @@ robustness number is inflated (Athalye, Carlini, Wagner, ICML 2018 §3.1; Croce 
 * **Unbounded budget.** PGD at ε = 1 (l∞ on [0, 1] images: any image is reachable) must
   leave accuracy 0; otherwise the gradients do not lead to the model's decisions.
 
+What the user asked for is checked as well, so that no value is changed or accepted without
+a word: an l∞ budget above 1 (:func:`check_linf_eps`: ``--eps=5`` meant 5/255), outputs that
+do not match the classes (:func:`check_outputs_for_classes`), and, as a note, a PGD step
+larger than its ε (:func:`budget_notes`).
+
 Every flag is a dict ``{"flag", "detail"}``; the flags, with what raises them, what they mean
 and what to do, are documented in docs/EVALUATION_FLAGS.md.
 """
@@ -81,6 +86,81 @@ def check_evaluable(x, y, outputs):
     if len(y) and int(np.max(y)) >= max(columns, 2):
         raise ConfigError(f"the model has {columns} output(s) but the labels go up to {int(np.max(y))}; "
                           "give a model with one logit per class")
+
+
+def check_linf_eps(eps, what="eps"):
+    """Raises ConfigError unless the l∞ budget ``eps`` (a number or per-sample values) lies in [0, 1].
+
+    Images are in [0, 1] (SPEC §1), so ε = 1 already reaches every image: a larger value is
+    always a unit mistake (``--eps=8`` meant 8/255), never a stronger attack. The one check of
+    every l∞ budget a user gives: evaluate's ``--eps`` (through :func:`check_budgets`), the
+    training ``pgd.eps``, the sweep's ``eval.fgs_eps``, export's ``robustness.eps``.
+    """
+    values = np.asarray(eps, dtype=np.float64).reshape(-1)
+    shown = f"{float(values.max()) if values.size else eps:g}"
+    if not (values.size and np.all(values >= 0)):  # NaN fails too
+        raise ConfigError(f"{what} must be >= 0 (pixel units of [0, 1] images), got {eps}")
+    if values.max() > 1:
+        big = float(values.max())
+        raise ConfigError(f"{what} is an l∞ budget in pixel units of [0, 1] images, so at most 1 (ε = 1 already "
+                          f"reaches every image), got {shown}; did you mean {shown}/255 = {big / 255:.4f}?")
+
+
+def check_budgets(attacks, what="--eps"):
+    """Raises ConfigError if an attack's l∞ ε-ball (``attack.eps_ball``) exceeds 1 (:func:`check_linf_eps`).
+
+    l2 budgets are not bounded by 1 (the l2 diameter of [0, 1]^d is √d) and are left alone.
+    """
+    for attack in attacks:
+        ball = getattr(attack, "eps_ball", None)
+        if ball is not None and ball[0] == "linf":
+            check_linf_eps(ball[1], f"{what} ({attack.name})")
+
+
+def step_note(eps, step_size, what="pgd"):
+    """A one-line note when a PGD step exceeds its ε, else None.
+
+    Legal, so not refused: every step is projected back onto the ε-ball, and any attack's
+    accuracy is a valid upper bound on robust accuracy. But it is usually a slip (a step in
+    0-255 units, or ε lowered without the step): l∞ sign steps longer than 2ε only hop between
+    corners of the ball, which weakens PGD. Madry et al. 2018 use 0.01 for ε = 0.3 (MNIST) and
+    2/255 for 8/255 (CIFAR). (cleverhans asserts ``eps_iter <= eps`` instead; refusing would
+    also refuse ε = 0 with any step, the identity that tests and ε sweeps rely on.)
+    """
+    eps, step = float(np.max(eps)), float(np.max(step_size))
+    if 0 < eps < step:
+        return (f"note: {what} step size {step:g} is larger than its eps {eps:g}: every step is projected back "
+                "onto the eps-ball, so PGD hops between its corners; usually a mistake (Madry et al. use a "
+                "step of about eps/30 to eps/4)")
+    return None
+
+
+def budget_notes(attacks):
+    """The :func:`step_note` of every attack with a ``step_size`` (PGD, EOT-PGD), as flags."""
+    notes = []
+    for attack in attacks:
+        params = getattr(attack, "params", {})
+        if "step_size" in params and "eps" in params:
+            note = step_note(params["eps"], params["step_size"], attack.name)
+            if note:
+                notes.append(flag("step_exceeds_eps", note))
+    return notes
+
+
+def check_outputs_for_classes(num_outputs, num_classes, what="the model",
+                              hint="give a model with one logit per class, trained on this dataset and classes"):
+    """Raises ConfigError unless ``num_outputs`` logits fit ``num_classes`` classes.
+
+    One logit per class, or one logit for two classes (a binary model, ``logit > 0`` is class
+    1: Guo et al.'s linear binary classifier, zoo model ``linear_binary``). Fewer outputs make
+    every label above the last one unreachable (a 1-logit model on 10 classes scores near 0);
+    more make the argmax range over classes the data does not have (a CIFAR-100 model on
+    CIFAR-10, or a 10-class model on a ``classes`` subset, whose labels are renumbered 0..k-1),
+    so its accuracy is not that of any classifier of this data. Both are refused.
+    """
+    if num_outputs == num_classes or (num_outputs == 1 and num_classes == 2):
+        return
+    raise ConfigError(f"{what} has {num_outputs} output(s) but the data has {num_classes} classes; {hint}")
 
 
 def looks_like_probabilities(outputs, atol=1e-4):

@@ -7,6 +7,7 @@ import numpy as np
 
 from tfsparse import errors
 from tfsparse import results
+from tfsparse.attacks.base import labels_from_logits
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
 from tfsparse.export import artifacts
@@ -18,6 +19,7 @@ from tfsparse.layers.noise import noisy_layers
 from tfsparse.sparsity import has_pruning_wrappers
 from tfsparse.sparsity import strip
 from tfsparse.sparsity import structure_summary
+from tfsparse.sparsity.prune import unwrap
 
 FORMATS = ("saved_model", "tflite", "tflite_fp16", "tflite_int8")
 NOISE_CHOICES = ("off", "on")
@@ -71,7 +73,7 @@ def export(model, output, formats=("saved_model", "tflite"), *, inference_noise=
 
     Args:
       model: a functional or Sequential tf_keras model returning logits (pruning wrappers and
-        CNI/PNI layers allowed).
+        CNI/PNI layers allowed), or an ``AdversarialModel`` (the model it trains is exported).
       output: the folder to create; it must not exist or be empty.
       formats: names from :data:`FORMATS`.
       inference_noise: ``"off"``: CNI/PNI layers are exported as plain ``Conv2D``/``Dense``
@@ -116,6 +118,7 @@ def export(model, output, formats=("saved_model", "tflite"), *, inference_noise=
     >>> print(format_table(report))
     """
     formats = _requested(formats, sparse_tflite)
+    model = unwrap(model)
     noisy = _noise_on(inference_noise, bool(noisy_layers(model)), formats)
     representative_data, check_inputs = (None if images is None else np.asarray(images, np.float32)
                                          for images in (representative_data, check_inputs))
@@ -282,7 +285,10 @@ def _agreement(name, reference, logits):
     if tolerance is not None and not diff <= tolerance:
         raise RuntimeError(f"{name}: the artifact's logits differ from the source model's by {diff:.3g} "
                            f"(tolerance {tolerance:.3g}); nothing was published")
-    agreement = float(np.mean(np.argmax(logits, -1) == np.argmax(reference, -1)))
+    # The predicted class as every evaluation reads it: argmax, or logit > 0 for a 1-logit binary
+    # model (an argmax over its one column is always 0, an agreement of 1.0 whatever the artifact).
+    agreement = float(np.mean(labels_from_logits(tf.constant(logits)).numpy()
+                              == labels_from_logits(tf.constant(reference)).numpy()))
     return {"max_abs_logit_diff": diff, "tolerance": tolerance, "top1_agreement": agreement}
 
 

@@ -14,6 +14,7 @@ from tfsparse import data as data_lib
 from tfsparse import evaluation
 from tfsparse import metrics
 from tfsparse import models as model_lib
+from tfsparse import sanity
 from tfsparse import sparsity
 from tfsparse.metrics import theory
 from tfsparse.compat import keras
@@ -59,6 +60,53 @@ def load_data(data_cfg, log=None):
     return dataset
 
 
+def num_outputs(model_cfg, dataset):
+    """The logits of the zoo model ``model_cfg`` names on ``dataset``: one per class, or one for
+    ``linear_binary`` (Guo et al.'s binary linear classifier), which needs two classes.
+
+    Raises:
+      ConfigError: ``linear_binary`` on data with more than two classes (a pipeline calls this
+        before any work).
+    """
+    count = 1 if model_cfg.name == "linear_binary" else dataset.num_classes
+    sanity.check_outputs_for_classes(count, dataset.num_classes, f"model.name {model_cfg.name!r}",
+                                     hint="pick two classes, e.g. --config.data.classes=1,7, or a multi-class model")
+    return count
+
+
+def check_model_fits(model, dataset, hint="choose the dataset the model was trained on"):
+    """Raises ConfigError unless a loaded ``model`` takes ``dataset``'s images and has one logit per
+    class (:func:`tfsparse.sanity.check_outputs_for_classes`); ``hint`` says what to change.
+
+    The check of every pipeline that is given a trained model (prune, export) before any work.
+    """
+    if tuple(model.input_shape[1:]) != tuple(dataset.input_shape):
+        raise ConfigError(f"model input {model.input_shape[1:]} does not match {dataset.name} images "
+                          f"{dataset.input_shape}; {hint}")
+    sanity.check_outputs_for_classes(int(model.output_shape[-1]), dataset.num_classes, "the model", hint=hint)
+
+
+def check_subset_size(dataset, num_examples, key):
+    """Raises ConfigError if ``num_examples`` (the value of config key ``key``) exceeds the test split:
+    a number of images the user asked for is never cut silently."""
+    if int(num_examples) > len(dataset.x_test):
+        raise ConfigError(f"{key}={num_examples} but the {dataset.name} test split has {len(dataset.x_test):,} "
+                          f"images; set {key} to at most {len(dataset.x_test)}")
+
+
+def subset_note(dataset, num_examples, key):
+    """A one-line note when ``num_examples`` (config key ``key``) exceeds the test split, else None.
+
+    For the sections whose value means "up to N" (Guo's ``eval.num_examples``: the paper
+    variants' 10,000 is the whole split, the linear configs' 2,000 is cut to the pair's test
+    images): the value is legitimate, but the run says how many images it measures.
+    """
+    if int(num_examples) <= len(dataset.x_test):
+        return None
+    return (f"note: {key}={num_examples} exceeds the {len(dataset.x_test):,}-image {dataset.name} test split; "
+            f"all {len(dataset.x_test):,} are measured")
+
+
 def build_model(model_cfg, dataset, seed, noise_cfg=None):
     """The zoo model a ``model`` section names for ``dataset``, with seeded initial weights.
 
@@ -69,8 +117,8 @@ def build_model(model_cfg, dataset, seed, noise_cfg=None):
       noise_cfg: an ``rsr`` section to build CNI/PNI layers (``noise``, ``noise_alpha``,
         ``inference_noise``; Rakin et al. 2019), or None for plain layers.
     """
+    num_classes = num_outputs(model_cfg, dataset)
     keras.utils.set_random_seed(seed)
-    num_classes = 1 if model_cfg.name == "linear_binary" else dataset.num_classes
     mean, std = (dataset.mean, dataset.std) if model_cfg.normalization == "dataset" else (0.0, 1.0)
     layer_args = {"kernel_initializer": model_cfg.kernel_initializer}
     if noise_cfg is not None:

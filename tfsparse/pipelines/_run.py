@@ -44,6 +44,20 @@ def _read_json(path):
         return None
 
 
+def _damage(path):
+    """Why the JSON file at ``path`` cannot be read (e.g. truncated), or None when it is absent or fine."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+    except ValueError as error:
+        return f"not valid JSON, e.g. truncated: {error}"
+    return None if isinstance(value, dict) else f"holds a {type(value).__name__}, not a record"
+
+
 def check_writable(path, what="--workdir"):
     """Raises RunDirError unless ``path`` (a file or folder to create) can be created.
 
@@ -60,8 +74,11 @@ def check_writable(path, what="--workdir"):
     return path
 
 
-def check_output_file(path, overwrite=False, what="--output"):
+def check_output_file(path, overwrite=False, what="--output", overwrite_flag="--overwrite"):
     """Checks an output file before any work: writable, and existing only with ``overwrite``.
+
+    ``overwrite_flag``: the caller's flag that allows replacing the file, suggested in the
+    message; None for a caller that has none (report.py), so no message names a missing flag.
 
     Raises:
       RunDirError: if ``path`` exists (without ``overwrite``), is a folder, or cannot be written.
@@ -70,7 +87,8 @@ def check_output_file(path, overwrite=False, what="--output"):
     if os.path.isdir(path):
         raise RunDirError(f"{what} {path} is a folder; name a file, e.g. {os.path.join(path, 'results.json')}")
     if os.path.exists(path) and not overwrite:
-        raise RunDirError(f"{what} {path} already exists; choose a new file or pass --overwrite")
+        alternative = f" or pass {overwrite_flag}" if overwrite_flag else " (or remove this one)"
+        raise RunDirError(f"{what} {path} already exists; choose a new file{alternative}")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise RunDirError(f"{what} {path} is not writable; choose another file")
     return check_writable(path, what)
@@ -149,6 +167,12 @@ class Run:
     def _check(self):
         path = self.path
         taken = bool(run_files(path))
+        for name in (RESULTS_FILE, CONFIG_FILE):
+            damage = _damage(self.file(name))
+            if damage:  # the same answer with and without --resume: neither can go on from it
+                raise RunDirError(f"run directory {path} has a damaged {name} ({damage}), so its state is unknown "
+                                  f"and it cannot be resumed; start again with a new --workdir (or restore {name} "
+                                  "from a backup)")
         if not self.resume:
             if taken:
                 state = _read_json(self.file(RESULTS_FILE)) or {}

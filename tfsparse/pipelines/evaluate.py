@@ -20,6 +20,7 @@ from tfsparse import errors
 from tfsparse import evaluation
 from tfsparse import model_io
 from tfsparse import results
+from tfsparse import sanity
 from tfsparse.compat import keras
 from tfsparse.errors import ConfigError
 from tfsparse.layers import noisy_layers
@@ -83,8 +84,16 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir, 
     transfer = [name.strip().lower() == TRANSFER for name in attack_names]
     if any(transfer) and not source_model:
         raise ConfigError("--attacks=transfer crafts its examples on another model; give it with --source_model=PATH")
-    attacks = evaluation.build_attacks(
-        [config.attacks.transfer.attack if t else name for name, t in zip(attack_names, transfer)], eps, config)
+    if sum(transfer) > 1:
+        raise ConfigError("--attacks names transfer twice; list each attack once")
+    # The transfer's attack (crafted on the source) is built apart: it may be one of the
+    # white-box attacks too (pgd,transfer), which is no repetition.
+    plain = [name for name, t in zip(attack_names, transfer) if not t]
+    built = iter(evaluation.build_attacks(plain, eps, config) if plain or not transfer else ())
+    crafted = evaluation.build_attacks([config.attacks.transfer.attack], eps, config)[0] if any(transfer) else None
+    attacks = [crafted if t else next(built) for t in transfer]
+    for note in sanity.budget_notes(attacks):
+        log(note["detail"])
     model = model_io.load_model(model_path, signature=signature)
     gradient_free = getattr(model, "gradient_free", False)
     if source_model and not (any(transfer) or gradient_free):

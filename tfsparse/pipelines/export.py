@@ -21,10 +21,13 @@ from tfsparse import export
 from tfsparse import metrics
 from tfsparse import model_io
 from tfsparse import results
+from tfsparse import sanity
 from tfsparse.compat import xla_setting
 from tfsparse.errors import ConfigError
 from tfsparse.errors import RunDirError
 from tfsparse.model_io import load_keras_model
+from tfsparse.pipelines._build import check_model_fits
+from tfsparse.pipelines._build import check_subset_size
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._run import check_writable
@@ -53,7 +56,8 @@ def export_model(config, model_path, output, log=print):
 
     Raises:
       tfsparse.errors.UsageError: on an unknown format, a taken output folder, an unloadable
-        model, bad data or a model/data shape mismatch.
+        model, bad data, a model/data shape mismatch, outputs that do not fit the classes, or
+        more check / robustness images than the test split has.
     """
     formats = parse_formats(config.export.formats)
     if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
@@ -64,10 +68,14 @@ def export_model(config, model_path, output, log=print):
                           "evaluate the noisy SavedModel with scripts/evaluate.py (EOT)")
     model = load_keras_model(model_path)
     dataset = load_data(config.data)
-    if tuple(model.input_shape[1:]) != tuple(dataset.input_shape):
-        raise ConfigError(f"model input {model.input_shape[1:]} does not match {dataset.name} images "
-                          f"{dataset.input_shape}; choose the dataset the model was trained on (--representative_data)")
+    check_model_fits(model, dataset, "choose the dataset the model was trained on (--representative_data)")
     cfg = config.export
+    check_subset_size(dataset, cfg.check_examples, "export.check_examples")
+    if config.robustness.enabled:
+        check_subset_size(dataset, config.robustness.num_examples, "robustness.num_examples")
+        note = sanity.step_note(config.robustness.eps, config.robustness.pgd_step_size, "robustness.pgd")
+        if note:
+            log(note)
     report = export.export(
         model, output, formats, inference_noise=cfg.inference_noise,
         representative_data=dataset.x_train[:cfg.representative_examples] if "tflite_int8" in formats else None,

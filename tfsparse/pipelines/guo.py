@@ -49,6 +49,8 @@ from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import distribution
 from tfsparse.pipelines._build import guo_suite
 from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines._build import num_outputs
+from tfsparse.pipelines._build import subset_note
 from tfsparse.pipelines._build import robustness_record
 from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import strategy_scope
@@ -84,6 +86,10 @@ def _facts(config, dataset):
 
 
 def _prepare(config, dataset, log):
+    num_outputs(config.model, dataset)  # before any work (linear_binary needs two classes)
+    note = subset_note(dataset, config.eval.num_examples, "eval.num_examples")
+    if note:
+        log(note)
     strategy, _ = distribution(config, "train", wrappers=True)  # made once per process: the check's
     if strategy is not None:
         log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
@@ -246,6 +252,9 @@ def reevaluate_sweep(config, workdir, *, log=print):
     previous_eval = run_config.eval.to_dict()
     run_config.eval = ml_collections.ConfigDict(config.eval.to_dict())
     dataset = load_data(run_config.data)
+    note = subset_note(dataset, config.eval.num_examples, "eval.num_examples")
+    if note:
+        log(note)
     log(f"re-evaluating {len(records)} rounds of {path} with measures {','.join(measures)} on "
         f"{min(config.eval.num_examples, len(dataset.x_test))} test images")
     fresh = []

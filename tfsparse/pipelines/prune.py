@@ -20,11 +20,13 @@ from tfsparse import export
 from tfsparse import metrics
 from tfsparse import plotting
 from tfsparse import results
+from tfsparse import sanity
 from tfsparse import sparsity
 from tfsparse import training
 from tfsparse.errors import ConfigError
 from tfsparse.model_io import load_keras_model
 from tfsparse.pipelines._build import WRAPPED_METHODS
+from tfsparse.pipelines._build import check_model_fits
 from tfsparse.pipelines._build import distribution
 from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import strategy_scope
@@ -53,7 +55,7 @@ def prune_saved_model(config, model_path, output, log=print):
 
     Raises:
       tfsparse.errors.UsageError: on a taken output folder, an unloadable model, bad data,
-        a model/data shape mismatch, a method that does not apply to the model, or
+        a model/data shape mismatch or outputs that do not fit the classes, a method that does not apply to the model, or
         ``training = "pgd"`` under a ``distribute`` strategy.
     """
     if config.training not in ("clean", "pgd"):
@@ -66,9 +68,10 @@ def prune_saved_model(config, model_path, output, log=print):
     run = Run(output, config, KIND, writer=chief).prepare()
     model = load_keras_model(model_path)
     dataset = load_data(config.data)
-    if tuple(model.input_shape[1:]) != tuple(dataset.input_shape):
-        raise ConfigError(f"model input {model.input_shape[1:]} does not match {dataset.name} images "
-                          f"{dataset.input_shape}; choose the dataset the model was trained on")
+    check_model_fits(model, dataset)
+    note = sanity.step_note(config.pgd.eps, config.pgd.step_size, "pgd") if config.training == "pgd" else None
+    if note:
+        log(note)
     gamma = config.prune.gamma if config.prune.gamma >= 0 else None
     with strategy_scope(strategy):
         # The variables of the model to train must belong to the strategy.

@@ -91,7 +91,7 @@ def write_report(paths, output=None, log=print):
     if not paths:
         raise ConfigError("name at least one export folder or evaluate.py JSON file")
     if output:
-        check_output_file(output, overwrite=False)
+        check_output_file(output, overwrite=False, overwrite_flag=None)  # report.py has no --overwrite
     runs = {}
     for path in paths:
         if os.path.isfile(os.path.join(path, "results.json")):

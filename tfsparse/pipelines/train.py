@@ -30,6 +30,7 @@ from tfsparse import attacks
 from tfsparse import export
 from tfsparse import metrics
 from tfsparse import results
+from tfsparse import sanity
 from tfsparse.compat import keras
 from tfsparse.compat import xla_setting
 from tfsparse.layers import has_inference_noise
@@ -37,6 +38,7 @@ from tfsparse.pipelines import rsr as robust
 from tfsparse.pipelines._build import build_model
 from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines._build import load_data
+from tfsparse.pipelines._build import num_outputs
 from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
@@ -138,6 +140,10 @@ def train_and_evaluate(config, workdir, *, resume=False, log=print):
         log(f"run {run.path} is already complete; nothing to resume")
         return run.previous
     dataset = load_data(config.data, log=log)
+    num_outputs(config.model, dataset)  # e.g. linear_binary on 10 classes: refused before any work
+    note = sanity.step_note(config.pgd.eps, config.pgd.step_size, "pgd") if config.training != "clean" else None
+    if note:
+        log(note)
     if config.distribute != "none":
         log(f"distribute={config.distribute}: {strategy.num_replicas_in_sync} replicas, global batch "
             f"{config[section].batch_size}" + ("" if chief else " (worker: writes nothing to the run directory)"))

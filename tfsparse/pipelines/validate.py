@@ -19,6 +19,7 @@ from tfsparse.pipelines._build import NORMALIZATIONS
 from tfsparse.pipelines._build import parse_int_list
 from tfsparse.pipelines._build import parse_measures
 from tfsparse.pipelines.export import parse_formats
+from tfsparse.sanity import check_linf_eps
 from tfsparse.sparsity import METHODS
 from tfsparse.training import LR_SCHEDULES
 from tfsparse.training import OPTIMIZERS
@@ -106,8 +107,7 @@ def _training(config):
     if config.training == "clean":
         return
     p = config.pgd
-    _require(p.eps >= 0, f"pgd.eps must be >= 0 (pixel units of [0, 1] images), got {p.eps}")
-    _require(p.eps <= 1, f"pgd.eps is in pixel units of [0, 1] images; got {p.eps} (did you mean {p.eps}/255?)")
+    check_linf_eps(p.eps, "pgd.eps")
     _require(p.step_size > 0, f"pgd.step_size must be > 0, got {p.step_size}")
     _require(p.steps >= 1, f"pgd.steps must be >= 1, got {p.steps}")
     _require(p.eval_steps >= 0, f"pgd.eval_steps must be >= 0, got {p.eval_steps}")
@@ -167,7 +167,7 @@ def _eval(config):
     e = config.eval
     _require(e.num_examples >= 1, f"eval.num_examples must be >= 1, got {e.num_examples}")
     _require(e.batch_size >= 1, f"eval.batch_size must be >= 1, got {e.batch_size}")
-    _require(e.fgs_eps >= 0, f"eval.fgs_eps must be >= 0 (pixel units in [0, 1]), got {e.fgs_eps}")
+    check_linf_eps(e.fgs_eps, "eval.fgs_eps")
     _require(e.deepfool_overshoot >= 0, f"eval.deepfool_overshoot must be >= 0, got {e.deepfool_overshoot}")
     _require(e.deepfool_max_iter >= 1, f"eval.deepfool_max_iter must be >= 1, got {e.deepfool_max_iter}")
     _require(e.deepfool_box_rule in DeepFool.BOX_RULES,
@@ -210,7 +210,7 @@ def _export(config):
 def _robustness(config):
     r = config.robustness
     _require(r.num_examples >= 1, f"robustness.num_examples must be >= 1, got {r.num_examples}")
-    _require(0 <= r.eps <= 1, f"robustness.eps is in pixel units of [0, 1] images, got {r.eps}")
+    check_linf_eps(r.eps, "robustness.eps")
     _require(r.pgd_steps >= 1, f"robustness.pgd_steps must be >= 1, got {r.pgd_steps}")
     _require(r.pgd_step_size > 0, f"robustness.pgd_step_size must be > 0, got {r.pgd_step_size}")
     _require(r.square_queries >= 1, f"robustness.square_queries must be >= 1, got {r.square_queries}")
