@@ -197,8 +197,6 @@ def load(name="mnist", data_dir=None, *, num_train=None, num_test=None, classes=
     x_train, y_train, x_test, y_test, raw_names = raw
     _check_not_binarised(x_train, x_test, where)
     x_train, x_test = _to_float_images(x_train, "train"), _to_float_images(x_test, "test")
-    _check_shape(name, x_train, where)
-    _check_shape(name, x_test, where)
     y_train, y_test = _to_labels(y_train), _to_labels(y_test)
     class_names, y_train, y_test = _reorder_canonical(name, raw_names, y_train, y_test)
     if class_names is None:
@@ -214,6 +212,8 @@ def load(name="mnist", data_dir=None, *, num_train=None, num_test=None, classes=
         class_names = tuple(class_names[c] for c in picked)
     x_train, y_train = random_subset(x_train, y_train, num_train, [seed, 0], what="num_train")
     x_test, y_test = random_subset(x_test, y_test, num_test, [seed, 1], what="num_test")
+    _check_shape(name, x_train, where)  # after the value and label checks, which name the split
+    _check_shape(name, x_test, where)
     mean, std = _norm_constants(name, x_train)
     return Dataset(name=name, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    num_classes=len(class_names), class_names=class_names, mean=mean, std=std,
