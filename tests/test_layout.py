@@ -23,7 +23,7 @@ FLOORS = [
     ("tfsparse.attacks", "tfsparse.models", "tfsparse.data"),
     ("tfsparse.layers",),
     ("tfsparse.compat", "tfsparse.errors", "tfsparse.results", "tfsparse.runlock", "tfsparse._version",
-     "tfsparse._keras_guard",
+     "tfsparse._keras_guard", "tfsparse.keras3_bridge",
      "tfsparse.launch"),
 ]
 

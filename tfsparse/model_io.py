@@ -1,18 +1,20 @@
 """Loading users' models: Keras 2 and Keras 3 ``.h5`` / ``.keras`` files and SavedModel directories.
 
 tfsparse trains with Keras 2 (``tf_keras``), but models users bring today are mostly Keras 3.
-A Keras 3 ``.keras`` file (TensorFlow backend) is loaded with Keras 3 itself, imported beside
-tf_keras only here, and attacked as a callable: attacks need nothing but
-``model(x, training=False)`` → logits and TensorFlow gradients.
+A Keras 3 ``.keras`` file (TensorFlow backend) is read with Keras 3 itself and rebuilt in
+tf_keras by :mod:`tfsparse.keras3_bridge` (logits checked), so it can be pruned, trained and
+attacked like any tfsparse model; :func:`to_keras3` writes the result back as a Keras 3 file.
 """
 
 import json
 import os
 import zipfile
 
+from tfsparse import keras3_bridge
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
+from tfsparse.sparsity import plain
 from tfsparse.sparsity import scope
 
 _KERAS_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError)
@@ -38,19 +40,6 @@ class _SignatureModel:
 
     def __call__(self, x, training=False):
         return self._fn(**{self._input: x})[self._output]
-
-
-class _Keras3Model:
-    """A Keras 3 model (TensorFlow backend) as ``model(x, training=False)`` → logits."""
-
-    def __init__(self, model):
-        self.model = model
-        self.input_shape = tuple(model.input_shape)
-        self.name = model.name
-        self.layers = []  # Keras 3 layers: not inspected by tf_keras-based checks
-
-    def __call__(self, x, training=False):
-        return self.model(x, training=training)
 
 
 class _TFLiteModel:
@@ -103,22 +92,72 @@ def keras_file_version(path):
 
 
 def load_keras3_model(path):
-    """Loads a Keras 3 ``.keras`` file with Keras 3 (TensorFlow backend) as a callable.
+    """Loads a Keras 3 ``.keras`` file: rebuilt in tf_keras when the bridge can, else as a callable.
+
+    The tf_keras rebuild (:func:`from_keras3`) goes everywhere a tfsparse model goes. A model
+    with a layer the bridge cannot rebuild (a custom layer, an op such as ``x + 1``) is still
+    evaluated as it is, through Keras 3 (``Keras3Callable``: attacks need nothing but
+    ``model(x, training=False)`` → logits and TensorFlow gradients); pruning or training it
+    raises the bridge's one-line error naming that layer.
 
     Raises:
       ConfigError: if Keras 3 is missing, uses another backend, or cannot load the file.
     """
+    model = keras3_bridge.load(path)
     try:
-        import keras as keras3
-    except ImportError:
-        raise ConfigError(f"{path} is a Keras 3 file but Keras 3 is not installed; pip install 'keras>=3'") from None
-    if keras3.backend.backend() != "tensorflow":
-        raise ConfigError(f"Keras 3 runs the {keras3.backend.backend()!r} backend; set KERAS_BACKEND=tensorflow")
-    try:
-        return _Keras3Model(keras3.saving.load_model(path, compile=False))
-    except _KERAS_LOAD_ERRORS as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"could not load the Keras 3 model {path}: {first}") from None
+        return keras3_bridge.to_tf_keras(model)
+    except ConfigError:
+        return keras3_bridge.Keras3Callable(model)
+
+
+def from_keras3(model):
+    """A Keras 3 model (or ``.keras`` file) rebuilt as a tf_keras model tfsparse can prune and train.
+
+    Each layer's config is translated and its weights copied; the rebuild is refused unless
+    its logits equal the Keras 3 model's on a probe batch (:mod:`tfsparse.keras3_bridge`).
+    :func:`load_model` and :func:`tfsparse.sparsity.prune` call it for you; call it yourself
+    for a Keras 3 model built in memory, or to see why a model cannot be rebuilt.
+
+    Example::
+
+        pruned = tfsparse.prune(model_io.from_keras3(keras3_model), 0.5)
+
+    Args:
+      model: a Keras 3 ``Sequential`` / functional model of standard layers, or the path of
+        a Keras 3 ``.keras`` file.
+
+    Returns:
+      A tf_keras ``Sequential`` / functional model with the same layers, weights and logits.
+
+    Raises:
+      ConfigError: naming the first layer (and its class) that cannot be rebuilt.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = keras3_bridge.load(os.fspath(model))
+    return keras3_bridge.to_tf_keras(model)
+
+
+def to_keras3(model, path=None):
+    """A tfsparse model written back as Keras 3: the model, and a ``.keras`` file if ``path`` is given.
+
+    Pruning wrappers are stripped first (their masks applied, so the zeros are in the kernels)
+    and an ``AdversarialModel`` gives the model it trains. The Keras 3 rebuild must give the
+    same logits on a probe batch; a written file is read back with Keras 3 and must hold the
+    very same weights (zeros included) and logits.
+
+    Example::
+
+        model_io.to_keras3(tfsparse.strip(pruned), "pruned.keras")   # keras.saving.load_model reads it
+
+    Returns:
+      The Keras 3 model (read back from ``path`` when one is given).
+
+    Raises:
+      ConfigError: naming the first layer with no Keras 3 equivalent (e.g. tfsparse's own
+        ``Normalize`` or noise layers), or for a path not ending in ``.keras``.
+    """
+    model = plain(model)
+    return keras3_bridge.to_keras3(model) if path is None else keras3_bridge.save(model, os.fspath(path))
 
 
 def load_keras_model(path):
@@ -149,7 +188,10 @@ def load_model(path, signature="serving_default"):
     """Loads any model a user has, for evaluation: ``model(x, training=False)`` → logits.
 
     A ``.tflite`` flatbuffer runs in the TFLite interpreter (no gradients: black-box attacks or
-    a transfer only). A Keras 3 ``.keras`` file is loaded with Keras 3; other ``.h5``/``.keras`` files and
+    a transfer only). A Keras 3 ``.keras`` file is read with Keras 3 and, when its layers are
+    standard ones, rebuilt as a tf_keras model (logits checked; :func:`load_keras3_model`):
+    a Keras user expects what ``load_model`` returns to be prunable and trainable, not only
+    evaluable, and the rebuild is exact, so nothing is lost. Other ``.h5``/``.keras`` files and
     Keras SavedModels with tf_keras; any other SavedModel through its ``signature`` (one
     input — [0, 1] images — and one output — logits), whether or not Keras made it (e.g.
     ``tf.saved_model.save`` of a ``tf.Module`` or Keras 3's ``model.export``).

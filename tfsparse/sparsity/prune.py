@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
+from tfsparse import keras3_bridge
 from tfsparse import layers as tfsparse_layers
 from tfsparse.compat import keras
 from tfsparse.compat import tf
@@ -116,7 +117,9 @@ def prune(model, sparsity=None, *, schedule=None, keep_dense=(), sparsity_by_lay
 
     Args:
       model: a functional or sequential ``tf_keras`` model (subclassed models are
-        rejected by tfmot).
+        rejected by tfmot). A Keras 3 model (TensorFlow's default Keras) is first rebuilt
+        in tf_keras (``tfsparse.model_io.from_keras3``, logits checked), so the result is a
+        tf_keras model: write it back with ``model_io.to_keras3(strip(pruned), "m.keras")``.
       sparsity: target fraction of zeros in [0, 1) applied once, at the first step.
       schedule: a tfmot ``PruningSchedule`` used instead of ``sparsity``.
       keep_dense: layer names (or "first"/"last") left unpruned.
@@ -129,7 +132,10 @@ def prune(model, sparsity=None, *, schedule=None, keep_dense=(), sparsity_by_lay
     Raises:
       ValueError: on a bad sparsity, an unknown layer name, or neither/both of
         ``sparsity`` and ``schedule``.
+      ConfigError: for a Keras 3 model with a layer the bridge cannot rebuild (named).
     """
+    if keras3_bridge.is_keras3(model):
+        model = keras3_bridge.to_tf_keras(model)
     if (sparsity is None) == (schedule is None) and not sparsity_by_layer:
         raise ValueError("prune: pass exactly one of sparsity= or schedule=")
     if sparsity is not None:
