@@ -18,6 +18,7 @@ from tfsparse.layers.noise import NoisyDense
 from tfsparse.layers.noise import noisy_layers
 from tfsparse.sparsity import has_pruning_wrappers
 from tfsparse.sparsity import strip
+from tfsparse.sparsity.prune import unwrap
 
 # Config keys a noise layer adds to its Conv2D/Dense base: its own (tfsparse.layers.noise)
 # and tf-keras BaseRandomLayer's ``rng_type``.
@@ -82,7 +83,8 @@ def without_noise(model):
     cloned the same way. Pruning wrappers are stripped first (their zeros are kept).
 
     Args:
-      model: a functional or Sequential tf_keras model.
+      model: a functional or Sequential tf_keras model, or an ``AdversarialModel`` (its
+        ``inner`` is taken).
 
     Returns:
       ``model`` itself (stripped) if it has no noise layer, else the clone.
@@ -92,6 +94,7 @@ def without_noise(model):
     >>> clean = without_noise(rsr_model)
     >>> clean(x) == rsr_model(x, training=False)  # with set_inference_noise(rsr_model, False)
     """
+    model = unwrap(model)
     if has_pruning_wrappers(model):
         model = strip(model)
     return _plain_clone(model) if noisy_layers(model) else model
@@ -127,7 +130,8 @@ def write_saved_model(model, path, signatures):
 def save_saved_model(model, path, *, check_inputs=None, atol=1e-5):
     """Saves ``model`` as a Keras SavedModel directory and verifies the round trip.
 
-    Pruning wrappers are stripped first, so the saved kernels hold real zeros. The
+    Pruning wrappers are stripped first, so the saved kernels hold real zeros; an
+    ``AdversarialModel`` is saved as the model it trains (``inner``). The
     ``serving_default`` signature takes ``images`` (float32, [0, 1], NHWC) and returns
     ``logits``. When ``check_inputs`` is given, the reloaded signature must reproduce the
     live model's logits on them within ``atol``.
@@ -138,6 +142,7 @@ def save_saved_model(model, path, *, check_inputs=None, atol=1e-5):
     Raises:
       RuntimeError: if the reloaded model's predictions differ.
     """
+    model = unwrap(model)
     if has_pruning_wrappers(model):
         model = strip(model)
     # A uniquely named folder of our own: a failed save or check leaves nothing half-written

@@ -11,6 +11,7 @@ Two tfmot behaviours shape this module (STYLE §4):
     would share variables with the caller's model. We copy the model first.
 """
 
+import abc
 import contextlib
 import warnings
 
@@ -191,8 +192,31 @@ def apply_masks(model):
                 weight.assign(weight * tf.cast(mask, weight.dtype))
 
 
+class ModelWrapper(abc.ABC):
+    """Subclassed Keras models that train a functional model they hold as ``inner``.
+
+    :class:`tfsparse.training.AdversarialModel` is one: its architecture is ``inner``, and
+    Keras and tfmot cannot clone, strip or save a subclassed model as a graph. Every library
+    function that needs the architecture (``strip``, ``plain``, export, SavedModel) takes
+    the wrapper and works on :func:`unwrap` of it. The wrappers live a floor above this
+    package, so they join as virtual subclasses (``ModelWrapper.register(cls)``, as the
+    noise layers join ``PrunableLayer`` above).
+    """
+
+
+def unwrap(model):
+    """The functional model inside a :class:`ModelWrapper` (``adv.inner``), else ``model`` itself."""
+    while isinstance(model, ModelWrapper):
+        model = model.inner
+    return model
+
+
 def plain(model):
-    """The model without pruning wrappers (:func:`strip`, its zeros kept), or ``model`` itself when it has none."""
+    """The model without pruning wrappers (:func:`strip`, its zeros kept), or ``model`` itself when it has none.
+
+    A :class:`ModelWrapper` (``AdversarialModel``) gives the model it trains.
+    """
+    model = unwrap(model)
     return strip(model) if has_pruning_wrappers(model) else model
 
 
@@ -200,7 +224,9 @@ def strip(model):
     """Removes pruning wrappers, returning a plain model whose kernels hold real zeros.
 
     Masks are applied first, so the zeros are in the weights themselves, not only in
-    the wrapper's mask; a stripped model saves and serves like any Keras model.
+    the wrapper's mask; a stripped model saves and serves like any Keras model. A
+    :class:`ModelWrapper` (``AdversarialModel``) is stripped to the model it trains (the
+    wrapper itself keeps training ``inner``, wrappers and all).
 
     Warns (``UserWarning``) when a wrapper took no training step and tfmot has therefore
     pruned nothing yet (``strip(prune(m, 0.8))`` without a ``fit``): its mask is computed
@@ -208,6 +234,7 @@ def strip(model):
     :class:`UpdatePruningStep` first, or call :func:`apply_masks` before ``strip`` to ask
     for exactly that (then nothing is left to warn about).
     """
+    model = unwrap(model)
     pending = _not_pruned_yet(model)
     if pending:
         warnings.warn(

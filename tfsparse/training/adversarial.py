@@ -26,8 +26,16 @@ One optimizer step:
    (weight decay, RSR lasso), scaled for ``tf.distribute`` by Keras — then
    ``optimizer.minimize(loss, trainable_variables, tape=tape)``.
 
-Logged metrics: ``loss`` (the training objective), the compiled metrics on the clean
-examples (``accuracy``) and ``adv_accuracy`` on the adversarial ones. The PGD random
+Logged metrics: ``loss`` (the training objective, from the training-mode pass), the
+compiled metrics on the clean examples (``accuracy``) and ``adv_accuracy`` on the
+adversarial ones. Both accuracies are read in inference mode (``training=False``), in
+training as in evaluation: one extra forward pass over ``concat([x, x_adv])`` before the
+update, with the weights the attack faced, so the two are comparable with each other and
+with ``val_*`` and :func:`tfsparse.evaluate` (with ε = 0 they are equal). With batch
+normalisation that means BN's moving statistics, which lag the weights early in a run:
+``momentum`` 0.99 (Keras' default) averages over ~100 steps, so in the first few hundred
+steps both accuracies can sit near chance while ``loss`` (batch statistics) already falls;
+a short run wants ``momentum`` ~0.9 or a look at ``loss``. The PGD random
 start is seeded from ``(seed, optimizer.iterations)``: the optimizer's step is restored
 with a checkpoint (Keras' own train counter restarts at every ``fit``), so a run resumed
 from a checkpoint draws the same starts as an uninterrupted one.
@@ -39,7 +47,10 @@ from tfsparse.attacks import pgd_perturb
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
+from tfsparse.errors import UsageError
 from tfsparse.sparsity import has_pruning_wrappers
+from tfsparse.sparsity.prune import ModelWrapper
+from tfsparse.sparsity.prune import scope
 from tfsparse.training.callbacks import SparsityMonitor
 from tfsparse.training.clean import accuracy_metric
 from tfsparse.training.clean import add_weight_decay
@@ -51,6 +62,8 @@ from tfsparse.training.losses import check_clean_weight
 from tfsparse.training.losses import ensemble_sample_weights
 
 
+@ModelWrapper.register
+@keras.utils.register_keras_serializable(package="tfsparse")
 class AdversarialModel(keras.Model):
     """A Keras model that trains its functional ``inner`` model on PGD examples.
 
@@ -82,6 +95,19 @@ class AdversarialModel(keras.Model):
       adversarial_eval: when True (default), ``evaluate`` and validation also attack
         the inputs and report ``adv_accuracy`` and the same objective as training;
         otherwise they report the clean loss only.
+
+    Metrics: ``loss`` is the training objective of the training-mode pass (batch
+    statistics in BN); ``accuracy`` (clean) and ``adv_accuracy`` (on this step's PGD
+    examples) are both computed in inference mode, as the attack runs, before the update.
+    Early in a run BN's moving statistics lag (module docstring), so the accuracies can
+    trail what ``loss`` suggests.
+
+    Saving: ``adv.save("m.keras")`` round-trips (``inner`` with its weights and the
+    attack settings; ``keras.models.load_model`` or
+    :func:`tfsparse.model_io.load_model` gives an ``AdversarialModel`` back); HDF5 is
+    refused (save ``adv.inner`` instead). ``sparsity.strip``/``plain``,
+    :func:`tfsparse.export.export` and ``save_saved_model`` take the wrapper and work
+    on ``inner``.
       seed: integer seed of the PGD random starts.
       eps_warmup: optimizer steps over which the training ε ramps linearly from 0 to
         ``eps`` (0 = full ε from the first step). A curriculum of this kind keeps a
@@ -146,6 +172,16 @@ class AdversarialModel(keras.Model):
     def call(self, inputs, training=None):
         return self.inner(inputs, training=training)
 
+    # The shapes of the model it trains, so shape checks (pipelines, evaluation) take the
+    # wrapper as they take ``inner`` (Keras gives a subclassed model none before a call).
+    @property
+    def input_shape(self):
+        return self.inner.input_shape
+
+    @property
+    def output_shape(self):
+        return self.inner.output_shape
+
     def training_eps(self):
         """The ε of the current optimizer step: ``eps · min(1, (t + 1) / eps_warmup)``."""
         if self.eps_warmup == 0:
@@ -188,50 +224,86 @@ class AdversarialModel(keras.Model):
         weights = ensemble_sample_weights(sample_weight, self.clean_weight)
         return tf.concat([x, x_adv], 0), tf.concat([y, y], 0), weights
 
+    def _inference_logits(self, x, x_adv):
+        # Clean and adversarial logits in inference mode, as the attack saw the model: one
+        # pass over both halves (BN's moving statistics do not depend on the batch).
+        logits = self.inner(tf.concat([x, x_adv], 0), training=False)
+        batch = tf.shape(x)[0]
+        return logits[:batch], logits[batch:]
+
+    def _update_metrics(self, y, sample_weight, clean_logits, adv_logits):
+        self.compiled_metrics.update_state(y, clean_logits, sample_weight)
+        self.adv_accuracy.update_state(y, adv_logits, sample_weight)
+
     def train_step(self, data):
-        """PGD examples, one ``training=True`` pass, ``minimize`` (Madry eq. 2.1 / RSR eq. 6)."""
+        """PGD examples, one ``training=True`` pass, ``minimize`` (Madry eq. 2.1 / RSR eq. 6).
+
+        The metrics are read before the update, in inference mode, on the weights the
+        attack faced (see the class docstring); ``loss`` is the training-mode objective.
+        """
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
         x_adv = tf.stop_gradient(self.perturb(x, y, self.optimizer.iterations, self.training_eps()))
+        self._update_metrics(y, sample_weight, *self._inference_logits(x, x_adv))
         x_all, y_all, w_all = self._batch(x, y, sample_weight, x_adv)
         with tf.GradientTape() as tape:
             logits = self.inner(x_all, training=True)
             loss = self.compute_loss(x_all, y_all, logits, w_all)
         self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        batch = tf.shape(x)[0]
-        if self.clean_weight == 0.0:
-            clean_logits, adv_logits = self.inner(x, training=False), logits
-        else:
-            clean_logits, adv_logits = logits[:batch], logits[batch:]
-        self.compiled_metrics.update_state(y, clean_logits, sample_weight)
-        self.adv_accuracy.update_state(y, adv_logits, sample_weight)
         return self.get_metrics_result()
 
     def test_step(self, data):
         """Clean metrics, plus PGD examples and the training objective if ``adversarial_eval``."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, tf.float32)
-        clean_logits = self.inner(x, training=False)
         if not self.adversarial_eval:
+            clean_logits = self.inner(x, training=False)
             self.compute_loss(x, y, clean_logits, sample_weight)
             self.compiled_metrics.update_state(y, clean_logits, sample_weight)
             return {k: v for k, v in self.get_metrics_result().items() if k != "adv_accuracy"}
         x_adv = self.perturb(x, y, self._test_counter)
-        adv_logits = self.inner(x_adv, training=False)
+        clean_logits, adv_logits = self._inference_logits(x, x_adv)
         x_all, y_all, w_all = self._batch(x, y, sample_weight, x_adv)
         logits = adv_logits if self.clean_weight == 0.0 else tf.concat([clean_logits, adv_logits], 0)
         self.compute_loss(x_all, y_all, logits, w_all)
-        self.compiled_metrics.update_state(y, clean_logits, sample_weight)
-        self.adv_accuracy.update_state(y, adv_logits, sample_weight)
+        self._update_metrics(y, sample_weight, clean_logits, adv_logits)
         return self.get_metrics_result()
 
     def get_config(self):
+        """The attack settings and ``inner``'s own config: ``.keras`` files hold both."""
         return {
+            "inner": keras.saving.serialize_keras_object(self.inner), "name": self.name,
             "eps": self.eps, "step_size": self.step_size, "steps": self.steps, "norm": self.norm,
             "random_start": self.random_start, "clean_weight": self.clean_weight,
             "grad_samples": self.grad_samples, "adversarial_eval": self.adversarial_eval,
             "seed": self.seed, "eps_warmup": self.eps_warmup,
         }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuilds ``inner`` (tfsparse's layers and pruning wrappers in scope), then the wrapper."""
+        config = dict(config)
+        with scope():
+            inner = keras.saving.deserialize_keras_object(config.pop("inner"), custom_objects=custom_objects)
+        return cls(inner, **config)
+
+    def save(self, filepath, overwrite=True, save_format=None, **kwargs):
+        """``keras.Model.save`` to ``.keras`` or a SavedModel directory; HDF5 is refused.
+
+        Keras writes HDF5 for functional and Sequential models only, and this one is
+        subclassed: a ``.keras`` file round-trips the wrapper (``inner`` and the attack
+        settings), or ``adv.inner.save("m.h5")`` writes the model it trains.
+
+        Raises:
+          tfsparse.errors.UsageError: for a ``.h5``/``.hdf5`` path or ``save_format="h5"``.
+        """
+        if str(save_format).lower() in ("h5", "hdf5") or str(filepath).lower().endswith((".h5", ".hdf5")):
+            raise UsageError(
+                f"AdversarialModel cannot be saved as HDF5 ({filepath}): save it as .keras "
+                "(adv.save('model.keras') keeps the attack settings) or save the model it trains, "
+                "adv.inner.save('model.h5')"
+            )
+        return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
 
 
 def compile_adversarial(model, train_cfg, total_steps):
