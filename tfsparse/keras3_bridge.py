@@ -38,6 +38,8 @@ MODELS = ("Sequential", "Functional", "Model")
 PROBE_BATCH = 8
 PROBE_SIZE = 32  # spatial size used for an input dimension left as None
 ATOL, RTOL = 1e-5, 1e-5
+# Arguments that changed their name: {layer: (Keras 3 name, tf_keras name)}.
+_RENAMED = {"InputLayer": ("batch_shape", "batch_input_shape"), "LeakyReLU": ("negative_slope", "alpha")}
 # Layer arguments every layer takes in both libraries (the rest are read off the target class).
 _BASE_ARGUMENTS = {"name", "trainable", "dtype", "activity_regularizer"}
 
@@ -236,10 +238,11 @@ def _layer_config(kind, config, target, to_keras3):
     config.pop("build_config", None)
     accepted = set(_arguments(target)) | _BASE_ARGUMENTS
     source = getattr(_target_layers(not to_keras3), kind)
-    if kind == "InputLayer":  # the one argument that changed its name
-        old, new = ("batch_input_shape", "batch_shape") if to_keras3 else ("batch_shape", "batch_input_shape")
-        config[new] = config.pop(old, None)
-        accepted.add(new)
+    if kind in _RENAMED:
+        new, old = _RENAMED[kind] if to_keras3 else _RENAMED[kind][::-1]
+        if old in config:
+            config[new] = config.pop(old)
+        accepted.add(new)  # tf_keras's InputLayer takes batch_input_shape through **kwargs
     if kind == "BatchNormalization" and isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
         config["axis"] = config["axis"][0]  # tf_keras writes [3], Keras 3 takes an int
     result = {}
@@ -349,7 +352,7 @@ def _unsupported(entry, to_keras3):
     if entry.get("module") not in (None, "keras", "keras.layers"):  # e.g. keras.src.ops.numpy.Add for `x + 1`
         kind = f"{entry['module']}.{kind}"
     if to_keras3:
-        hint = ("strip the pruning wrappers first: tfsparse.strip(model)" if kind == "PruneLowMagnitude"
+        hint = ("strip the pruning wrappers first: tfsparse.strip(model)" if entry["class_name"] == "PruneLowMagnitude"
                 else "the bridge writes standard Keras layers only")
         return ConfigError(f"layer {name!r} ({kind}) has no Keras 3 equivalent; {hint}")
     return ConfigError(f"layer {name!r} ({kind}) cannot be rebuilt in tf_keras; the bridge knows the standard "
