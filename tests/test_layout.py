@@ -19,7 +19,7 @@ FLOORS = [
     ("tfsparse.export", "tfsparse.model_io", "tfsparse.plotting", "tfsparse.reporting"),
     ("tfsparse.training",),
     ("tfsparse.evaluation", "tfsparse.sanity"),
-    ("tfsparse.metrics", "tfsparse.sparsity"),
+    ("tfsparse.certification", "tfsparse.metrics", "tfsparse.sparsity"),
     ("tfsparse.attacks", "tfsparse.models", "tfsparse.data"),
     ("tfsparse.layers",),
     ("tfsparse.compat", "tfsparse.errors", "tfsparse.results", "tfsparse.runlock", "tfsparse._version",

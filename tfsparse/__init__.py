@@ -11,6 +11,7 @@ tensorflow-model-optimization does not support Keras 3 (SPEC §1). The subpackag
   transfer.
 * ``tfsparse.metrics``: r∞, r2, PGD accuracy, distortion bound, CLEVER, theory, diagnostics.
 * ``tfsparse.training``: Keras machinery: clean and PGD adversarial training, RSR loss, callbacks.
+* ``tfsparse.certification``: IBP / CROWN / CROWN-IBP bounds, certified accuracy (``tfsparse.certify``).
 * ``tfsparse.evaluation``: the one evaluator (per-sample worst case over an attack suite).
 * ``tfsparse.pipelines``: one module per kind of run (train, guo, wang, prune, tune, evaluate),
   the layer ``scripts/`` call; imported on demand (``import tfsparse.pipelines``).
@@ -25,7 +26,7 @@ from tfsparse._version import __version__  # noqa: E402,F401
 # Curated re-exports, grouped like the subpackages above. They load on first access
 # (PEP 562), so ``import tfsparse.cli`` or ``tfsparse.errors`` does not pay for TensorFlow
 # (a script's ``--help`` answers at once); ``tfsparse.attacks`` etc. import as usual.
-_SUBPACKAGES = ("attacks", "data", "errors", "evaluation", "export", "layers", "metrics", "model_io", "models",
+_SUBPACKAGES = ("attacks", "certification", "data", "errors", "evaluation", "export", "layers", "metrics", "model_io", "models",
                 "sanity", "sparsity", "training")
 _EXPORTS = {
     "AutoAttack": "tfsparse.attacks", "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks", "PGD": "tfsparse.attacks",
@@ -33,6 +34,7 @@ _EXPORTS = {
     "DeepFool": "tfsparse.attacks", "TransferAttack": "tfsparse.attacks",
     "load_data": ("tfsparse.data", "load"),
     "evaluate": "tfsparse.evaluation",
+    "certify": "tfsparse.certification",
     "save_saved_model": "tfsparse.export",
     "NoisyConv2D": "tfsparse.layers", "NoisyDense": "tfsparse.layers",
     "clever": "tfsparse.metrics", "distortion_lower_bound": "tfsparse.metrics", "pgd_accuracy": "tfsparse.metrics",
