@@ -6,6 +6,9 @@ the margin of the true class over every other class from below (:mod:`.bounds`: 
 CROWN-IBP). A certified image is robust for certain; an uncertified one may be robust too
 (the bound is loose), so certified accuracy ≤ any attack's robust accuracy ≤ clean accuracy.
 
+:mod:`.smoothing` certifies the smoothed classifier of randomized smoothing instead (Cohen et
+al. 2019): an l2 radius per image from Monte-Carlo votes, with a Clopper–Pearson bound.
+
 Works on plain, pruned-wrapped and stripped tf_keras models of the layers :mod:`.graph`
 lists (Dense, Conv2D, DepthwiseConv2D, BatchNormalization at inference, ReLU, Flatten,
 pooling, Add, the input normalisation); a model with anything else is refused by name.
