@@ -17,9 +17,10 @@ import _bootstrap  # noqa: F401
 from absl import flags
 
 from tfsparse import cli
+from tfsparse.pipelines import EXPERIMENTS
 
 _CONFIG = cli.define_config_file("config", f"{_bootstrap.REPO_ROOT}/configs/wang_mnist.py:quick",
-                                 "Experiment config file[:variant].")
+                                 "Experiment config file[:variant].", experiments=tuple(EXPERIMENTS))
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to create (or to continue with --resume).",
                                required=True)
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the interrupted run in --workdir (same flags).")

@@ -19,6 +19,7 @@ pipelines (scripts → cli → pipelines); nothing in the library imports it.
 
 import ast
 import contextlib
+import math
 import os
 import re
 import signal
@@ -37,6 +38,7 @@ from tfsparse.launch import HELP_FLAGS
 _PRINT_CONFIG = flags.DEFINE_bool("print_config", False, "Print the resolved config (after all overrides) and exit.")
 _CONFIG_FILES = {}  # flag name -> default config file, for --help
 _CONFIG_EXAMPLES = {}  # flag name -> an example KEY=VALUE of that file, for --help
+_CONFIG_EXPERIMENTS = {}  # flag name -> the experiments its script runs (None: as its default config)
 
 
 def _usage_exit(message):
@@ -117,17 +119,20 @@ def define_number(name, default, help_text, **bounds):
 flags.disclaim_key_flags()
 
 
-def define_config_file(name, default, help_text, example="eval.num_examples=500"):
+def define_config_file(name, default, help_text, example="eval.num_examples=500", experiments=None):
     """``config_flags.DEFINE_config_file`` with bad overrides reported as usage errors.
 
     ml_collections applies ``--config.*`` overrides from ``sys.argv`` while the flag is
     defined (at import of the script) when it can, so errors are caught here as well as
     at parse time. ``example``: a ``KEY=VALUE`` of the file that ``--help`` shows.
+    ``experiments``: the ``experiment`` names a given ``--config`` may hold (experiment.py: all);
+    None: the default config's kind (:func:`_check_config_kind`).
     """
     from ml_collections import config_flags
 
     _CONFIG_FILES[name] = default
     _CONFIG_EXAMPLES[name] = example
+    _CONFIG_EXPERIMENTS[name] = experiments
     config_flags.register_flag_parser_for_type(list, _ListParser())
     config_flags.register_flag_parser_for_type(float, _NumberParser())  # --config.pgd.eps=8/255
     try:
@@ -237,6 +242,88 @@ def _number_leaves(config, prefix=""):
             yield f"{prefix}{key}", value
 
 
+def _check_config_kind(name):
+    """Refuses a ``--config`` file of another script's kind, before any work (issue 30, item 8).
+
+    A config of the wrong kind (``experiment.py --config=configs/train.py``) used to fail on
+    the first missing key deep inside a pipeline, with a traceback. The kind of a config is its
+    ``experiment`` key when it has one (which the script must run: the default config's, or
+    ``experiments`` of :func:`define_config_file`), else its sections (the ``ConfigDict`` keys),
+    of which it must hold every one the script's default config has; more keys are fine (a
+    user's copy with additions).
+    """
+    flag = flags.FLAGS[name]
+    if not flag.present:
+        return
+    script = os.path.basename(sys.argv[0])
+    default_path = _CONFIG_FILES[name]
+    relative = os.path.relpath(default_path)
+    default_path = relative if not relative.startswith("..") else default_path  # as the user would type it
+    given, default = flag.value, flag.parser.parse(default_path)
+    shown = flag.config_filename
+    accepted = _CONFIG_EXPERIMENTS[name] or ((default.experiment,) if "experiment" in default else None)
+    if accepted is not None:
+        if "experiment" not in given:
+            _usage_exit(f"--{name}={shown} is no experiment config (it has no 'experiment' key); {script} runs "
+                        f"a config naming one of {', '.join(sorted(accepted))}, e.g. --{name}={default_path}")
+        if given.experiment not in accepted:
+            _usage_exit(f"--{name}={shown} is a config of the experiment {given.experiment!r}; {script} runs only "
+                        f"{', '.join(sorted(accepted))}" + ("" if script == "experiment.py" else
+                                                           " (run it with scripts/experiment.py)"))
+        return
+    if "experiment" in given:
+        _usage_exit(f"--{name}={shown} is the config of the experiment {given.experiment!r}, not of {script}; "
+                    f"run it with scripts/experiment.py, or pass --{name}={default_path.split(':')[0]}[:VARIANT]")
+    missing = [key for key, value in default.items() if hasattr(value, "items") and key not in given]
+    if missing:
+        _usage_exit(f"--{name}={shown} is not a config of {script}: it lacks the sections {missing} of "
+                    f"{default_path.split(':')[0]}; pass that file[:VARIANT] or a copy of it")
+
+
+def _check_overrides(name):
+    """Refuses a ``--config.KEY=VALUE`` whose value is not of the kind the config file holds there.
+
+    ml_collections checks a scalar override's type (an int key refuses ``abc``) but takes any
+    literal for a tuple key (``--config.seeds=abc`` became ``('abc',)`` and failed in the run's
+    engine, a traceback after the run directory was made) and any float, ``inf`` and ``nan``
+    included (an infinite learning rate trains to NaN). So each element of a tuple or list
+    must have the type of the file's elements there (an int is a float), and every number
+    must be finite. A key whose file value is empty or None says nothing of its type; the
+    validation of the config checks those.
+    """
+    flag = flags.FLAGS[name]
+    overrides = flag.override_values
+    if not overrides:
+        return
+    original = flag.parser.parse(flag.config_filename)
+    for path, value in overrides.items():
+        default = original
+        for part in path.split("."):
+            default = default[part]
+        given = next((arg.split("=", 1)[1] for arg in sys.argv if arg.startswith(f"--{name}.{path}=")),
+                     repr(value))
+        problem = _override_problem(default, value, f"--{name}.{path}")
+        if problem:
+            _usage_exit(f"--{name}.{path}={given}: {path} {problem}")
+
+
+def _override_problem(default, value, flag_name):
+    """What is wrong with ``value`` as ``flag_name``'s override of a key holding ``default``, or None."""
+    items = list(value) if isinstance(value, (tuple, list)) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in items):
+        return f"must be a finite number, e.g. {default!r} (the config file's value)"
+    kinds = {type(v) for v in default} if isinstance(default, (tuple, list)) else set()
+    if len(kinds) != 1:  # not a sequence, empty, or of mixed types: nothing to compare with
+        return None
+    kind = kinds.pop()
+    if all(type(v) is kind or (kind is float and type(v) is int) for v in items):
+        return None
+    example = repr(tuple(default))
+    quote = '"' if "'" in example else "'"
+    return (f"holds {kind.__name__} values, e.g. {flag_name}={quote}{example}{quote} (the config file's value); "
+            f"got {value!r}")
+
+
 def _parse_flags(argv, positional=False):
     # After '--' the words are positional (launch_local.py's command): their --help is the command's.
     own = argv[1:argv.index("--")] if "--" in argv else argv[1:]
@@ -254,6 +341,8 @@ def _parse_flags(argv, positional=False):
             flags.FLAGS[name].value.keys()
         except Exception as error:  # noqa: BLE001
             _config_error(error)
+        _check_config_kind(name)
+        _check_overrides(name)
     if len(rest) > 1 and not positional:
         _usage_exit(f"unexpected arguments {rest[1:]}; pass options as --flags (see --help)")
     return rest

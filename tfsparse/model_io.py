@@ -8,6 +8,7 @@ attacked like any tfsparse model; :func:`to_keras3` writes the result back as a 
 
 import json
 import os
+import struct
 import zipfile
 
 from tfsparse import keras3_bridge
@@ -17,7 +18,9 @@ from tfsparse.errors import ConfigError
 from tfsparse.sparsity import plain
 from tfsparse.sparsity import scope
 
-_KERAS_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError)
+# IndexError: a truncated SavedModel's variables ("Read less bytes than requested"); OpError: TF's reader.
+_KERAS_LOAD_ERRORS = (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError, IndexError,
+                      zipfile.BadZipFile, tf.errors.OpError)
 
 
 class _SignatureModel:
@@ -85,10 +88,13 @@ def keras_file_version(path):
     """The ``keras_version`` a ``.keras`` zip was saved with, or None for other files."""
     if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
         return None
-    with zipfile.ZipFile(path) as archive:
-        if "metadata.json" not in archive.namelist():
-            return None
-        return json.loads(archive.read("metadata.json")).get("keras_version")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "metadata.json" not in archive.namelist():
+                return None
+            return json.loads(archive.read("metadata.json")).get("keras_version")
+    except (zipfile.BadZipFile, ValueError, AttributeError):
+        return None  # a damaged archive: check_model_file names it when it is loaded
 
 
 def load_keras3_model(path):
@@ -172,6 +178,7 @@ def load_keras_model(path):
     """
     if not os.path.exists(path):
         raise ConfigError(f"model {path} does not exist; pass a .h5/.keras file or a SavedModel directory")
+    check_model_file(path)
     try:
         with scope():
             model = keras.models.load_model(path, compile=False)
@@ -202,10 +209,13 @@ def load_model(path, signature="serving_default"):
     if path.endswith(".tflite"):
         if not os.path.isfile(path):
             raise ConfigError(f"model {path} does not exist; pass a .tflite file")
+        check_model_file(path)
         try:
             return _TFLiteModel(path)
         except (ValueError, RuntimeError) as error:
             raise ConfigError(f"could not load the TFLite model {path}: {error}") from None
+    if os.path.exists(path):
+        check_model_file(path)  # before the SavedModel fallback below answers for a damaged Keras model
     version = keras_file_version(path)
     if version and not version.startswith("2."):
         return load_keras3_model(path)
@@ -216,8 +226,106 @@ def load_model(path, signature="serving_default"):
             raise
     try:
         return _SignatureModel(tf.saved_model.load(path), signature)
-    except (ValueError, OSError, KeyError) as error:
-        raise ConfigError(f"{path}: neither a Keras model nor a serving SavedModel ({error})") from None
+    except (ValueError, OSError, KeyError, IndexError, tf.errors.OpError) as error:
+        raise ConfigError(f"{path}: neither a Keras model nor a serving SavedModel ({_first_line(error)})") from None
+
+
+# What a model file starts with: HDF5's signature (at 0, or after a user block of 512 · 2^k
+# bytes), a zip's local header (.keras), TFLite's "TFL3" file identifier at bytes 4-8.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_NAMES = {"h5": "an HDF5 (.h5) Keras file", "keras": "a .keras (zip) archive", "tflite": "a TFLite flatbuffer"}
+_SUFFIXES = {"h5": ".h5", "keras": ".keras", "tflite": ".tflite"}
+
+
+def _sniff(path):
+    """``h5``, ``keras`` or ``tflite`` by the file's first bytes, or None (unknown or damaged)."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        hdf5 = head.startswith(_HDF5_SIGNATURE)
+        for offset in (512, 1024, 2048):
+            if not hdf5:
+                handle.seek(offset)
+                hdf5 = handle.read(8) == _HDF5_SIGNATURE
+    if hdf5:
+        return "h5"
+    if head.startswith(b"PK\x03\x04"):
+        return "keras"
+    return "tflite" if head[4:8] == b"TFL3" else None
+
+
+def check_model_file(path):
+    """Refuses an empty, damaged or misnamed model file with one line naming it, before it is loaded.
+
+    The loaders answer such files with whatever their parser hits first: h5py's "file signature
+    not found", a ``BadZipFile`` traceback for a damaged ``.keras``, an ``IndexError`` for a
+    truncated SavedModel, and the TFLite interpreter, which does not verify its flatbuffer, a
+    segmentation fault (issue 30, item 8). Checked here: an empty file (or ``saved_model.pb``);
+    a file whose content is another format than its name says (Keras picks the loader by the
+    name); a ``.keras`` archive whose CRCs fail; a ``.tflite`` file whose flatbuffer does not
+    parse or whose tensor, buffer and operator indices point outside it (what crashes the
+    interpreter). A SavedModel's variables are read, and checked, by its loader.
+
+    Raises:
+      ConfigError: naming the file and what to do.
+    """
+    if os.path.isdir(path):
+        graph = os.path.join(path, "saved_model.pb")
+        if os.path.isfile(graph) and os.path.getsize(graph) == 0:
+            raise ConfigError(f"SavedModel {path} is damaged: its saved_model.pb is empty; save or copy it again")
+        return
+    if os.path.getsize(path) == 0:
+        raise ConfigError(f"model file {path} is empty (0 bytes); save or copy it again")
+    named = {".h5": "h5", ".hdf5": "h5", ".keras": "keras", ".tflite": "tflite"}.get(os.path.splitext(path)[1])
+    found = _sniff(path)
+    if named and found and found != named and not (named == "keras" and found == "h5"):  # tf_keras reads both
+        raise ConfigError(f"model file {path} is {_NAMES[found]}, not {_NAMES[named]} as its name says; "
+                          f"rename it to end in {_SUFFIXES[found]}")
+    damaged = f"model file {path} is damaged or not {_NAMES.get(named or found, 'a model file')}"
+    if named and not found:
+        raise ConfigError(f"{damaged} (its first bytes are no {_SUFFIXES[named]} signature); save, export or "
+                          "download it again")
+    try:
+        if found == "keras":
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"bad CRC-32 for {bad}")
+        elif found == "tflite":
+            _check_flatbuffer(path)
+    except (zipfile.BadZipFile, ValueError, EOFError) as error:
+        raise ConfigError(f"{damaged} ({_first_line(error)}); save, export or download it again") from None
+
+
+def _check_flatbuffer(path):
+    """Parses a TFLite flatbuffer in Python and checks every index in it; raises ValueError if one is out of range.
+
+    The interpreter trusts these indices (it builds from the file without the flatbuffer
+    verifier), so an out-of-range one is a segmentation fault there and an exception here.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    with open(path, "rb") as handle:
+        raw = bytearray(handle.read())
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(raw, 0))
+    except (IndexError, struct.error, ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
+        raise ValueError("its flatbuffer does not parse: an offset or a string in it is damaged") from None
+    buffers, codes = len(model.buffers or ()), len(model.operatorCodes or ())
+    if not model.subgraphs:
+        raise ValueError("no subgraph")
+    listed = lambda values: [] if values is None else list(values)  # noqa: E731  (absent vectors are None)
+    for graph in model.subgraphs:
+        tensors, operators = listed(graph.tensors), listed(graph.operators)
+        used = [i for op in operators for i in listed(op.inputs) + listed(op.outputs)]  # -1: an optional input
+        ends = listed(graph.inputs) + listed(graph.outputs)
+        if (any(not 0 <= t.buffer < buffers for t in tensors) or any(not 0 <= op.opcodeIndex < codes for op in operators)
+                or any(not -1 <= i < len(tensors) for i in used) or not ends
+                or any(not 0 <= i < len(tensors) for i in ends)):
+            raise ValueError("an index points outside the flatbuffer")
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def describe_format(path):

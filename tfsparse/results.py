@@ -64,6 +64,23 @@ def atomic_dir(path):
             shutil.rmtree(tmp)
 
 
+def probe_writable(directory):
+    """Why no file can be created in ``directory``, found by creating (and removing) one; None if it can.
+
+    ``os.access`` reads the permission bits only, and says yes to root wherever the bits do,
+    also where the write itself is refused: a pseudo file system (``/sys``), a root-squashed
+    NFS or a FUSE mount. A run checked that way did all its work and then lost its results
+    (issue 30, item 8), so an output location is probed by a real write before any work.
+    """
+    try:
+        fd, path = tempfile.mkstemp(dir=directory, prefix=".tfsparse-probe-")
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    os.close(fd)
+    os.remove(path)
+    return None
+
+
 def file_mode():
     """The mode ``open(path, "w")`` gives a new file: 0666 less the umask (0644 under umask 022)."""
     return 0o666 & ~umask()

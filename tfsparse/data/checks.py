@@ -77,3 +77,31 @@ def check_pair(x, y, num_classes, what="data") -> None:
     if x.shape[0] != y.shape[0]:
         raise DataError(f"{what} has {x.shape[0]} images but {y.shape[0]} labels; "
                         f"pass one label per image")
+
+
+def check_splits(x_train, y_train, x_test, y_test, where) -> None:
+    """Checks that the splits a file holds agree: one label per image, one image shape in both.
+
+    Called by every reader on what it read, so the message names the file (``where``) whose
+    arrays disagree, before any conversion; a shape of (N, H, W) and (N, H, W, 1) agree.
+    """
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        n_x, n_y = _length(x), _length(y)
+        if n_x != n_y:
+            raise DataError(f"{where}: its {split} split has {n_x} images but {n_y} labels; the file's "
+                            f"x_{split} and y_{split} must be of one length (one label per image)")
+    if _image_shape(x_train) != _image_shape(x_test):
+        train, test = tuple(np.shape(x_train)[1:]), tuple(np.shape(x_test)[1:])
+        raise DataError(f"{where}: its train images are {train} but its test images are {test}; both "
+                        "splits must hold images of one shape (of one dataset)")
+
+
+def _length(a):
+    shape = np.shape(a)
+    return shape[0] if shape else 0
+
+
+def _image_shape(x):
+    shape = tuple(np.shape(x)[1:])
+    return shape[:-1] if len(shape) == 3 and shape[-1] == 1 else shape
+

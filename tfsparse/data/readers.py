@@ -11,6 +11,7 @@ import glob
 import gzip
 import os
 import pickle
+import zipfile
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from tfsparse.data.catalog import CIFAR10_CLASSES
 from tfsparse.data.catalog import CIFAR100_CLASSES
 from tfsparse.data.catalog import _TEST_SPLITS
 from tfsparse.data.checks import DataError
+from tfsparse.data.checks import check_splits
 
 _CIFAR_PICKLE_DIRS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -42,13 +44,14 @@ def read_npz(path):
             files = set(f.files)
             arrays = [f[k] for k in keys if k in files]
             names = tuple(str(n) for n in f["class_names"]) if "class_names" in files else None
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path} is not a readable .npz file ({_one_line(e)}); "
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: empty; BadZipFile: truncated
+        raise DataError(f"{path} is not a readable .npz file ({_one_line(e) or type(e).__name__}); "
                         f"re-create it with np.savez") from e
     missing = [k for k in keys if k not in files]
     if missing:
         raise DataError(f"{path} lacks arrays {missing} (has {sorted(files)}); save it with "
                         f"np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)")
+    check_splits(*arrays, path)
     return (*arrays, names)
 
 
@@ -63,8 +66,12 @@ def _idx_path(directory, stem):
 
 def _read_idx_file(path):
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a cut .gz file ends early
+        raise DataError(f"{path} cannot be read ({_one_line(e)}); the file is truncated or corrupt: "
+                        f"download it again") from e
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file (bad magic number); "
                         f"use the original MNIST *-ubyte files")
@@ -88,12 +95,23 @@ def read_idx(directory):
         raise DataError(f"IDX files {missing} (or .gz) not found in {directory}; put all four "
                         f"MNIST IDX files in one directory")
     x_train, y_train, x_test, y_test = (_read_idx_file(p) for p in paths)
+    check_splits(x_train, y_train, x_test, y_test, directory)
     return x_train, y_train, x_test, y_test, None
 
 
-def _unpickle(path):
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+def _unpickle(path, keys=()):
+    """A CIFAR pickle batch: a dict holding ``keys``; a damaged or foreign file is a DataError."""
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as e:
+        raise DataError(f"{path} is not a readable CIFAR pickle batch ({_one_line(e) or type(e).__name__}); "
+                        f"the file is truncated or corrupt: download it again") from e
+    missing = [key.decode() for key in keys if not isinstance(batch, dict) or key not in batch]
+    if missing:
+        raise DataError(f"{path} lacks the entries {missing} of a CIFAR pickle batch; use the original "
+                        f"\"python version\" files")
+    return batch
 
 
 def _cifar_images(batch, path):
@@ -128,17 +146,19 @@ def read_cifar_pickle(directory):
         raise DataError(f"{test_path} not found; the CIFAR directory is incomplete")
     xs, ys = [], []
     for path in train_paths:
-        batch = _unpickle(path)
+        batch = _unpickle(path, (b"data", label_key))
         xs.append(_cifar_images(batch, path))
         ys.append(np.asarray(batch[label_key], dtype=np.int64))
-    test = _unpickle(test_path)
+    test = _unpickle(test_path, (b"data", label_key))
     x_test = _cifar_images(test, test_path)
     y_test = np.asarray(test[label_key], dtype=np.int64)
     names = default_names
     if os.path.isfile(meta):
         names = tuple(n.decode() if isinstance(n, bytes) else str(n)
-                      for n in _unpickle(meta)[names_key])
-    return np.concatenate(xs), np.concatenate(ys), x_test, y_test, names
+                      for n in _unpickle(meta, (names_key,))[names_key])
+    x_train, y_train = np.concatenate(xs), np.concatenate(ys)
+    check_splits(x_train, y_train, x_test, y_test, directory)
+    return x_train, y_train, x_test, y_test, names
 
 
 def read_tfds(name, data_dir=None, *, download=True):

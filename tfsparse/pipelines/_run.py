@@ -69,8 +69,9 @@ def check_writable(path, what="--workdir"):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise RunDirError(f"{what} {path}: {parent} is a file, not a folder; choose another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise RunDirError(f"{what} {path}: cannot write in {parent}; choose a writable location")
+    reason = results.probe_writable(parent)  # a real write: os.access says yes to root (results.py)
+    if reason:
+        raise RunDirError(f"{what} {path}: cannot write in {parent} ({reason}); choose a writable location")
     return path
 
 
@@ -195,8 +196,10 @@ class Run:
         if differing:
             raise RunDirError(f"--resume needs the flags of the original run; these config keys differ: "
                               f"{', '.join(differing[:5])}")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise RunDirError(f"--resume: cannot write in {path}")
+        reason = results.probe_writable(path)
+        if reason:
+            raise RunDirError(f"--resume: cannot write in {path} ({reason}); make it writable, or copy the run "
+                              "elsewhere and resume there")
         self.previous = previous
         self.metadata = stored.get("metadata")
         return self
