@@ -57,7 +57,7 @@ path = os.path.join(OUT, "my_model.keras")
 user_model.save(path)
 
 # ---- Here: load it with tfsparse and evaluate ---------------------------------------------
-model = load_model(path)  # a Keras 3 file is loaded with Keras 3 and attacked as a callable
+model = load_model(path)  # a Keras 3 file is rebuilt as tf_keras (logits checked): prunable too
 attacks = [
     FGSM(eps=EPS),
     PGD(eps=EPS, step_size=2.5 * EPS / PGD_STEPS, steps=PGD_STEPS),

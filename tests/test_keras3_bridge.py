@@ -167,6 +167,14 @@ def test_a_layer_that_cannot_be_bridged_is_named_in_one_line(mnist, tmp_path):
     with pytest.raises(ConfigError, match=r"layer 'twice' \(test_keras3_bridge.Doubler\)"):
         tfsparse.prune(loaded, 0.5)
 
+    class Subclassed(keras3.Model):
+        def call(self, inputs):
+            return 2.0 * inputs
+
+    with pytest.raises(ConfigError) as error:  # no graph to translate
+        tfsparse.prune(Subclassed(name="mine"), 0.5)
+    assert "layer 'mine' (test_keras3_bridge.Subclassed) cannot be rebuilt" in one_line(error)
+
     inputs = keras3.Input((4,))
     with pytest.raises(ConfigError) as error:  # an op on a tensor is not a layer tf_keras has
         model_io.from_keras3(keras3.Model(inputs, L3.Dense(2)(inputs + 1.0)))

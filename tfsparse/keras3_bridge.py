@@ -98,8 +98,7 @@ def load(path):
     try:
         return keras3_module.saving.load_model(path, compile=False)
     except (OSError, ValueError, ImportError, KeyError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"could not load the Keras 3 model {path}: {first}") from None
+        raise ConfigError(f"could not load the Keras 3 model {path}: {_first(error)}") from None
 
 
 def to_tf_keras(model):
@@ -121,8 +120,7 @@ def to_tf_keras(model):
         model = model.model
     config = _model_config(_entry_of(model), to_keras3=False)
     try:
-        with keras.utils.custom_object_scope(_tf_keras_objects()):
-            rebuilt = _model_class(keras, config).from_config(config["config"])
+        rebuilt = _model_class(keras, config).from_config(config["config"])
     except (ValueError, TypeError, KeyError) as error:
         raise ConfigError(f"the Keras 3 model {model.name!r} could not be rebuilt in tf_keras: {_first(error)}") from None
     _copy_weights(model, rebuilt)
@@ -174,16 +172,22 @@ def save(model, path):
 
 
 def _entry_of(model):
-    """A model as an entry of a layer list: ``{"class_name", "config"}`` in its own library's format."""
-    return {"class_name": type(model).__name__, "config": model.get_config(), "name": model.name,
-            "module": type(model).__module__}
+    """A model as an entry of a layer list: ``{"class_name", "config"}`` in its own library's format.
+
+    A subclassed model (its own class, its own ``call``) has no graph to translate; it is
+    refused before its ``get_config`` (which may not exist) is asked.
+    """
+    entry = {"class_name": type(model).__name__, "name": getattr(model, "name", None),
+             "module": type(model).__module__}
+    if entry["class_name"] not in MODELS:
+        raise _unsupported(entry, to_keras3=not is_keras3(model))
+    entry["config"] = model.get_config()
+    return entry
 
 
 def _model_config(entry, to_keras3):
     """The other library's ``{"class_name", "config"}`` for a Sequential / functional model entry."""
     kind = entry["class_name"]
-    if kind not in MODELS:
-        raise _unsupported(entry, to_keras3)
     source = entry["config"]
     # tf_keras counts a nested model's own first node (its Input), Keras 3 does not: calls of
     # nested models are numbered one apart.
@@ -338,12 +342,6 @@ def _target_layers(to_keras3):
 
 def _model_class(library, config):
     return library.Sequential if config["class_name"] == "Sequential" else library.Model
-
-
-def _tf_keras_objects():
-    objects = {name: getattr(keras.layers, name) for name in LAYERS}
-    objects.update(Sequential=keras.Sequential, Model=keras.Model, Functional=keras.Model)
-    return objects
 
 
 def _unsupported(entry, to_keras3):
