@@ -271,11 +271,45 @@ def test_fab_perturb_without_the_attack_class(two_class):
     assert np.all(np.argmax(model(x_best).numpy(), 1) != y)
 
 
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_stop_at_fools_the_same_samples_and_iterates_fewer(norm, linear5):
+    """fab_perturb(stop_at=ε), what FABT runs without XLA: the same samples get within ε (each
+    stopped one returns a misclassified point within ε), the others the same best norm, and the
+    model sees fewer rows than in the full run."""
+    model, x, y, logits, dist = linear5
+    target = np.argsort(-np.where(np.eye(5, dtype=bool)[y], -np.inf, logits), 1)[:, 0].astype(np.int32)
+    eps = float(np.median(np.min(dist[norm], 1)))  # about half of the points are within reach
+    runs = {}
+    for stop_at in (None, eps):
+        rows = []
+
+        def counted(v):
+            rows.append(int(v.shape[0]))
+            return model(v, training=False)
+
+        x_best, best = fab_perturb(counted, x, y, target, steps=30, norm=norm, stop_at=stop_at)
+        runs[stop_at] = (x_best.numpy(), best.numpy(), sum(rows))
+    (_, full_norm, full_rows), (x_stop, stop_norm, stop_rows) = runs[None], runs[eps]
+    reached = full_norm <= eps
+    assert 0 < reached.sum() < len(x)
+    np.testing.assert_array_equal(stop_norm <= eps, reached)
+    np.testing.assert_allclose(stop_norm[~reached], full_norm[~reached], rtol=1e-5)
+    assert np.all(np.argmax(model(x_stop[reached]).numpy(), 1) != y[reached])
+    assert stop_rows < full_rows
+    # The attack class with AutoAttack's setting: the same samples fooled.
+    full, stopping = (FABT(eps=eps, norm=norm, steps=30, n_target_classes=2, stop_when_fooled=stop,
+                           jit_compile=False).run(model, x, y, seed=0) for stop in (False, True))
+    np.testing.assert_array_equal(stopping.success, full.success)
+    assert 0 < full.success.sum() < len(x)
+    with pytest.raises(ValueError, match="stop_when_fooled"):
+        FABT(eps=eps, stop_when_fooled=1)
+
+
 def test_repr_params_frozen_and_bad_arguments():
     attack = FABT(eps=0.1)
     assert repr(attack) == (
         "FABT(eps=0.1, norm='linf', steps=100, n_target_classes=9, restarts=1, eta=1.05, "
-        "beta=0.9, alpha_max=0.1, jit_compile='auto')"
+        "beta=0.9, alpha_max=0.1, stop_when_fooled=False, jit_compile='auto')"
     )
     params = attack.params
     assert params.pop("name") == "fab_t"

@@ -5,7 +5,8 @@ counts as robust only if none of them fooled it inside the ε-ball — the robus
 RobustBench requires. Two versions, as in the reference ``autoattack.py``:
 
 * ``standard`` — APGD-CE (no restarts), APGD-T (targeted DLR over the top
-  ``n_target_classes`` classes), FAB-T (minimum-norm, targeted) and Square
+  ``n_target_classes`` classes), FAB-T (minimum-norm, targeted; here it stops a point at its
+  first misclassified point within ε, ``stop_when_fooled``) and Square
   (``square_queries`` queries, p_init 0.8), each with ``steps`` iterations;
 * ``rand`` — for models random at inference: APGD-CE and APGD-DLR with EOT over
   ``eot_samples`` draws per gradient.
@@ -106,7 +107,8 @@ class AutoAttack(FixedEpsilonAttack):
                     APGD(loss="dlr", steps=self.steps, eot_samples=self.eot_samples, **common)]
         return [APGD(loss="ce", steps=self.steps, **common),
                 APGDT(steps=self.steps, n_target_classes=self.n_target_classes, **common),
-                FABT(steps=self.steps, n_target_classes=self.n_target_classes, **common),
+                FABT(steps=self.steps, n_target_classes=self.n_target_classes, stop_when_fooled=True,
+                     **common),
                 Square(max_queries=self.square_queries, p_init=0.8, **common)]
 
     def _attack(self, model_fn, x, y, logits, seed):

@@ -129,6 +129,7 @@ def fab_perturb(
     beta=0.9,
     alpha_max=0.1,
     x_init=None,
+    stop_at=None,
 ):
     """One targeted FAB run (Croce & Hein 2020, Algorithm 1) in pure TensorFlow, per sample.
 
@@ -136,6 +137,14 @@ def fab_perturb(
     iteration costs one forward+backward pass (the linearisation at ``x⁽ⁱ⁾``) and one forward pass
     (is ``x⁽ⁱ⁺¹⁾`` misclassified?), as in AutoAttack's ``fab_pt.py``. A sample counts as
     adversarial when its prediction differs from ``y`` (any class, not only the target).
+
+    ``stop_at`` (a norm, e.g. AutoAttack's ε) stops iterating a sample once it has a
+    misclassified iterate within that distance: the loop state is compacted to the other samples
+    whenever at least an eighth of them (and one) have reached it, so later iterations cost only
+    what the samples still above it need. Each sample's trajectory is its own, so whether a
+    sample gets within ``stop_at`` is the same as without it (the smallest norm only decreases);
+    a stopped sample returns the point it had when stopped instead of the run's smallest. It
+    needs dynamic shapes, so not under XLA.
 
     Args:
       model_fn: ``x -> logits``, called as given.
@@ -148,10 +157,12 @@ def fab_perturb(
       beta: backward step ``β`` after an adversarial iterate (paper: 0.9).
       alpha_max: cap ``α_max`` of the bias towards ``x_orig`` (paper: 0.1).
       x_init: starting point ``x⁽⁰⁾`` in [0, 1]; default ``x``.
+      stop_at: ``None`` (run every sample ``steps`` iterations) or a distance (see above).
 
     Returns:
       ``(x_best, best_norm)``: per sample the misclassified iterate of smallest ``norm`` distance
-      to ``x`` and that distance; ``x`` and ``inf`` where no iterate was misclassified.
+      to ``x`` (until stopped) and that distance; ``x`` and ``inf`` where no iterate was
+      misclassified.
     """
     lp.check_norm(norm)
     x = tf.convert_to_tensor(x, tf.float32)
@@ -159,11 +170,13 @@ def fab_perturb(
     target = tf.convert_to_tensor(target, tf.int32)
     x_init = x if x_init is None else lp.clip_to_box(tf.convert_to_tensor(x_init, tf.float32))
     binary = is_binary(model_fn(x[:0]))
-    flat_shape = tf.stack([tf.shape(x)[0], -1])
-    x0 = tf.reshape(x, flat_shape)
 
-    def body(i, x_cur, x_best, best_norm):
-        g, grad = _margin_and_gradient(model_fn, x_cur, y, target, binary)
+    def body(i, rows, done, s):
+        s = dict(s)
+        x_orig, x_cur = s["x"], s["x_cur"]
+        flat_shape = tf.stack([tf.shape(x_orig)[0], -1])
+        x0 = tf.reshape(x_orig, flat_shape)
+        g, grad = _margin_and_gradient(model_fn, x_cur, s["y"], s["target"], binary)
         w = tf.reshape(grad, flat_shape)
         x1 = tf.reshape(x_cur, flat_shape)
         # Linearised boundary through x⁽ⁱ⁾: g + wᵀ(z - x⁽ⁱ⁾) = 0, i.e. wᵀδ = -g - wᵀ(p - x⁽ⁱ⁾).
@@ -180,20 +193,50 @@ def fab_perturb(
         x_new = lp.clip_to_box(
             (1.0 - alpha) * (x1 + eta * delta_cur) + alpha * (x0 + eta * delta_orig)
         )
-        x_new = tf.reshape(x_new, tf.shape(x))
-        adversarial = tf.not_equal(labels_from_logits(model_fn(x_new)), y)
-        distance = lp.per_sample_norm(x_new - x, norm)
-        better = adversarial & (distance < best_norm)
-        x_best = tf.where(lp.per_sample(better, x), x_new, x_best)
-        best_norm = tf.where(better, distance, best_norm)
-        x_next = tf.where(lp.per_sample(adversarial, x), (1.0 - beta) * x + beta * x_new, x_new)
-        return i + 1, x_next, x_best, best_norm
+        x_new = tf.reshape(x_new, tf.shape(x_orig))
+        adversarial = tf.not_equal(labels_from_logits(model_fn(x_new)), s["y"])
+        distance = lp.per_sample_norm(x_new - x_orig, norm)
+        better = adversarial & (distance < s["best_norm"])
+        s["x_best"] = tf.where(lp.per_sample(better, x_orig), x_new, s["x_best"])
+        s["best_norm"] = tf.where(better, distance, s["best_norm"])
+        s["x_cur"] = tf.where(lp.per_sample(adversarial, x_orig),
+                              (1.0 - beta) * x_orig + beta * x_new, x_new)
+        if stop_at is not None:
+            reached = s["best_norm"] <= stop_at
+            enough = tf.reduce_sum(tf.cast(reached, tf.int32)) >= tf.maximum(
+                1, (tf.size(rows) + 7) // 8)
+            rows, done, s = tf.cond(enough, lambda: _drop_reached(rows, done, s, reached),
+                                    lambda: (rows, done, s))
+        return i + 1, rows, done, s
 
     best_norm = tf.fill(tf.shape(y), tf.constant(math.inf, tf.float32))
-    _, _, x_best, best_norm = tf.while_loop(
-        lambda i, *_: i < steps, body, (tf.constant(0), x_init, x, best_norm)
+    live = {"x": x, "y": y, "target": target, "x_cur": x_init, "x_best": x, "best_norm": best_norm}
+    done = {"x_best": x, "best_norm": best_norm}  # the stopped samples, by row of the batch
+    rows = tf.range(tf.shape(y)[0])
+    invariants = None
+    if stop_at is not None:
+        invariants = (tf.TensorShape([]), tf.TensorShape([None]),
+                      tf.nest.map_structure(lambda t: t.shape, done),
+                      tf.nest.map_structure(lambda t: tf.TensorShape([None]) + t.shape[1:], live))
+    _, rows, done, live = tf.while_loop(
+        lambda i, rows, *_: (i < steps) & (tf.size(rows) > 0),
+        body,
+        (tf.constant(0), rows, done, live),
+        shape_invariants=invariants,
     )
-    return x_best, best_norm
+    rows = rows[:, None]
+    return (tf.tensor_scatter_nd_update(done["x_best"], rows, live["x_best"]),
+            tf.tensor_scatter_nd_update(done["best_norm"], rows, live["best_norm"]))
+
+
+def _drop_reached(rows, done, live, reached):
+    """Moves the samples of ``live`` (FAB's loop state) that ``reached`` into ``done``, by row."""
+    gone, kept = tf.where(reached), tf.where(~reached)
+    gone_rows = tf.gather_nd(rows, gone)[:, None]
+    done = {key: tf.tensor_scatter_nd_update(done[key], gone_rows, tf.gather_nd(live[key], gone))
+            for key in done}
+    live = tf.nest.map_structure(lambda t: tf.gather_nd(t, kept), live)
+    return tf.gather_nd(rows, kept), done, live
 
 
 def _check_number(value, name, low, high, low_open=False):
@@ -223,6 +266,11 @@ class FABT(FixedEpsilonAttack):
 
     All runs of all targets execute in one traced ``tf.while_loop``; without XLA each run works
     only on the samples still to fool (dynamic gather), with XLA on the whole batch, masked.
+    With ``stop_when_fooled`` (AutoAttack's setting: only robust accuracy counts there) a run
+    also stops iterating a sample, without XLA, as soon as it has a misclassified point within
+    ``ε`` (``fab_perturb(stop_at=eps)``): the same samples are fooled, at a cost that shrinks
+    with the samples left, but a fooled sample's point is the first one found within ``ε``,
+    not the smallest-norm one.
 
     Example::
 
@@ -238,11 +286,13 @@ class FABT(FixedEpsilonAttack):
       eta: overshoot ``η`` (paper: 1.05).
       beta: backward step ``β`` (paper: 0.9).
       alpha_max: cap ``α_max`` of the bias towards the original point (paper: 0.1).
+      stop_when_fooled: stop a sample at its first misclassified point within ``ε`` (see above).
       jit_compile: ``True``, ``False`` or ``"auto"`` (XLA on GPU only).
 
     Raises:
       ValueError: on a bad ``eps``, an unknown norm, ``steps < 1``, ``n_target_classes < 1``,
-        ``restarts < 1``, ``eta < 1``, ``beta`` outside (0, 1] or ``alpha_max`` outside [0, 1].
+        ``restarts < 1``, ``eta < 1``, ``beta`` outside (0, 1], ``alpha_max`` outside [0, 1] or
+        a ``stop_when_fooled`` that is not a bool.
     """
 
     name = "fab_t"
@@ -258,8 +308,11 @@ class FABT(FixedEpsilonAttack):
         eta=1.05,
         beta=0.9,
         alpha_max=0.1,
+        stop_when_fooled=False,
         jit_compile="auto",
     ):
+        if not isinstance(stop_when_fooled, bool):
+            raise ValueError(f"stop_when_fooled must be True or False, got {stop_when_fooled!r}")
         steps = positive_int(steps, "steps")
         n_target_classes = positive_int(n_target_classes, "n_target_classes")
         restarts = positive_int(restarts, "restarts")
@@ -272,6 +325,7 @@ class FABT(FixedEpsilonAttack):
             eta=_check_number(eta, "eta", 1.0, math.inf),
             beta=_check_number(beta, "beta", 0.0, 1.0, low_open=True),
             alpha_max=_check_number(alpha_max, "alpha_max", 0.0, 1.0),
+            stop_when_fooled=stop_when_fooled,
             jit_compile=jit_compile,
         )
 
@@ -308,6 +362,7 @@ class FABT(FixedEpsilonAttack):
                 beta=self.beta,
                 alpha_max=self.alpha_max,
                 x_init=start_sub,
+                stop_at=self.eps if self.stop_when_fooled and not xla else None,
             )
 
         def random_start(i):
