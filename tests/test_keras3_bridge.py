@@ -81,6 +81,7 @@ def test_keras3_sequential_loads_prunes_to_half_and_goes_back_to_keras3(mnist, t
 
     loaded = model_io.load_model(path)
     assert isinstance(loaded, keras.Sequential)  # tf_keras: prunable, not the evaluate-only callable
+    assert isinstance(model_io.load_keras_model(path), keras.Sequential)  # the pipelines' loader too
     np.testing.assert_allclose(loaded.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-5)
 
     pruned = tfsparse.prune(loaded, 0.5)
@@ -166,6 +167,8 @@ def test_a_layer_that_cannot_be_bridged_is_named_in_one_line(mnist, tmp_path):
                                atol=1e-5)
     with pytest.raises(ConfigError, match=r"layer 'twice' \(test_keras3_bridge.Doubler\)"):
         tfsparse.prune(loaded, 0.5)
+    with pytest.raises(ConfigError, match=r"layer 'twice' \(test_keras3_bridge.Doubler\)"):
+        model_io.load_keras_model(path)  # what the prune / export / train pipelines load with
 
     class Subclassed(keras3.Model):
         def call(self, inputs):

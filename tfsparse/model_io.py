@@ -170,15 +170,20 @@ def load_keras_model(path):
     """Loads a Keras model (``.h5``, ``.keras`` or a Keras SavedModel directory).
 
     tfsparse's custom layers and pruning wrappers are in scope, so models saved by
-    tfsparse load without ``custom_objects``.
+    tfsparse load without ``custom_objects``. A Keras 3 ``.keras`` file is rebuilt in tf_keras
+    (:func:`from_keras3`), so the pipelines that prune or train take it too.
 
     Raises:
       ConfigError: if ``path`` does not exist or does not hold a Keras model (a plain TF
-        SavedModel without Keras metadata cannot be pruned or retrained).
+        SavedModel without Keras metadata cannot be pruned or retrained), or holds a Keras 3
+        model with a layer the bridge cannot rebuild (named).
     """
     if not os.path.exists(path):
         raise ConfigError(f"model {path} does not exist; pass a .h5/.keras file or a SavedModel directory")
     check_model_file(path)
+    version = keras_file_version(path)
+    if version and not version.startswith("2."):
+        return from_keras3(path)
     try:
         with scope():
             model = keras.models.load_model(path, compile=False)
