@@ -148,3 +148,26 @@ def test_both_training_accuracies_are_read_in_inference_mode(clean_weight):
     assert history["accuracy"][0] == history["adv_accuracy"][0]
     # ... and that mode is inference, on the weights before the step (as the attack saw them).
     assert history["accuracy"][0] == pytest.approx(accuracy(inference, y), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_export_script_takes_a_saved_wrapper(tmp_path):
+    # The export pipeline end to end on an adv.keras file: load, shape checks, strip, artifacts.
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    inputs = keras.Input((28, 28, 1))
+    h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+    adv = adversarial(tfsparse.sparsity.prune(keras.Model(inputs, keras.layers.Dense(10)(h)), 0.5))
+    sample = tfsparse.load_data("mnist", num_train=64, num_test=16)
+    adv.fit(sample.x_train, sample.y_train, batch_size=32, epochs=1, verbose=0,
+            callbacks=[tfsparse.sparsity.UpdatePruningStep()])
+    adv.save(str(tmp_path / "adv.keras"))
+    proc = subprocess.run(
+        [sys.executable, os.path.join(repo, "scripts", "export.py"), f"--model={tmp_path / 'adv.keras'}",
+         f"--output={tmp_path / 'out'}", "--formats=saved_model", "--representative_data=mnist"],
+        capture_output=True, text=True, timeout=600, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "saved_model").is_dir() and "0.5000" in proc.stdout

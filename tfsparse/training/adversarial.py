@@ -143,6 +143,9 @@ class AdversarialModel(keras.Model):
                 "distributed and prune after, or train the pruned model on one device"
             )
         self.inner = inner
+        # Built from the start: every weight is inner's, and fit never calls the wrapper itself
+        # (without this, Keras warns on save that the model "has not yet been built").
+        self.built = True
         self.eps = float(eps)
         self.step_size = float(step_size)
         self.steps = int(steps)
