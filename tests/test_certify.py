@@ -291,3 +291,44 @@ def test_bounds_follow_the_weights_after_training():
     model.layers[0].kernel.assign(model.layers[0].kernel * 2)
     after = tfsparse.certify(model, x, y, 0.1, method="crown").margins
     np.testing.assert_allclose(after, 2 * before, atol=1e-5)  # zero bias: the margin doubles
+
+
+# ----------------------------------------------------------------------------- the measure path
+
+
+def test_certified_accuracy_is_a_measure_column_below_the_attacks():
+    from tfsparse import evaluation
+    from tfsparse.certification import Certificate
+
+    model = _chain_net(seed=4)
+    x = _images(12, (6, 6, 2), seed=9)
+    y = np.argmax(model(x).numpy(), 1)
+    y[:3] = (y[:3] + 1) % 4  # three misclassified clean: never certified
+    pgd = tfsparse.PGD(eps=0.01, steps=10, step_size=0.003)
+    ibp, crown = Certificate("ibp", 0.01), Certificate("crown", 0.01)
+    record = evaluation.measure(model, x, y, [("clean", "clean"), ("pgd", pgd), ("certified_ibp", ibp),
+                                               ("certified_crown", crown), ("violations", crown, "violations"),
+                                               ("flags", "flags")])
+    assert record["violations"] == 0 and "certified_but_attacked" not in record["flags"]
+    assert record["certified_ibp"] <= record["certified_crown"] <= record["pgd"] <= record["clean"] <= 0.75
+    assert record["certified_crown"] > 0  # small ε on an untrained net: something is proved
+
+
+def test_a_certificate_contradicted_by_an_attack_is_not_reported():
+    # A "certificate" that certifies everything stands in for a broken bound: the rule catches it.
+    from tfsparse import evaluation
+    from tfsparse.certification import Certificate
+    from tfsparse.certification import Certified
+
+    class Broken(Certificate):
+        def run(self, model, x, y, batch_size=100):
+            return Certified(np.ones(len(x), bool), np.ones((len(x), 3)), "crown", "linf", self.eps)
+
+    model = _chain_net(seed=4)
+    x = _images(6, (6, 6, 2), seed=9)
+    y = (np.argmax(model(x).numpy(), 1) + 1) % 4  # all wrong clean
+    report = evaluation.evaluate(model, x, y, [tfsparse.PGD(eps=0.01, steps=2, step_size=0.005)],
+                                 certificates=[Broken("crown", 0.01)])
+    entry = report["certified"]["certified_crown"]
+    assert entry["accuracy"] is None and entry["violations"] == 6
+    assert [f["flag"] for f in report["flags"]] == ["certified_but_attacked"]

@@ -17,6 +17,7 @@ from tfsparse.attacks import AutoAttack
 from tfsparse.attacks import labels_from_logits
 from tfsparse.attacks.base import AttackResult
 from tfsparse.attacks.base import as_batch
+from tfsparse.certification import Certificate
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
 from tfsparse.metrics import diagnostics
@@ -91,7 +92,7 @@ def _numbers(outputs):
 
 
 def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, stochastic=False, strategy=None,
-             adversarial_examples=False):
+             adversarial_examples=False, certificates=()):
     """Runs ``attacks`` on ``(x, y)`` and summarises each, plus the worst case per sample.
 
     Every attack runs on all samples, so each attack's numbers stand alone. Fixed-budget attacks
@@ -130,10 +131,16 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
         ``seconds``), or None.
       adversarial_examples: also keep each attack's examples as ``x_adv`` in its entry (e.g. for
         the loss on them); off by default, so reports stay JSON-sized.
+      certificates: :class:`tfsparse.certification.Certificate` s (IBP, CROWN, CROWN-IBP at a
+        radius): each adds ``certified[name]`` = ``{"accuracy", "method", "norm", "eps",
+        "seconds", "violations"}``. The sanity rule certified ≤ attacked ≤ clean is checked per
+        image: an image certified but misclassified clean, or fooled by an attack of the same
+        norm and no larger ε, is a bug (of the bound or the attack); then ``accuracy`` is None
+        and the flag ``certified_but_attacked`` names the count.
 
     Returns:
       ``{"n", "clean_accuracy", "attacks": {key: {...}}, "worst_case": {...} or None,
-      "flags": [...], "warnings": [...]}``.
+      "certified": {name: {...}}, "flags": [...], "warnings": [...]}``.
 
     Raises:
       ValueError: on bad inputs or an empty ``attacks``.
@@ -142,9 +149,9 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
         than the labels need (:func:`tfsparse.sanity.check_evaluable`): every entry point that
         measures (``measure``, ``evaluate_dataset``, every table) passes here.
     """
-    attacks = list(attacks)
-    if not attacks:
-        raise ValueError("attacks must name at least one attack")
+    attacks, certificates = list(attacks), list(certificates)
+    if not attacks and not certificates:
+        raise ValueError("attacks must name at least one attack (or certificates one certificate)")
     sanity.check_budgets(attacks, "eps")
     x, y = as_batch(x, y)
     sanity.check_inputs(x)  # before the model sees them
@@ -153,7 +160,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     clean_correct = labels_from_logits(tf.convert_to_tensor(logits)).numpy() == y
     report = {"n": len(x), "clean_accuracy": float(np.mean(clean_correct)), "attacks": {}}
     robust = clean_correct.copy()
-    linf_attacks = []
+    linf_attacks, fooled = [], []
     by_kind = {"single": [], "multi": [], "black": [], "ensemble": []}
     for attack in attacks:
         start = time.perf_counter()
@@ -168,6 +175,7 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
             "seconds": time.perf_counter() - start,
         }
         if attack.eps_ball is not None:
+            fooled.append((attack.eps_ball, repr(attack), ~np.asarray(result.adv_correct)))
             entry["accuracy"] = result.adv_accuracy
             if isinstance(attack, _SINGLE_STEP):
                 entry["r_inf"] = result.adv_accuracy
@@ -195,9 +203,41 @@ def evaluate(model, x, y, attacks, *, batch_size=500, progress=False, seed=0, st
     report["worst_case"] = (
         {"accuracy": float(np.mean(robust)), "attacks": linf_attacks} if linf_attacks else None
     )
-    report["flags"] = sanity.budget_notes(attacks) + _flags(model, attacks, by_kind, stochastic, len(x))
+    report["certified"], certified_flags = _certified(model, x, y, certificates, clean_correct, fooled, batch_size)
+    report["flags"] = (sanity.budget_notes(attacks) + _flags(model, attacks, by_kind, stochastic, len(x))
+                       + certified_flags)
     report["warnings"] = [f["detail"] for f in report["flags"]]
     return report
+
+
+def _certified(model, x, y, certificates, clean_correct, fooled, batch_size):
+    """The certificates' entries and the ``certified_but_attacked`` flags (see :func:`evaluate`)."""
+    entries, flags = {}, []
+    for certificate in certificates:
+        start = time.perf_counter()
+        found = certificate.run(model, x, y, batch_size=min(batch_size, 100))
+        contradicted, by = found.certified & ~clean_correct, []
+        for (norm, eps), name, wrong in fooled:
+            if norm == certificate.norm and eps <= certificate.eps + 1e-12 and np.any(found.certified & wrong):
+                contradicted, by = contradicted | (found.certified & wrong), by + [name]
+        entry = {"accuracy": found.accuracy, "method": certificate.method, "norm": certificate.norm,
+                 "eps": certificate.eps, "seconds": time.perf_counter() - start,
+                 "violations": int(contradicted.sum())}
+        if contradicted.any():
+            entry["accuracy"] = None
+            flags.append(sanity.flag("certified_but_attacked", (
+                f"{certificate.name} at eps {certificate.eps:g} certified {int(contradicted.sum())} image(s) that "
+                f"are misclassified clean or fooled by {', '.join(by) or 'no attack'}: a bound or an attack is "
+                f"wrong, so no certified accuracy is reported")))
+        entries[_key_name(certificate.name, entries)] = entry
+    return entries, flags
+
+
+def _key_name(name, taken):
+    key, number = name, 2
+    while key in taken:
+        key, number = f"{name}_{number}", number + 1
+    return key
 
 
 def _flags(model, attacks, by_kind, stochastic, n):
@@ -251,7 +291,9 @@ def measure(model, x, y, columns, **kwargs):
         attack as source is its ``accuracy``; ``(field, attack, stat)`` any key of its report
         entry (``r2``, ``failures``, ``mean_l2``, ``repr``, ``success_rate``,
         ``success_rate_all``, ``seconds``, ``queries_per_sample`` — None when not counted —,
-        ``x_adv`` with ``adversarial_examples=True``);
+        ``x_adv`` with ``adversarial_examples=True``); a
+        :class:`~tfsparse.certification.Certificate` as source is its certified ``accuracy``
+        (stats ``violations``, ``seconds``);
         an attack of None leaves the field None (a column the table leaves empty for this
         model, e.g. EOT-PGD on a deterministic one); a string source is a report-level value
         of :data:`REPORT_VALUES` (``n``, ``clean`` accuracy of ``(x, y)``, ``worst_case``
@@ -266,13 +308,15 @@ def measure(model, x, y, columns, **kwargs):
     Raises:
       ValueError: an unknown report value or stat, or no attack at all.
     """
-    suite = []
+    suite, certificates = [], []
     for column in columns:
         source = column[1]
-        if not isinstance(source, str) and source is not None and all(source is not a for a in suite):
-            suite.append(source)
-    report = evaluate(model, x, y, suite, **kwargs)
+        chosen = certificates if isinstance(source, Certificate) else suite
+        if not isinstance(source, str) and source is not None and all(source is not a for a in chosen):
+            chosen.append(source)
+    report = evaluate(model, x, y, suite, certificates=certificates, **kwargs)
     entries = dict(zip((id(attack) for attack in suite), report["attacks"].values()))
+    entries.update(zip((id(certificate) for certificate in certificates), report["certified"].values()))
     record = {}
     for field, source, *stat in columns:
         if isinstance(source, str):

@@ -29,7 +29,7 @@ from tfsparse.compat import tf
 from tfsparse import sparsity
 from tfsparse.errors import ConfigError
 
-__all__ = ["METHODS", "NORMS", "Certified", "Certifier", "certify", "output_bounds"]
+__all__ = ["METHODS", "NORMS", "Certificate", "Certified", "Certifier", "certify", "output_bounds"]
 
 
 @dataclasses.dataclass
@@ -46,6 +46,33 @@ class Certified:
     def accuracy(self):
         """Certified accuracy: the fraction of images whose every margin is provably positive."""
         return float(np.mean(self.certified)) if len(self.certified) else float("nan")
+
+
+@dataclasses.dataclass(frozen=True)
+class Certificate:
+    """A certified measure beside the attacks of an evaluation: ``method`` at radius ``eps`` in ``norm``.
+
+    ``tfsparse.evaluation.evaluate(..., certificates=[Certificate("crown", 0.1)])`` reports its
+    certified accuracy as ``certified_crown`` and checks it per image against the clean
+    prediction and every attack of the same norm and no larger ε.
+    """
+
+    method: str
+    eps: float
+    norm: str = "linf"
+
+    def __post_init__(self):
+        check_method(self.method, self.norm)
+        if not np.isfinite(self.eps) or not 0 <= self.eps <= 1:
+            raise ConfigError(f"certify: eps must be in [0, 1] (pixel units of [0, 1] images), got {self.eps}")
+
+    @property
+    def name(self):
+        return f"certified_{self.method}"
+
+    def run(self, model, x, y, batch_size=100):
+        """:func:`certify` of ``model`` on ``(x, y)`` with this method, radius and norm."""
+        return certify(model, x, y, self.eps, self.method, self.norm, batch_size)
 
 
 class Certifier:
