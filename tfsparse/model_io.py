@@ -56,11 +56,9 @@ class _TFLiteModel:
     gradient_free = True
 
     def __init__(self, path):
-        import warnings
+        from tfsparse.export.tflite import interpreter  # LiteRT's where installed, else tf.lite's
 
-        with warnings.catch_warnings():  # tf.lite.Interpreter's pointer to LiteRT, not our concern
-            warnings.simplefilter("ignore")
-            self.interpreter = tf.lite.Interpreter(model_path=path)
+        self.interpreter = interpreter(path, threads=None)
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError("a TFLite model must take one input (images) and return one output (logits)")
@@ -184,6 +182,9 @@ def load_keras_model(path):
     version = keras_file_version(path)
     if version and not version.startswith("2."):
         return from_keras3(path)
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "keras_metadata.pb")):
+        # Not asked of tf_keras, which would warn that the user saved it wrongly and then fail.
+        raise ConfigError(f"{path} is a SavedModel without Keras metadata, not a Keras model")
     try:
         with scope():
             model = keras.models.load_model(path, compile=False)

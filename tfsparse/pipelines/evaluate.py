@@ -105,6 +105,7 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir, 
     if getattr(source, "gradient_free", False):
         raise ConfigError(f"--source_model {source_model} has no gradients (TFLite); give a Keras or SavedModel source")
     attacks = [attack_lib.TransferAttack(source_model=source, attack=a) if t else a for a, t in zip(attacks, transfer)]
+    asked = attacks
     if gradient_free:
         attacks = gradient_free_attacks(attacks, source)
     report = evaluation.evaluate_dataset(
@@ -113,6 +114,8 @@ def evaluate_model(config, model_path, *, attack_names, eps, dataset, data_dir, 
         eot_samples=config.eot_samples, check_unbounded=config.check_unbounded,
         strategy=None if distribute == "none" else strategy,
     )
+    if gradient_free:
+        report["attacks"] = transfer_keys(report["attacks"], asked)
     report["model"] = {"path": os.path.abspath(model_path), "format": model_io.describe_format(model_path),
                        "sha256": model_io.content_hash(model_path)}
     if source_model:
@@ -147,6 +150,21 @@ def switch_inference_noise(model, setting, model_path):
         raise ConfigError(f"--inference_noise={setting}: {model_path} has no CNI/PNI noise layers to switch "
                           "(a model trained with --training=rsr has them); drop --inference_noise")
     set_inference_noise(model, setting == "on")
+
+
+def transfer_keys(entries, asked):
+    """The report's attack entries keyed for a model without gradients (TFLite).
+
+    A gradient attack asked for runs there as a transfer from ``--source_model``, so its entry
+    is ``transfer_<attack>`` (``transfer_pgd``), not the ``transfer_2`` that a second attack of
+    that name got; ``--attacks=transfer`` stays ``transfer`` and a black-box attack keeps its name
+    (names are unique: :func:`tfsparse.evaluation.build_attacks` refuses repeats).
+    """
+    if len(entries) != len(asked):
+        raise ValueError(f"{len(entries)} report entries for {len(asked)} attacks")
+    keys = [TRANSFER if isinstance(a, attack_lib.TransferAttack) else a.name if isinstance(a, attack_lib.BLACK_BOX)
+            else f"{TRANSFER}_{a.name}" for a in asked]
+    return dict(zip(keys, entries.values()))
 
 
 def gradient_free_attacks(attacks, source_model=None):
