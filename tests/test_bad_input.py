@@ -129,6 +129,18 @@ CASES = [
     ("train: --resume of a damaged results.json", "train.py", ["--resume", "--workdir={damaged_run}"],
      "has a damaged results.json"),
     ("config file without get_config", "train.py", ["--config=configs/common.py"], "defines no get_config()"),
+    # issue 30, item 8 (every key, format and split of these kinds: tests/test_fuzz_inputs.py)
+    ("sweep: a seed that is no integer", "sweep.py", ["--config.seeds=abc"], "seeds holds int values"),
+    ("train: an infinite learning rate", "train.py", ["--config.train.learning_rate=inf"], "must be a finite number"),
+    ("experiment: the config of another script", "experiment.py", ["--config=configs/train.py"],
+     "is no experiment config"),
+    ("train: a batch larger than the training set", "train.py", ["--config.train.batch_size=100000000"],
+     "more than the 6000 training images"),
+    ("prune: a truncated .keras model", "prune.py", ["--model={truncated_keras}", "--output={tmp}/out"],
+     "is damaged or not a .keras (zip) archive"),
+    ("train: data whose splits disagree", "train.py", ["--data_dir={split_data}"], "64 images but 60 labels"),
+    ("launch_local: a bad flag of the launcher", "launch_local.py", ["--num_workers=abc", "--", "scripts/train.py"],
+     "--num_workers"),
 ]
 # The rest run with --runslow; each kind of check above stays in the fast tier at least once.
 SLOW_BAD_VALUES = {  # issue 30, items 5 and 9: the kinds stay in the fast tier once each
@@ -161,7 +173,8 @@ def models(tmp_path_factory):
         last.set_weights(weights)
         plain.save(folder / f"{name}.h5")
     return {"plain_model": str(folder / "plain.h5"), "cifar_model": str(folder / "cifar.h5"),
-            "nan_model": str(folder / "nan.h5"), "inf_model": str(folder / "inf.h5"), **bad_value_files(folder)}
+            "nan_model": str(folder / "nan.h5"), "inf_model": str(folder / "inf.h5"), **bad_value_files(folder),
+            **fuzz_files(folder, plain)}
 
 
 # issue 30, items 5 and 9: the files their cases use, made beside the models.
@@ -193,6 +206,21 @@ def bad_value_files(folder):
     paths = {"cifar_data": "cifar.npz", "binarised_data": "binarised.npz", "binary_model": "binary.h5",
              "wide_model": "wide.h5", "damaged_run": "damaged_run"}
     return {key: str(folder / name) for key, name in paths.items()}
+
+
+# issue 30, item 8: a truncated .keras model and an .npz whose train split has fewer labels than images.
+FUZZ_PLACEHOLDERS = {"truncated_keras": "DIR/truncated.keras", "split_data": "DIR/splits.npz"}
+
+
+def fuzz_files(folder, model):
+    import numpy as np
+
+    model.save(folder / "whole.keras")
+    blob = (folder / "whole.keras").read_bytes()
+    (folder / "truncated.keras").write_bytes(blob[: len(blob) // 2])
+    x = np.random.default_rng(0).integers(0, 256, (2, 64, 28, 28)).astype(np.uint8)
+    np.savez(folder / "splits.npz", x_train=x[0], y_train=np.arange(60) % 10, x_test=x[1], y_test=np.arange(64) % 10)
+    return {key: str(folder / os.path.basename(path)) for key, path in FUZZ_PLACEHOLDERS.items()}
 
 
 def snapshot(folder):
@@ -248,7 +276,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, models, ca
 
     shown = line.replace(str(tmp_path), "DIR")
     placeholders = {"tmp": "DIR", "plain_model": "DIR/plain.h5", "cifar_model": "DIR/cifar.h5",
-                    "nan_model": "DIR/nan.h5", "inf_model": "DIR/inf.h5", **BAD_VALUE_PLACEHOLDERS}
+                    "nan_model": "DIR/nan.h5", "inf_model": "DIR/inf.h5", **BAD_VALUE_PLACEHOLDERS,
+                    **FUZZ_PLACEHOLDERS}
     for name, path in models.items():
         shown = shown.replace(path, placeholders[name])
     command = f"{script} " + " ".join(a.format(**placeholders) for a in args)

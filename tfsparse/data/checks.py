@@ -105,3 +105,17 @@ def _image_shape(x):
     shape = tuple(np.shape(x)[1:])
     return shape[:-1] if len(shape) == 3 and shape[-1] == 1 else shape
 
+
+def check_batch_size(batch_size, num_examples, key="train.batch_size") -> None:
+    """Refuses a training batch larger than the training set, before any work.
+
+    Such a batch is the whole set, so the value cannot mean what it says; and tf.data reserves
+    room for a batch of the size asked, so ``batch_size=100000000`` exhausted memory after five
+    minutes of set-up and training (issue 30, item 8). The memory a batch that fits the set
+    needs is not estimated here (it depends on the model's activations); it is this bound that
+    turns the typo of an extra zero into one line.
+    """
+    if batch_size > num_examples:
+        raise DataError(f"{key} is {batch_size}, more than the {num_examples} training images; choose at most "
+                        f"{num_examples} (or more training data)")
+

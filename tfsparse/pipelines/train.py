@@ -32,6 +32,7 @@ from tfsparse import metrics
 from tfsparse import results
 from tfsparse import sanity
 from tfsparse.compat import keras
+from tfsparse.data.checks import check_batch_size
 from tfsparse.compat import xla_setting
 from tfsparse.layers import has_inference_noise
 from tfsparse.pipelines import rsr as robust
@@ -141,6 +142,7 @@ def train_and_evaluate(config, workdir, *, resume=False, log=print):
         return run.previous
     dataset = load_data(config.data, log=log)
     num_outputs(config.model, dataset)  # e.g. linear_binary on 10 classes: refused before any work
+    check_batch_size(config[section].batch_size, len(dataset.x_train), f"{section}.batch_size")
     note = sanity.step_note(config.pgd.eps, config.pgd.step_size, "pgd") if config.training != "clean" else None
     if note:
         log(note)
