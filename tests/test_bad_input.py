@@ -24,7 +24,9 @@ exits with code 2, prints the one line shown (plus `Try --help for the list of f
 writes nothing: no run directory, no output file, an existing file unchanged. `DIR` stands for
 the test's temporary folder (`DIR/plain.h5`: an MNIST LeNet-300-100 without BatchNorm;
 `DIR/cifar.h5`: the same network built for 32×32×3 inputs; `DIR/nan.h5` / `DIR/inf.h5`: the
-MNIST one with one NaN weight / one infinite bias).
+MNIST one with one NaN weight / one infinite bias; `DIR/binary.h5` / `DIR/wide.h5`: MNIST models
+with 1 and 100 outputs; `DIR/cifar.npz` / `DIR/binarised.npz`: a CIFAR-shaped and a uint8 0/1 data
+file; `DIR/damaged_run`: a run directory whose results.json was cut short).
 
 | case | command | error line (exit 2) |
 |---|---|---|
