@@ -29,9 +29,9 @@ from tfsparse._version import __version__  # noqa: E402,F401
 _SUBPACKAGES = ("attacks", "certification", "data", "errors", "evaluation", "export", "layers", "metrics", "model_io", "models",
                 "sanity", "sparsity", "training")
 _EXPORTS = {
-    "AutoAttack": "tfsparse.attacks", "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks", "PGD": "tfsparse.attacks",
-    "RFGSM": "tfsparse.attacks", "ZOO": "tfsparse.attacks", "CarliniWagnerL2": "tfsparse.attacks",
-    "DeepFool": "tfsparse.attacks", "TransferAttack": "tfsparse.attacks",
+    "AutoAttack": "tfsparse.attacks", "EOTPGD": "tfsparse.attacks", "FGSM": "tfsparse.attacks",
+    "PGD": "tfsparse.attacks", "RFGSM": "tfsparse.attacks", "ZOO": "tfsparse.attacks",
+    "CarliniWagnerL2": "tfsparse.attacks", "DeepFool": "tfsparse.attacks", "TransferAttack": "tfsparse.attacks",
     "load_data": ("tfsparse.data", "load"),
     "evaluate": "tfsparse.evaluation",
     "certify": "tfsparse.certification",
