@@ -26,7 +26,6 @@ from tfsparse.certification.bounds import margin_spec
 from tfsparse.certification.bounds import spec_bounds
 from tfsparse.certification.graph import model_graph
 from tfsparse.compat import tf
-from tfsparse import sparsity
 from tfsparse.errors import ConfigError
 
 __all__ = ["METHODS", "NORMS", "Certificate", "Certified", "Certifier", "certify", "output_bounds"]
@@ -142,18 +141,10 @@ _CERTIFIERS = weakref.WeakKeyDictionary()
 
 
 def _certifier(model):
-    """The model's :class:`Certifier`, traced once per plain model (weights are read at each call).
-
-    A pruned-wrapped model is stripped anew on every call (its masks may have moved), so
-    only a model that is its own plain form is remembered.
-    """
-    if model in _CERTIFIERS:
-        return _CERTIFIERS[model]
-    base = sparsity.plain(model)
-    certifier = Certifier(base)
-    if base is model:
-        _CERTIFIERS[model] = certifier
-    return certifier
+    """The model's :class:`Certifier`, traced once per model (weights and masks are read at each call)."""
+    if model not in _CERTIFIERS:
+        _CERTIFIERS[model] = Certifier(model)
+    return _CERTIFIERS[model]
 
 
 def _check(x, y, eps, num_outputs, batch_size):

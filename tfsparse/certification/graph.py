@@ -11,9 +11,9 @@ the identity at inference (Dropout, the activation-L1 regulariser, the noise lay
 their noise off) become nothing; a layer that is neither affine nor one of the non-linear
 kinds below is refused with its name, so no bound is ever computed for an unknown function.
 
-Pruning wrappers are removed first (:func:`tfsparse.sparsity.plain`): the weights then hold
-the mask's zeros, so a pruned model is bounded exactly as the dense model with those zeros
-written in.
+A pruned layer (tfmot's wrapper) is read through its mask: every kernel is ``kernel · mask``
+when the bound runs, so a pruned model is bounded exactly as the dense model with those zeros
+written in, and certified training of a pruned model moves the wrapped model's own weights.
 """
 
 import dataclasses
@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from tfsparse import sparsity
+from tfsparse.sparsity.prune import unwrap
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
@@ -60,7 +60,7 @@ def model_graph(model):
       tfsparse.errors.ConfigError: for a layer that has no sound bound here (named), a shared
         layer, a nested model, inference noise left on, or several inputs or outputs.
     """
-    model = sparsity.plain(model)
+    model = unwrap(model)
     if has_inference_noise(model):
         raise ConfigError("certify: the model's noise layers are on at inference; bounds hold for a fixed "
                           "function only: call tfsparse.layers.set_inference_noise(model, False) first")
@@ -99,6 +99,10 @@ def _belongs(node, index_of):
 
 def _append_layer(nodes, layer, inputs):
     """Appends the node(s) of one layer; returns the index of the one that gives its output."""
+    masks = {}
+    if hasattr(layer, "pruning_vars") and hasattr(layer, "layer"):  # tfmot's pruning wrapper
+        masks = {id(weight): mask for weight, mask, _ in layer.pruning_vars}
+        layer = layer.layer
     name, kind = layer.name, type(layer).__name__
     if isinstance(layer, keras.Model):
         raise ConfigError(f"certify: layer {name} is a nested model ({kind}); build the model flat")
@@ -122,7 +126,7 @@ def _append_layer(nodes, layer, inputs):
         apply = lambda z: tf.nn.max_pool2d(z, window, strides, padding)  # noqa: E731
         nodes.append(Node(name, MAXPOOL, inputs, _out_shape(apply, in_shape), apply))
         return len(nodes) - 1
-    maps = _affine_maps(layer, in_shape)
+    maps = _affine_maps(layer, in_shape, lambda variable: _masked(variable, masks))
     if maps is None:
         raise ConfigError(f"certify: layer {name} ({kind}) has no bound propagation here; supported: Dense, "
                           f"Conv2D, DepthwiseConv2D, BatchNormalization, ReLU, Flatten, Reshape, ZeroPadding2D, "
@@ -156,31 +160,42 @@ def _out_shape(function, in_shape):
     return tuple(function(tf.zeros((1, *in_shape))).shape[1:])
 
 
-def _affine_maps(layer, in_shape):
-    """(linear, abs_linear, bias or None) of an affine layer, or None for a layer that is not one."""
+def _masked(variable, masks):
+    """A zero-argument reader of ``variable``, times its pruning mask if it has one."""
+    mask = masks.get(id(variable))
+    if mask is None:
+        return lambda: variable
+    return lambda: variable * tf.cast(mask, variable.dtype)
+
+
+def _affine_maps(layer, in_shape, weight):
+    """(linear, abs_linear, bias or None) of an affine layer, or None for a layer that is not one.
+
+    ``weight(variable)`` gives a zero-argument reader of a kernel (masked if pruned).
+    """
     if isinstance(layer, keras.layers.DepthwiseConv2D):  # before Conv2D: it subclasses it
         _channels_last(layer)
-        kernel, strides = layer.depthwise_kernel, (1, *layer.strides, 1)
+        kernel, strides = weight(layer.depthwise_kernel), (1, *layer.strides, 1)
         dilations, padding = layer.dilation_rate, layer.padding.upper()
 
         def depthwise(weights):
             return lambda z: tf.nn.depthwise_conv2d(z, weights(), strides, padding, dilations=dilations)
 
-        return depthwise(lambda: kernel), depthwise(lambda: tf.abs(kernel)), _bias(layer)
+        return depthwise(kernel), depthwise(lambda: tf.abs(kernel())), _bias(layer)
     if isinstance(layer, keras.layers.Conv2D):
         _channels_last(layer)
         if getattr(layer, "groups", 1) != 1:
             raise ConfigError(f"certify: layer {layer.name} is a grouped convolution; use groups=1")
-        kernel, strides = layer.kernel, layer.strides
+        kernel, strides = weight(layer.kernel), layer.strides
         dilations, padding = layer.dilation_rate, layer.padding.upper()
 
         def conv(weights):
             return lambda z: tf.nn.conv2d(z, weights(), strides, padding, dilations=dilations)
 
-        return conv(lambda: kernel), conv(lambda: tf.abs(kernel)), _bias(layer)
+        return conv(kernel), conv(lambda: tf.abs(kernel())), _bias(layer)
     if isinstance(layer, keras.layers.Dense):
-        kernel = layer.kernel
-        return (lambda z: tf.tensordot(z, kernel, 1)), (lambda z: tf.tensordot(z, tf.abs(kernel), 1)), _bias(layer)
+        kernel = weight(layer.kernel)
+        return (lambda z: tf.tensordot(z, kernel(), 1)), (lambda z: tf.tensordot(z, tf.abs(kernel()), 1)), _bias(layer)
     if isinstance(layer, keras.layers.BatchNormalization):
         axes = [a % (len(in_shape) + 1) for a in tf.nest.flatten(layer.axis)]
         if axes != [len(in_shape)]:
