@@ -486,3 +486,43 @@ def test_an_output_place_that_refuses_writes_is_found_before_any_work(tmp_path):
             check("/sys/tfsparse_run/results.json")
     check_output_file(str(tmp_path / "out.json"))  # a writable place passes and keeps nothing
     assert not os.listdir(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged checkpoints on --resume.
+
+@pytest.mark.parametrize("part", ["index", "data", "state"])
+def test_a_damaged_checkpoint_is_found_before_a_resume(tmp_path, part):
+    from tfsparse.compat import tf
+    from tfsparse.pipelines._run import check_checkpoints
+
+    folder = tmp_path / "checkpoints"
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(w=tf.Variable(np.arange(4096, dtype=np.float32))),
+                                         str(folder), max_to_keep=2)
+    manager.save()
+    check_checkpoints(str(tmp_path))  # a whole one passes
+    if part == "state":
+        (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-9"\n')
+    else:
+        target = next(folder.glob("ckpt-1.index" if part == "index" else "ckpt-1.data-*"))
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    with pytest.raises(RunDirError, match="is damaged .*start again with a new --workdir") as raised:
+        check_checkpoints(str(tmp_path))
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_resume_from_a_truncated_checkpoint_is_one_line(tmp_path):
+    import json
+
+    args = ["--num_train=300", "--epochs=2", "--config.eval.num_examples=20", "--config.eval.epoch_examples=0",
+            "--config.data.num_test=50", f"--workdir={tmp_path}/run"]
+    assert run_script("train.py", *args).returncode == 0
+    state = json.loads((tmp_path / "run" / "results.json").read_text())
+    state.update(status="interrupted", last_completed="epoch 1")  # as if killed after its first epoch
+    (tmp_path / "run" / "results.json").write_text(json.dumps(state))
+    for data_file in (tmp_path / "run" / "checkpoints").glob("ckpt-*.data-*"):
+        data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
+    result = run_script("train.py", *args, "--resume")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "is damaged" in error_line(result) and "Traceback" not in result.stderr

@@ -200,6 +200,8 @@ class Run:
         if reason:
             raise RunDirError(f"--resume: cannot write in {path} ({reason}); make it writable, or copy the run "
                               "elsewhere and resume there")
+        if previous.get("status") != "complete":
+            check_checkpoints(path)
         self.previous = previous
         self.metadata = stored.get("metadata")
         return self
@@ -270,6 +272,38 @@ class Run:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+def check_checkpoints(path):
+    """Reads the latest TF checkpoint of every checkpoint folder under run directory ``path``, whole.
+
+    A truncated checkpoint made ``--resume`` end in an ``OpError`` traceback from deep inside
+    the restore (issue 30, item 8); read here, before any work, it is one line naming the file.
+    A folder is one a ``tf.train.CheckpointManager`` keeps (its ``checkpoint`` state file); each
+    variable is read, so a cut data file is found as well as a damaged index.
+
+    Raises:
+      RunDirError: naming the damaged checkpoint and what to do.
+    """
+    from tfsparse.compat import tf
+
+    for folder, _, names in os.walk(path):
+        if "checkpoint" not in names:
+            continue
+        latest = None
+        try:
+            latest = tf.train.latest_checkpoint(folder)
+            if latest is None:
+                raise ValueError("its 'checkpoint' state file names no checkpoint that exists")
+            reader = tf.train.load_checkpoint(latest)
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)
+        except (tf.errors.OpError, ValueError, OSError, IndexError) as error:
+            damaged = os.path.relpath(latest or os.path.join(folder, "checkpoint"), path)
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise RunDirError(f"--resume: the checkpoint {damaged} in {path} is damaged ({first}), so the run "
+                              "cannot go on from it; start again with a new --workdir (or restore the checkpoint "
+                              "files from a backup)") from None
 
 
 def _differences(stored, now, prefix=""):
