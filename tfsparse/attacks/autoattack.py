@@ -116,7 +116,7 @@ class AutoAttack(FixedEpsilonAttack):
 
     def stage_names(self):
         """The names of the stages (components), in the order they run: :data:`STAGES`."""
-        return list(STAGES[self.version])
+        return [_stage_name(attack) for attack in self.components()]
 
     def _attack_batch(self, model, x, y, seed_pair):
         return self._ensemble(model, x, y, seed_pair, batch_size=len(x), progress=False)
@@ -192,6 +192,13 @@ class AutoAttack(FixedEpsilonAttack):
             params=self.params,
             stages=tuple(stages),
         )
+
+
+def _stage_name(attack):
+    """The reference code's name of a component: APGD-CE / APGD-DLR, APGD-T, FAB-T, Square."""
+    if isinstance(attack, APGD):
+        return f"APGD-{attack.loss.upper()}"
+    return {APGDT: "APGD-T", FABT: "FAB-T", Square: "Square"}.get(type(attack), type(attack).__name__)
 
 
 def _stage_bar(progress, description, total):
