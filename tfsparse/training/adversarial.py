@@ -80,6 +80,19 @@ class AdversarialModel(keras.Model):
     ...               metrics=["accuracy"])
     >>> model.fit(x, y, epochs=1, callbacks=[UpdatePruningStep()])  # if inner is pruned
 
+    Metrics: ``loss`` is the training objective of the training-mode pass (batch
+    statistics in BN); ``accuracy`` (clean) and ``adv_accuracy`` (on this step's PGD
+    examples) are both computed in inference mode, as the attack runs, before the update.
+    Early in a run BN's moving statistics lag (module docstring), so the accuracies can
+    trail what ``loss`` suggests.
+
+    Saving: ``adv.save("m.keras")`` round-trips (``inner`` with its weights and the
+    attack settings; ``keras.models.load_model`` or
+    :func:`tfsparse.model_io.load_model` gives an ``AdversarialModel`` back); HDF5 is
+    refused (save ``adv.inner`` instead). ``sparsity.strip``/``plain``,
+    :func:`tfsparse.export.export` and ``save_saved_model`` take the wrapper and work
+    on ``inner``.
+
     Args:
       inner: functional ``tf_keras`` model returning logits (pruning wrappers and
         CNI layers allowed).
@@ -95,19 +108,6 @@ class AdversarialModel(keras.Model):
       adversarial_eval: when True (default), ``evaluate`` and validation also attack
         the inputs and report ``adv_accuracy`` and the same objective as training;
         otherwise they report the clean loss only.
-
-    Metrics: ``loss`` is the training objective of the training-mode pass (batch
-    statistics in BN); ``accuracy`` (clean) and ``adv_accuracy`` (on this step's PGD
-    examples) are both computed in inference mode, as the attack runs, before the update.
-    Early in a run BN's moving statistics lag (module docstring), so the accuracies can
-    trail what ``loss`` suggests.
-
-    Saving: ``adv.save("m.keras")`` round-trips (``inner`` with its weights and the
-    attack settings; ``keras.models.load_model`` or
-    :func:`tfsparse.model_io.load_model` gives an ``AdversarialModel`` back); HDF5 is
-    refused (save ``adv.inner`` instead). ``sparsity.strip``/``plain``,
-    :func:`tfsparse.export.export` and ``save_saved_model`` take the wrapper and work
-    on ``inner``.
       seed: integer seed of the PGD random starts.
       eps_warmup: optimizer steps over which the training ε ramps linearly from 0 to
         ``eps`` (0 = full ε from the first step). A curriculum of this kind keeps a
