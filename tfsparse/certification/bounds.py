@@ -243,8 +243,13 @@ def _relu_input_bounds(nodes, x, eps, norm, method):
         return {i: intervals[nodes[i].inputs[0]] for i in relus}
     bounds, concretise = {}, concretise_input(x, eps, norm)
     batch = tf.shape(x)[0]
+    exact = _ibp_is_exact(nodes) if norm == "linf" else set()
+    intervals = ibp(nodes, *input_box(x, eps, norm), upto=max(exact)) if exact else []
     for i in relus:
         source = nodes[i].inputs[0]
+        if source in exact:  # the same numbers CROWN would give, without its backward passes
+            bounds[i] = intervals[source]
+            continue
         shape = nodes[source].shape
         size = int(np.prod(shape))
         lows, highs = [], []
@@ -258,6 +263,27 @@ def _relu_input_bounds(nodes, x, eps, norm, method):
         bounds[i] = (tf.reshape(tf.concat(lows, 1), tf.concat([[batch], shape], 0)),
                      tf.reshape(tf.concat(highs, 1), tf.concat([[batch], shape], 0)))
     return bounds
+
+
+def _ibp_is_exact(nodes):
+    """Nodes whose IBP interval equals the exact range of the map from the input box (so CROWN's).
+
+    The map from the input to such a node is affine — a chain of affine nodes with no ReLU,
+    sum or pooling of maxima — in which at most one node mixes its inputs (Dense, Conv2D,
+    DepthwiseConv2D, average pooling) and every other is monomial (each output one input times
+    a constant: normalisation, BatchNormalization, Flatten, Reshape, ZeroPadding2D). Then
+    ``|M| = |A_k|···|A_1|`` for the composed ``M = A_k···A_1`` (``|DW| = |D||W|`` for a monomial
+    ``D``), so IBP's radius ``|M| r`` is the exact half-range over the box — the bound CROWN
+    reaches by concretising ``M`` directly. Used for l∞ only (CROWN's l2 concretisation differs).
+    """
+    mixing = {0: 0}
+    for index, node in enumerate(nodes[1:], start=1):
+        if node.kind != AFFINE or node.inputs[0] not in mixing:
+            continue
+        count = mixing[node.inputs[0]] + (0 if node.monomial else 1)
+        if count <= 1:
+            mixing[index] = count
+    return set(mixing) - {0}
 
 
 def margin_spec(y, num_classes):

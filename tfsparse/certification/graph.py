@@ -51,6 +51,7 @@ class Node:
     apply: Callable
     linear: Optional[Callable] = None
     abs_linear: Optional[Callable] = None
+    monomial: bool = False  # affine with one input per output (a scaling, reshape or padding)
 
 
 def model_graph(model):
@@ -133,7 +134,9 @@ def _append_layer(nodes, layer, inputs):
                           f"AveragePooling2D, GlobalAveragePooling2D, Add, MaxPooling2D (IBP only), Dropout")
     linear, abs_linear, bias = maps
     apply = (lambda z: linear(z) + bias.read()) if bias is not None else linear
-    nodes.append(Node(name, AFFINE, inputs, _out_shape(linear, in_shape), apply, linear, abs_linear))
+    monomial = isinstance(layer, (keras.layers.BatchNormalization, Normalize, keras.layers.Flatten,
+                                  keras.layers.Reshape, keras.layers.ZeroPadding2D))
+    nodes.append(Node(name, AFFINE, inputs, _out_shape(linear, in_shape), apply, linear, abs_linear, monomial))
     activation = getattr(layer, "activation", None)
     if activation is None or activation is keras.activations.linear:
         return len(nodes) - 1
