@@ -29,7 +29,7 @@ Robust accuracy is measured the same way for all, by re-classifying the returned
 
 Command (the figures of docs/BENCHMARKS.md)::
 
-    python benchmarks/bench_autoattack.py --data=/work/shared/data/mnist.npz \
+    python benchmarks/bench_autoattack.py --data=../shared/data/mnist.npz \
         --save_models=/tmp/bench_models_aa --num_examples=1000 --aa_examples=100 \
         --art_aa_eps=0.1 --repeats=3 --output=/tmp/bench_autoattack.json
 
@@ -44,6 +44,7 @@ import time
 
 import numpy as np
 from _peers import available
+from bench_attacks import SHARED_MNIST
 from bench_attacks import art_classifier
 from bench_attacks import get_model
 from bench_attacks import load_mnist
@@ -316,7 +317,7 @@ def print_table(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="/work/shared/data/mnist.npz")
+    parser.add_argument("--data", default=SHARED_MNIST)
     parser.add_argument("--models", default="lenet5,lenet300_100")
     parser.add_argument("--model", action="append", default=[],
                         help="name=path of a saved Keras model to attack instead of training")

@@ -27,8 +27,8 @@ done-when holds, torch/TF versions, thread counts and the load average before an
 Command (docs/BENCHMARKS.md)::
 
     python benchmarks/bench_autoattack_reference.py --model=/tmp/aa/models/lenet5_pgd/model.keras \
-        --data=/work/shared/data/mnist.npz --num_examples=1000 --eps=0.3 \
-        --reference_python=/work/bench-venv/bin/python --output=/tmp/bench_autoattack_reference.json
+        --data=../shared/data/mnist.npz --num_examples=1000 --eps=0.3 \
+        --reference_python=../bench-venv/bin/python --output=/tmp/bench_autoattack_reference.json
 
 Without a ``--reference_python`` that can import ``torch`` and ``autoattack`` it says so and
 runs ours only.
@@ -45,6 +45,7 @@ import tempfile
 import time
 
 import numpy as np
+from bench_attacks import SHARED_MNIST
 
 STAGES = ("APGD-CE", "APGD-T", "FAB-T", "Square")
 # The reference's attack names as its log prints them (``attack.upper()``).
@@ -139,7 +140,7 @@ def reference_available(python):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="Keras model file or SavedModel dir (logits out)")
-    parser.add_argument("--data", default="/work/shared/data/mnist.npz")
+    parser.add_argument("--data", default=SHARED_MNIST)
     parser.add_argument("--num_examples", type=int, default=1000, help="the first N test images")
     parser.add_argument("--eps", type=float, default=0.3)
     parser.add_argument("--batch", type=int, default=500)

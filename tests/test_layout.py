@@ -125,3 +125,21 @@ def test_every_module_has_a_floor_and_imports_only_downward():
 def test_scripts_are_thin(script):
     with open(os.path.join(REPO, "scripts", script), encoding="utf-8") as handle:
         assert len(handle.read().splitlines()) < 80, f"{script} should stay a thin main over a pipeline"
+
+
+def test_no_machines_absolute_paths_in_code_or_docs():
+    # Issue 30, item 11: docs and scripts carried one machine's /work/... data and run paths.
+    # Recorded benchmark outputs (benchmarks/*.json) are run records and keep what was run.
+    found = []
+    for folder in ("tfsparse", "scripts", "benchmarks", "configs", "examples", "docs"):
+        for root, _, files in os.walk(os.path.join(REPO, folder)):
+            for name in files:
+                if name.endswith((".py", ".sh", ".md")):
+                    path = os.path.join(root, name)
+                    with open(path, encoding="utf-8") as handle:
+                        for number, line in enumerate(handle, 1):
+                            if "/work/" in line and "one machine's" not in line:
+                                found.append(f"{os.path.relpath(path, REPO)}:{number}")
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        found += [f"README.md:{n}" for n, line in enumerate(handle, 1) if "/work/" in line]
+    assert not found, "absolute /work/ paths (use paths relative to the repository): " + ", ".join(found)

@@ -13,9 +13,8 @@ from tfsparse.metrics.intervals import mean_interval
 def data_label(source):
     """A run's data source as a results document names it: a path near here, relative.
 
-    Run directories record the data path as given, often absolute (one machine's
-    ``/work/shared/data/mnist.npz``); a document generated from them is read on other
-    machines, so a path inside the current directory's parent is shown relative to the
+    Run directories record the data path as given, often absolute (a path of one machine's
+    layout); a document generated from them is read on other machines, so a path inside the current directory's parent is shown relative to the
     current directory (``../shared/data/mnist.npz`` from the repository root). Other
     sources (``embedded sample``, ``tfds:mnist``, a path elsewhere) are kept as they are.
     """

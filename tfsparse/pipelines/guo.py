@@ -227,7 +227,7 @@ def reevaluate_sweep(config, workdir, *, log=print):
 
     Example::
 
-        reevaluate_sweep(guo_mnist.get_config("full"), "/work/runs/guo_lenet300_full")
+        reevaluate_sweep(guo_mnist.get_config("full"), "runs/guo_lenet300_full")
 
     Raises:
       ConfigError: bad ``eval`` settings.
