@@ -47,10 +47,8 @@ from tfsparse.attacks import pgd_perturb
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.compat import use_xla
-from tfsparse.errors import UsageError
 from tfsparse.sparsity import has_pruning_wrappers
 from tfsparse.sparsity.prune import ModelWrapper
-from tfsparse.sparsity.prune import scope
 from tfsparse.training.callbacks import SparsityMonitor
 from tfsparse.training.clean import accuracy_metric
 from tfsparse.training.clean import add_weight_decay
@@ -60,11 +58,12 @@ from tfsparse.training.clean import make_optimizer
 from tfsparse.training.clean import steps_for
 from tfsparse.training.losses import check_clean_weight
 from tfsparse.training.losses import ensemble_sample_weights
+from tfsparse.training.wrapped import InnerModelWrapper
 
 
 @ModelWrapper.register
 @keras.utils.register_keras_serializable(package="tfsparse")
-class AdversarialModel(keras.Model):
+class AdversarialModel(InnerModelWrapper):
     """A Keras model that trains its functional ``inner`` model on PGD examples.
 
     Compile and fit it like any Keras model; ``compile(jit_compile=True)`` puts the
@@ -124,9 +123,7 @@ class AdversarialModel(keras.Model):
         self, inner, *, eps, step_size, steps, norm="linf", random_start=True,
         clean_weight=0.0, grad_samples=1, adversarial_eval=True, seed=0, eps_warmup=0, **kwargs
     ):
-        super().__init__(**kwargs)
-        if not isinstance(inner, keras.Model):
-            raise ValueError(f"AdversarialModel: inner must be a Keras model, got {type(inner).__name__}")
+        super().__init__(inner, **kwargs)
         if not float(eps) >= 0:
             raise ValueError(f"AdversarialModel: eps must be >= 0, got {eps!r}")
         if not (isinstance(steps, int) and steps >= 0):
@@ -142,10 +139,6 @@ class AdversarialModel(keras.Model):
                 "call, which TensorFlow refuses inside the attack's tf.while_loop); train the dense model "
                 "distributed and prune after, or train the pruned model on one device"
             )
-        self.inner = inner
-        # Built from the start: every weight is inner's, and fit never calls the wrapper itself
-        # (without this, Keras warns on save that the model "has not yet been built").
-        self.built = True
         self.eps = float(eps)
         self.step_size = float(step_size)
         self.steps = int(steps)
@@ -162,28 +155,6 @@ class AdversarialModel(keras.Model):
             if binary
             else keras.metrics.SparseCategoricalAccuracy(name="adv_accuracy")
         )
-
-    def compile(self, *args, **kwargs):
-        """``keras.Model.compile``, then creates the optimizer slots for ``inner``'s weights.
-
-        Creating the slots before the first traced step spares ``tf.function`` the
-        retrace it makes when a call creates variables (one trace per run).
-        """
-        super().compile(*args, **kwargs)
-        self.optimizer.build(self.trainable_variables)
-
-    def call(self, inputs, training=None):
-        return self.inner(inputs, training=training)
-
-    # The shapes of the model it trains, so shape checks (pipelines, evaluation) take the
-    # wrapper as they take ``inner`` (Keras gives a subclassed model none before a call).
-    @property
-    def input_shape(self):
-        return self.inner.input_shape
-
-    @property
-    def output_shape(self):
-        return self.inner.output_shape
 
     def training_eps(self):
         """The ε of the current optimizer step: ``eps · min(1, (t + 1) / eps_warmup)``."""
@@ -272,41 +243,14 @@ class AdversarialModel(keras.Model):
         self._update_metrics(y, sample_weight, clean_logits, adv_logits)
         return self.get_metrics_result()
 
-    def get_config(self):
-        """The attack settings and ``inner``'s own config: ``.keras`` files hold both."""
+    def settings(self):
+        """The attack settings (``.keras`` files hold them beside ``inner``)."""
         return {
-            "inner": keras.saving.serialize_keras_object(self.inner), "name": self.name,
             "eps": self.eps, "step_size": self.step_size, "steps": self.steps, "norm": self.norm,
             "random_start": self.random_start, "clean_weight": self.clean_weight,
             "grad_samples": self.grad_samples, "adversarial_eval": self.adversarial_eval,
             "seed": self.seed, "eps_warmup": self.eps_warmup,
         }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        """Rebuilds ``inner`` (tfsparse's layers and pruning wrappers in scope), then the wrapper."""
-        config = dict(config)
-        with scope():
-            inner = keras.saving.deserialize_keras_object(config.pop("inner"), custom_objects=custom_objects)
-        return cls(inner, **config)
-
-    def save(self, filepath, overwrite=True, save_format=None, **kwargs):
-        """``keras.Model.save`` to ``.keras`` or a SavedModel directory; HDF5 is refused.
-
-        Keras writes HDF5 for functional and Sequential models only, and this one is
-        subclassed: a ``.keras`` file round-trips the wrapper (``inner`` and the attack
-        settings), or ``adv.inner.save("m.h5")`` writes the model it trains.
-
-        Raises:
-          tfsparse.errors.UsageError: for a ``.h5``/``.hdf5`` path or ``save_format="h5"``.
-        """
-        if str(save_format).lower() in ("h5", "hdf5") or str(filepath).lower().endswith((".h5", ".hdf5")):
-            raise UsageError(
-                f"AdversarialModel cannot be saved as HDF5 ({filepath}): save it as .keras "
-                "(adv.save('model.keras') keeps the attack settings) or save the model it trains, "
-                "adv.inner.save('model.h5')"
-            )
-        return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
 
 
 def compile_adversarial(model, train_cfg, total_steps):

@@ -29,14 +29,14 @@ from tfsparse.certification.bounds import spec_bounds
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.sparsity.prune import ModelWrapper
-from tfsparse.sparsity.prune import scope
+from tfsparse.training.wrapped import InnerModelWrapper
 
 METHODS = ("ibp", "crown_ibp")
 
 
 @ModelWrapper.register
 @keras.utils.register_keras_serializable(package="tfsparse")
-class CertifiedModel(keras.Model):
+class CertifiedModel(InnerModelWrapper):
     """A Keras model that trains its functional ``inner`` model on a certified (bound) loss.
 
     Example:
@@ -61,9 +61,7 @@ class CertifiedModel(keras.Model):
 
     def __init__(self, inner, *, eps, method="crown_ibp", norm="linf", warmup_steps=0, ramp_steps=0,
                  kappa=(1.0, 0.0), beta=(1.0, 0.0), **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(inner, keras.Model):
-            raise ValueError(f"CertifiedModel: inner must be a Keras model, got {type(inner).__name__}")
+        super().__init__(inner, **kwargs)
         if method not in METHODS:
             raise ValueError(f"CertifiedModel: method must be one of {METHODS}, got {method!r}")
         if not 0 <= float(eps) <= 1:
@@ -74,30 +72,12 @@ class CertifiedModel(keras.Model):
         for name, pair in (("kappa", kappa), ("beta", beta)):
             if len(pair) != 2 or not all(0 <= float(v) <= 1 for v in pair):
                 raise ValueError(f"CertifiedModel: {name} must be (start, end) in [0, 1], got {pair!r}")
-        self.inner = inner
-        self.built = True
         self.certifier = Certifier(inner)
         self.eps, self.method, self.norm = float(eps), method, norm
         self.warmup_steps, self.ramp_steps = int(warmup_steps), int(ramp_steps)
         self.kappa, self.beta = tuple(float(v) for v in kappa), tuple(float(v) for v in beta)
         self.num_classes = int(inner.output_shape[-1])
         self.certified = keras.metrics.Mean(name="certified")
-
-    def compile(self, *args, **kwargs):
-        """``keras.Model.compile``, then the optimizer slots (one trace per run, as AdversarialModel)."""
-        super().compile(*args, **kwargs)
-        self.optimizer.build(self.trainable_variables)
-
-    def call(self, inputs, training=None):
-        return self.inner(inputs, training=training)
-
-    @property
-    def input_shape(self):
-        return self.inner.input_shape
-
-    @property
-    def output_shape(self):
-        return self.inner.output_shape
 
     def schedule(self):
         """(ε, κ, β) of the current optimizer step (see the module docstring)."""
@@ -151,16 +131,7 @@ class CertifiedModel(keras.Model):
                         self.beta[1] if self.method == "crown_ibp" else 0.0)
         return self.get_metrics_result()
 
-    def get_config(self):
-        """The schedule and ``inner``'s own config: ``.keras`` files hold both."""
-        return {"inner": keras.saving.serialize_keras_object(self.inner), "name": self.name, "eps": self.eps,
-                "method": self.method, "norm": self.norm, "warmup_steps": self.warmup_steps,
+    def settings(self):
+        """The schedule (``.keras`` files hold it beside ``inner``)."""
+        return {"eps": self.eps, "method": self.method, "norm": self.norm, "warmup_steps": self.warmup_steps,
                 "ramp_steps": self.ramp_steps, "kappa": list(self.kappa), "beta": list(self.beta)}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        """Rebuilds ``inner`` (tfsparse's layers and pruning wrappers in scope), then the wrapper."""
-        config = dict(config)
-        with scope():
-            inner = keras.saving.deserialize_keras_object(config.pop("inner"), custom_objects=custom_objects)
-        return cls(inner, **config)
