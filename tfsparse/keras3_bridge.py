@@ -118,14 +118,7 @@ def to_tf_keras(model):
     """
     if isinstance(model, Keras3Callable):
         model = model.model
-    config = _model_config(_entry_of(model), to_keras3=False)
-    try:
-        rebuilt = _model_class(keras, config).from_config(config["config"])
-    except (ValueError, TypeError, KeyError) as error:
-        raise ConfigError(f"the Keras 3 model {model.name!r} could not be rebuilt in tf_keras: {_first(error)}") from None
-    _copy_weights(model, rebuilt)
-    _check_same_logits(model, rebuilt, "the tf_keras rebuild of the Keras 3 model")
-    return rebuilt
+    return _rebuild(model, keras, to_keras3=False, what=f"the Keras 3 model {model.name!r}", side="tf_keras")
 
 
 def to_keras3(model):
@@ -135,14 +128,18 @@ def to_keras3(model):
       ConfigError: naming the first layer (and its class) that has no Keras 3 equivalent
         (tfsparse's own layers, a pruning wrapper left in), or if the logits differ.
     """
-    keras3_module = keras3()
-    config = _model_config(_entry_of(model), to_keras3=True)
+    return _rebuild(model, keras3(), to_keras3=True, what=f"the model {model.name!r}", side="Keras 3")
+
+
+def _rebuild(model, module, *, to_keras3, what, side):
+    """``model`` rebuilt in ``module`` (tf_keras or Keras 3): config translated, weights copied, logits checked."""
+    config = _model_config(_entry_of(model), to_keras3=to_keras3)
     try:
-        rebuilt = _model_class(keras3_module, config).from_config(config["config"])
+        rebuilt = _model_class(module, config).from_config(config["config"])
     except (ValueError, TypeError, KeyError) as error:
-        raise ConfigError(f"the model {model.name!r} could not be rebuilt in Keras 3: {_first(error)}") from None
+        raise ConfigError(f"{what} could not be rebuilt in {side}: {_first(error)}") from None
     _copy_weights(model, rebuilt)
-    _check_same_logits(model, rebuilt, "the Keras 3 rebuild of the model")
+    _check_same_logits(model, rebuilt, f"the {side} rebuild of {what.removeprefix('the ')}")
     return rebuilt
 
 
