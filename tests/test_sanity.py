@@ -12,6 +12,7 @@ from tfsparse import sanity
 from tfsparse.compat import keras
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
+from tfsparse.errors import NonFiniteGradientError
 from tfsparse.errors import NonFiniteOutputError
 
 N = 48
@@ -148,6 +149,20 @@ def test_zero_gradients_and_an_unbeatable_model_are_flagged(mnist):
     trained = trained_dense(mnist)
     assert sanity.gradient_flags(trained, x, y) == []
     assert sanity.unbounded_flags(trained, x, y, steps=10) == []
+
+
+def test_nan_gradients_on_finite_outputs_refuse_gradient_attacks(mnist):
+    # Issue 30, item 4: sqrt at 0 gives finite outputs but NaN input gradients; PGD stepping
+    # along NaN would report the clean accuracy as robust. Black-box attacks still run.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    root = keras.layers.Lambda(lambda t: tf.sqrt(tf.nn.relu(t - 0.5)))(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10)(root))
+    assert np.all(np.isfinite(model.predict(mnist.x_test[:N], verbose=0)))
+    with pytest.raises(NonFiniteGradientError, match="NaN/Inf input gradients: pgd would step along NaN"):
+        run(model, [attacks.PGD(eps=0.1, step_size=0.01, steps=5)])
+    report = run(model, [attacks.Square(eps=0.1, max_queries=10)])
+    assert "nonfinite_gradients" in flags_of(report)
 
 
 def test_an_attack_failing_where_another_succeeds_is_flagged():

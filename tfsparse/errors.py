@@ -26,6 +26,10 @@ class NonFiniteOutputError(ConfigError):
     """The model outputs NaN or Inf: no accuracy or robustness number can be computed from it."""
 
 
+class NonFiniteGradientError(ConfigError):
+    """The loss has NaN or Inf input gradients: a gradient attack on the model would stall."""
+
+
 class DataError(UsageError):
     """Bad or missing data."""
 

@@ -428,8 +428,9 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
     against the renumbered 0..k-1), inputs in [0, 1], the model's input shape and logits shape, probability
     outputs refused (or attacked as log-probabilities with ``model_outputs="probabilities"``),
     a model random at inference attacked with the EOT forms (:func:`tfsparse.sanity.prepare`).
-    After: input-gradient, failing-attack and (``check_unbounded``) ε = 1 checks. All flags
-    land in ``report["flags"]``.
+    Then the input gradients: NaN / Inf ones refuse every gradient attack
+    (:func:`tfsparse.sanity.refuse_nonfinite_gradients`), all-zero ones are flagged. After:
+    failing-attack and (``check_unbounded``) ε = 1 checks. All flags land in ``report["flags"]``.
 
     Args:
       subset: ``"first"`` — the first ``num_examples`` test images (RobustBench's convention) —
@@ -468,6 +469,7 @@ def evaluate_dataset(model, attacks, *, dataset, data_dir=None, classes=None, nu
     gradient_free = getattr(model, "gradient_free", False)  # e.g. a TFLite model: checks need gradients
     if not gradient_free:
         flags += sanity.gradient_flags(model, x, y)
+        sanity.refuse_nonfinite_gradients(flags, attacks)
     report = evaluate(model, x, y, attacks, batch_size=batch_size, progress=progress, seed=seed,
                       stochastic=stochastic, strategy=strategy)
     flags += report["flags"] + sanity.attack_failure_flags(report)

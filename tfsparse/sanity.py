@@ -38,6 +38,7 @@ from tfsparse import attacks as attack_lib
 from tfsparse.attacks.base import loss_per_sample
 from tfsparse.compat import tf
 from tfsparse.errors import ConfigError
+from tfsparse.errors import NonFiniteGradientError
 from tfsparse.errors import NonFiniteOutputError
 from tfsparse.layers import has_inference_noise
 
@@ -300,6 +301,22 @@ def gradient_flags(model, x, y, threshold=0.5):
         flags.append(flag("zero_gradients", f"{zero:.0%} of the probed inputs have all-zero input gradients "
                           "(saturated or masked): gradient attacks cannot move them"))
     return flags
+
+
+def refuse_nonfinite_gradients(flags, attacks):
+    """Raises NonFiniteGradientError if ``flags`` hold ``nonfinite_gradients`` and an attack uses gradients.
+
+    A gradient attack stepping along NaN goes nowhere and reports the clean accuracy as
+    robust accuracy: a wrong number, so it is refused, not flagged (issue 30, item 4). The
+    black-box attacks (ZOO, Square) need no gradient and still run, with the flag.
+    """
+    found = [f for f in flags if f["flag"] == "nonfinite_gradients"]
+    gradient = [a.name for a in attacks if not isinstance(a, attack_lib.BLACK_BOX)]
+    if found and gradient:
+        raise NonFiniteGradientError(
+            f"{found[0]['detail']}: {', '.join(gradient)} would step along NaN and report robustness the model "
+            "does not have; fix the model's numerics (e.g. sqrt or log at 0) or attack it with black-box attacks "
+            "only (--attacks=square,zoo)")
 
 
 def unbounded_flags(model, x, y, *, steps=20, stochastic=False, eot_samples=20, seed=0):
