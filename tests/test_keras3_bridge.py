@@ -185,8 +185,8 @@ def test_a_layer_that_cannot_be_bridged_is_named_in_one_line(mnist, tmp_path):
 
 
 def test_tfsparse_layers_have_no_keras3_equivalent():
-    model = keras.Sequential([keras.Input((28, 28, 1)), tfsparse.layers.Normalize(mean=0.1307, std=0.3081, name="normalize"),
-                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    normalize = tfsparse.layers.Normalize(mean=0.1307, std=0.3081, name="normalize")
+    model = keras.Sequential([keras.Input((28, 28, 1)), normalize, keras.layers.Flatten(), keras.layers.Dense(10)])
     with pytest.raises(ConfigError) as error:
         model_io.to_keras3(model)
     assert "layer 'normalize' (tfsparse.layers.normalization.Normalize) has no Keras 3 equivalent" in one_line(error)
