@@ -3,7 +3,8 @@
 ``cli.run`` goes through ``absl.app.run`` with tfsparse's flag parser; ``sys.argv`` is set
 to a bare program name so the parser sees no flags. absl initialises once per process and
 re-parses the flags on later calls, so several ``run`` calls in one pytest process work.
-``run`` installs a SIGTERM handler; the fixture puts the previous one back.
+``run`` installs a SIGTERM handler; the fixture puts the previous one back, and makes an
+interrupted run end with ``SystemExit`` (a script process ends with ``os._exit``).
 """
 
 import os
@@ -22,6 +23,7 @@ from tfsparse.errors import Interrupted
 @pytest.fixture(autouse=True)
 def _argv_and_sigterm(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["prog"])
+    monkeypatch.setattr(cli, "_end_process", sys.exit)  # a real script ends with os._exit
     previous = signal.getsignal(signal.SIGTERM)
     yield
     signal.signal(signal.SIGTERM, previous)
@@ -162,6 +164,8 @@ def test_start_up_noise_is_dropped_and_everything_else_kept(capfd, monkeypatch):
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
                     b"I0000 00:00:1.0  1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will "
                     b"not be used.\nE0000 00:00:1.0  1 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+                    b"I0000 00:00:1.0  1 port.cc:153] oneDNN custom operations are on. You may see slightly "
+                    b"different numerical results due to floating-point round-off errors.\n"
                     b"a real problem\n")
         sys.stderr.write("a Python warning\n")
     assert sorted(capfd.readouterr().err.splitlines()) == ["a Python warning", "a real problem"]

@@ -29,6 +29,8 @@ EXPECTED_PARAMS = {
     "lenet5": (431_080, 431_080),
     # lenet5_bn: lenet5 minus 570 conv/fc1 biases plus BN gamma/beta 2 * 570 (+ 1,140 moving stats).
     "lenet5_bn": (431_650, 432_790),
+    # cnn_small (Gowal et al. 2018 "small"): 16·16 + 16, 32·16·16 + 32, 3,200·100 + 100, 100·10 + 10.
+    "cnn_small": (329_606, 329_606),
     "vgg_like": (12_626_890, 12_635_338),
     "vgg16": (14_724_042, 14_732_490),
     "resnet20": (269_722, 271_098),
@@ -45,6 +47,7 @@ FEATURE_LAYER = {
     "lenet300_100": "fc2_relu",
     "lenet5": "fc1_relu",
     "lenet5_bn": "fc1_relu",
+    "cnn_small": "fc1_relu",
     "vgg_like": "fc1_relu",
     "vgg16": "flatten",
     "resnet20": "pool",
@@ -81,7 +84,8 @@ def test_registry_covers_spec_and_expected_tables():
 def test_natural_input_defaults(name):
     expected = {
         "linear": (28, 28, 1), "linear_binary": (28, 28, 1), "lenet300_100": (28, 28, 1),
-        "lenet5": (28, 28, 1), "lenet5_bn": (28, 28, 1), "densenet121": (64, 64, 3),
+        "lenet5": (28, 28, 1), "lenet5_bn": (28, 28, 1), "cnn_small": (28, 28, 1),
+        "densenet121": (64, 64, 3),
     }.get(name, (32, 32, 3))
     assert natural_input(name) == expected
 

@@ -350,11 +350,13 @@ def _parse_flags(argv, positional=False):
 
 # What TensorFlow's C++ code prints while it loads on a machine without a GPU, before its log
 # level (TF_CPP_MIN_LOG_LEVEL, which scripts/_bootstrap.py sets to 2) is read: absl's pre-init
-# notice, the CUDA stub's and CPU-feature lines, the failed cuInit. Seven lines before any of ours.
+# notice, the CUDA stub's and CPU-feature lines, the failed cuInit, and (TensorFlow 2.21) the
+# oneDNN notice, printed once per loaded library whatever the log level. Up to nine lines before any of ours.
 _START_UP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called|\] Could not find cuda drivers|"
     r"cpu_feature_guard\.cc|^To enable the following instructions: |\] failed call to cuInit|"
-    r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|TF-TRT Warning")
+    r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|TF-TRT Warning|"
+    r"\] oneDNN custom operations are on")
 
 
 @contextlib.contextmanager
@@ -394,7 +396,20 @@ def _interrupted_exit(signum):
             else "nothing was written; run the command again")
     stopped = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"interrupted by signal {signum}"
     sys.stderr.write(f"{stopped}; {kept}\n")
-    sys.exit(128 + signum)
+    _end_process(128 + signum)
+
+
+def _end_process(code):
+    """Ends the process with ``code`` now, without the interpreter's teardown.
+
+    The run has recorded its state by then. After an interrupt TensorFlow's own threads (a
+    ``tf.data`` prefetch, an op's thread pool) can still be at work, and finalising the modules
+    under them crashed the process (exit -11 instead of 130, once in a CI run of a Ctrl-C'd
+    sweep). In-process callers (tests) replace this with ``sys.exit``.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run(main, positional=False, tensorflow=True):

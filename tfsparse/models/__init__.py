@@ -23,6 +23,7 @@ from tfsparse.models import densenet
 from tfsparse.models import lenet
 from tfsparse.models import linear
 from tfsparse.models import resnet
+from tfsparse.models import small_cnn
 from tfsparse.models import vgg
 from tfsparse.models.blocks import Layers
 
@@ -32,6 +33,7 @@ REGISTRY = {
     "lenet300_100": lenet.lenet300_100,
     "lenet5": lenet.lenet5,
     "lenet5_bn": lenet.lenet5_bn,
+    "cnn_small": small_cnn.cnn_small,
     "vgg_like": vgg.vgg_like,
     "vgg16": vgg.vgg16,
     "resnet20": resnet.resnet20,
