@@ -14,13 +14,22 @@ Variants (``--config=configs/train.py:VARIANT``):
              PGD starting at x (RSR eq. 2).
   cifar_pgd  ``cifar`` with PGD training: ε 8/255, step 2/255, 10 steps (Wang et al.).
   cifar_rsr  ``cifar`` with RSR training: PGD-7 from x as in Rakin et al. 2019.
+  mnist_ibp        the small CNN of Gowal et al. 2018 (``cnn_small``) with IBP training
+                   (Gowal et al. Eq. 12: κ 1 → 0.5) at ε 0.3; Adam 5e-4, batch 100.
+  mnist_crown_ibp  the same with CROWN-IBP training (Zhang et al. 2020, Eq. 7: κ 1 → 0,
+                   β 1 → 0).
 
 The PGD accuracy checked after pgd/rsr training runs ``pgd.eval_steps`` steps per family
 (MNIST 100, Madry et al.'s evaluation; CIFAR 7, RSR's) from x (RSR eq. 2; ``pgd.eval_random_start``).
 
 ``training`` (flag ``--training``) picks the objective; ``clean`` trains with ``train``,
-``pgd`` and ``rsr`` with ``adversarial_train`` (two sections, so a value set for one is never
-replaced by the other). A budget is ``steps`` or ``epochs`` (the other 0).
+``pgd``, ``rsr``, ``ibp`` and ``crown_ibp`` with ``adversarial_train`` (two sections, so a value
+set for one is never replaced by the other). A budget is ``steps`` or ``epochs`` (the other 0).
+The certified trainings (``certified`` section) bound the margins over the ε-ball of
+``pgd.eps`` (the flag ``--eps``; ``certified.train_eps`` > 0 trains at another radius, as
+Zhang et al. train at 0.4 for a test ε of 0.3); after training the run reports PGD accuracy
+and IBP- and CROWN-certified accuracy at ``pgd.eps`` on the first ``pgd.eval_examples``
+test images.
 
 ``distribute`` (``none``, ``mirrored``, ``multi_worker``, ``tpu``) and each train section's
 ``mixed_precision`` come from ``common.scale``: every variant trains on one device in float32;
@@ -31,7 +40,9 @@ import ml_collections
 
 from configs import common
 
-VARIANTS = ("lenet", "mnist", "cifar", "mnist_pgd", "mnist_rsr", "cifar_pgd", "cifar_rsr")
+VARIANTS = ("lenet", "mnist", "cifar", "mnist_pgd", "mnist_rsr", "cifar_pgd", "cifar_rsr", "mnist_ibp",
+            "mnist_crown_ibp")
+CERTIFIED = ("ibp", "crown_ibp")
 
 
 def get_config(arg=None):
@@ -41,7 +52,7 @@ def get_config(arg=None):
     config.seed = 0
     config.xla = "auto"
     config.verbose = 2
-    config.training = variant.split("_")[1] if "_" in variant else "clean"
+    config.training = variant.split("_", 1)[1] if "_" in variant else "clean"
     if family == "mnist":
         config.data = common.data("mnist")
         config.model = common.model("lenet300_100")
@@ -52,6 +63,10 @@ def get_config(arg=None):
         config.model = common.model("resnet20")
         config.train = common.cifar_training()
     config.adversarial_train = adversarial_policy(family, config.train)
+    if config.training in CERTIFIED:
+        config.model = common.model("cnn_small")
+        config.adversarial_train.update({"learning_rate": 5e-4, "batch_size": 100})
+    config.certified = certified_training(config.training)
     config.eval = common.evaluation(num_examples=1000, fgs_eps=0.1 if family == "mnist" else 8 / 255)
     config.eval.epoch_examples = 200  # robustness logged at every epoch end on the first N test images
     config.pgd = pgd_training(family)
@@ -99,4 +114,21 @@ def rsr_training(family, lasso=5e-5):
         {"clean_weight": 0.5, "lasso": lasso, "noise": "channel", "noise_alpha": 0.25,
          "inference_noise": True, "steps": 40 if family == "mnist" else 7, "random_start": False, "gamma": 0.0,
          "target_sparsity": 0.0, "eot_samples": 4, "noise_sigma_rule": "full"}
+    )
+
+
+def certified_training(training):
+    """IBP (Gowal et al. 2018) / CROWN-IBP (Zhang et al. 2020) training: Eq. 7 of Zhang et al.,
+    L = κ·CE(f(x), y) + (1 − κ)·CE(−m̲, y), m̲ = β·m̲_CROWN-IBP + (1 − β)·m̲_IBP.
+
+    ``train_eps``: the training radius (0: ``pgd.eps``). ε is 0 for ``warmup_epochs``, then
+    grows linearly to its value over ``ramp_epochs``, while κ moves from ``kappa_start`` to
+    ``kappa_end`` and β from ``beta_start`` to ``beta_end`` (the papers' MNIST schedules:
+    2K warm-up and 10K ramp steps of 60K in Gowal et al., epochs 10–60 of 200 in Zhang et al.;
+    here 1 and 10 of 20 epochs). κ ends at 0.5 in ``mnist_ibp`` (Gowal et al.) and at 0 in every
+    other variant (Zhang et al.'s CROWN-IBP; ``--training`` picks the objective, not κ); β goes
+    1 → 0 (CROWN-IBP only)."""
+    return ml_collections.ConfigDict(
+        {"train_eps": 0.0, "norm": "linf", "warmup_epochs": 1.0, "ramp_epochs": 10.0, "kappa_start": 1.0,
+         "kappa_end": 0.5 if training == "ibp" else 0.0, "beta_start": 1.0, "beta_end": 0.0}
     )

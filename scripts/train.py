@@ -7,11 +7,15 @@ Usage:
       --data_dir=../shared/data --epochs=1 --workdir=runs/r20
   python scripts/train.py --config=configs/train.py:mnist_pgd --num_train=5000 --epochs=2 \
       --eps=0.1 --workdir=runs/pgd1
+  python scripts/train.py --config=configs/train.py:mnist_crown_ibp --epochs=2 --eps=0.1 \
+      --workdir=runs/crown_ibp1
 
---training picks clean, pgd (Madry PGD adversarial training) or rsr (RSR: noise injection,
-ensemble loss with lasso, PGD, threshold pruning); --eps sets the PGD radius in pixel units of
-[0, 1] images. The config variant holds the dataset family's settings: lenet (default, MNIST),
-cifar, mnist_pgd, mnist_rsr, cifar_pgd, cifar_rsr (configs/train.py).
+--training picks clean, pgd (Madry PGD adversarial training), rsr (RSR: noise injection,
+ensemble loss with lasso, PGD, threshold pruning), ibp or crown_ibp (certified training on
+interval / CROWN-IBP bounds, Gowal et al. 2018 / Zhang et al. 2020; the run then also reports
+IBP- and CROWN-certified accuracy); --eps sets the training radius in pixel units of [0, 1]
+images. The config variant holds the dataset family's settings: lenet (default, MNIST), cifar,
+mnist_pgd, mnist_rsr, cifar_pgd, cifar_rsr, mnist_ibp, mnist_crown_ibp (configs/train.py).
 
 --config.distribute=mirrored (every GPU here), multi_worker (the TF_CONFIG cluster, e.g. under
 scripts/launch_local.py) or tpu trains under that tf.distribute strategy, batch_size being the
@@ -35,8 +39,10 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (confi
 _NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Use this many training images (config.data.num_train; 0 = all).")
 _EPOCHS = flags.DEFINE_float("epochs", None, "Epochs to train (sets train.epochs and adversarial_train.epochs; "
                                              "their steps become 0).")
-_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "rsr"], "Training objective (config.training).")
-_EPS = cli.define_number("eps", None, "PGD training radius in pixel units, e.g. 0.3 or 8/255 (config.pgd.eps).")
+_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "rsr", "ibp", "crown_ibp"],
+                              "Training objective (config.training).")
+_EPS = cli.define_number("eps", None, "Training radius (PGD, or the certified bound unless certified.train_eps) "
+                                       "in pixel units, e.g. 0.3 or 8/255 (config.pgd.eps).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to create (or to continue with --resume).",
                                required=True)
 _RESUME = flags.DEFINE_bool("resume", False, "Continue the interrupted run in --workdir (same flags).")

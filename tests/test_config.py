@@ -16,6 +16,7 @@ CONFIGS = [
     ("guo_linear", "binary"), ("guo_linear", "multiclass"), ("guo_linear", "quick"),
     ("wang_mnist", "quick"), ("wang_mnist", "full"), ("train", "lenet"), ("train", "cifar"),
     ("train", "mnist_pgd"), ("train", "mnist_rsr"), ("train", "cifar_pgd"), ("train", "cifar_rsr"),
+    ("train", "mnist_ibp"), ("train", "mnist_crown_ibp"),
     ("prune", "default"), ("tune_rsr", "quick"), ("tune_rsr", "paper"), ("evaluate", "mnist"),
 ]
 
@@ -59,6 +60,21 @@ def test_bad_values_name_the_key_and_the_fix(key, value, message):
     with pytest.raises(errors.ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")) as error:
         config_lib.validate(config)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("certified.kappa_end", 1.5, "certified.kappa_end must be in [0, 1], got 1.5"),
+    ("certified.ramp_epochs", -1.0, "certified.ramp_epochs must be >= 0"),
+    ("certified.train_eps", 4.0, "certified.train_eps"),
+    ("certified.norm", "l1", "certified.norm 'l1' is unknown"),
+])
+def test_certified_training_values_are_checked(key, value, message):
+    config = get_config("train", "mnist_crown_ibp")
+    assert config.training == "crown_ibp" and config.model.name == "cnn_small"
+    section, leaf = key.split(".")
+    config[section][leaf] = value
+    with pytest.raises(errors.ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        config_lib.validate(config)
 
 
 def test_prune_config_rejects_bad_method_and_sparsity():

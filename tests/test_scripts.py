@@ -93,6 +93,27 @@ def test_train_adversarially_records_the_robust_setup(tmp_path, training):
     assert (workdir / "saved_model" / "saved_model.pb").exists()
 
 
+def test_train_certified_records_its_schedule_and_certified_accuracy(tmp_path):
+    # Issue 34, item 3: --training=ibp|crown_ibp; CROWN-IBP on the small CNN of Gowal et al.
+    workdir = tmp_path / "crown_ibp"
+    result = run_script(
+        "train.py", "--num_train=256", "--epochs=1", "--training=crown_ibp", "--eps=0.1",
+        "--config.model.name=cnn_small", "--config.pgd.eval_steps=3", "--config.pgd.eval_examples=64",
+        "--config.certified.warmup_epochs=0", "--config.certified.ramp_epochs=1", f"--workdir={workdir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "results.json").read_text())
+    # 256 images at the default variant's batch 64: 4 steps, ε ramped over all of them; κ 1 → 0.
+    assert summary["training"] == "crown_ibp" and summary["model"] == "cnn_small"
+    assert summary["train_eps"] == pytest.approx(0.1) and summary["eps_ramp_steps"] == summary["train_steps"] == 4
+    assert summary["eps_warmup_steps"] == 0 and summary["kappa"] == [1.0, 0.0] and summary["beta"] == [1.0, 0.0]
+    # Same 64 images, one measure: what is proved is never more than what the attack left.
+    assert 0.0 <= summary["certified_ibp"] <= summary["pgd_accuracy"]
+    assert 0.0 <= summary["certified_crown"] <= summary["pgd_accuracy"]
+    assert "certified (IBP / CROWN)" in result.stdout
+    assert (workdir / "saved_model" / "saved_model.pb").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -10,12 +10,17 @@
   ``rsr.lasso``) on PGD-``rsr.steps`` examples that start at x when ``rsr.random_start`` is
   False (RSR eq. 2: x̂¹ = x), then threshold pruning at γ (§3.4: ``rsr.gamma``, or the γ that
   reaches ``rsr.target_sparsity``), inference noise per ``rsr.inference_noise``.
+* ``ibp`` / ``crown_ibp`` — certified training (Gowal et al. 2018; Zhang et al. 2020, Eq. 7):
+  :class:`~tfsparse.training.CertifiedModel` at ``certified.train_eps`` (0: ``pgd.eps``) with
+  the ``certified`` section's ε, κ and β schedules, the ``adversarial_train`` policy.
 
 PGD accuracy after training (:func:`pgd_accuracy`) is measured by
 :func:`tfsparse.evaluation.evaluate` with :func:`eval_attack`: ``pgd.eval_steps`` steps of
 ``pgd.step_size`` at the training ε, starting at x unless ``pgd.eval_random_start`` (RSR eq. 2
 starts at x; Madry's evaluation starts at a random point), EOT-PGD with ``rsr.eot_samples``
-draws per step when the model is random at inference.
+draws per step when the model is random at inference; after certified training
+:func:`robust_measures` adds the IBP- and CROWN-certified accuracy at ``pgd.eps`` in the same
+measure (certified ≤ PGD-robust ≤ clean checked per image).
 """
 
 import contextlib
@@ -32,11 +37,16 @@ from tfsparse.pipelines._build import single_device_copy
 from tfsparse.pipelines._build import train_section
 from tfsparse.sparsity import gamma_for_sparsity
 from tfsparse.sparsity import threshold_prune
+from tfsparse.certification import Certificate
 from tfsparse.training import AdversarialModel
+from tfsparse.training import CertifiedModel
 from tfsparse.training import add_lasso
 from tfsparse.training import float32_logits
 from tfsparse.training import precision_policy
 from tfsparse.training import train_adversarial
+
+
+CERTIFIED = ("ibp", "crown_ibp")
 
 
 def pgd_steps(config):
@@ -51,13 +61,21 @@ def pgd_random_start(config):
 
 
 def adversarial_model(config, model, num_train):
-    """The :class:`AdversarialModel` of a pgd/rsr config around ``model``, and its train section.
+    """The :class:`AdversarialModel` of a pgd/rsr config (the :class:`CertifiedModel` of an
+    ibp/crown_ibp one) around ``model``, and its train section.
 
     Returns:
       ``(adversarial_model, train_cfg)``.
     """
     train_cfg = train_section(config, "adversarial_train")
     per_epoch = math.ceil(num_train / train_cfg.batch_size)
+    if config.training in CERTIFIED:
+        c = config.certified
+        return CertifiedModel(
+            model, eps=float(c.train_eps or config.pgd.eps), method=config.training, norm=c.norm,
+            warmup_steps=int(round(c.warmup_epochs * per_epoch)), ramp_steps=int(round(c.ramp_epochs * per_epoch)),
+            kappa=(c.kappa_start, c.kappa_end), beta=(c.beta_start, c.beta_end),
+        ), train_cfg
     adversarial = AdversarialModel(
         model, eps=config.pgd.eps, step_size=config.pgd.step_size, steps=pgd_steps(config),
         random_start=pgd_random_start(config),
@@ -109,7 +127,7 @@ def threshold(model, rsr_cfg):
 
 
 def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_dir=None, strategy=None):
-    """Builds, trains (and for RSR prunes) the model of a pgd/rsr config.
+    """Builds, trains (and for RSR prunes) the model of a pgd/rsr/ibp/crown_ibp config.
 
     The model, its :class:`AdversarialModel` and the optimizer are built inside
     ``strategy.scope()`` and under the ``adversarial_train.mixed_precision`` policy
@@ -117,7 +135,7 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
     model is then a plain float32 copy (:func:`~tfsparse.pipelines._build.single_device_copy`).
 
     Args:
-      config: a validated config with ``training`` in (pgd, rsr).
+      config: a validated config with ``training`` in (pgd, rsr, ibp, crown_ibp).
       dataset: the loaded dataset.
       seed: seed of the initial weights and of the data order.
       verbose: Keras verbosity.
@@ -143,10 +161,14 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
                                                           checkpoint_dir=checkpoint_dir)
     if strategy is not None or train_cfg.mixed_precision:
         model = single_device_copy(model, config.model, dataset, seed, noise_cfg)
-    info = {"eps": float(config.pgd.eps), "step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),
-            "pgd_random_start": pgd_random_start(config),
-            "eps_warmup_steps": adversarial.eps_warmup, "optimizer": train_cfg.optimizer,
-            "learning_rate": train_cfg.learning_rate}
+    info = {"eps": float(config.pgd.eps), "optimizer": train_cfg.optimizer, "learning_rate": train_cfg.learning_rate}
+    if config.training in CERTIFIED:
+        info.update({"train_eps": adversarial.eps, "eps_warmup_steps": adversarial.warmup_steps,
+                     "eps_ramp_steps": adversarial.ramp_steps, "kappa": list(adversarial.kappa),
+                     "beta": list(adversarial.beta) if config.training == "crown_ibp" else None})
+    else:
+        info.update({"step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),
+                     "pgd_random_start": pgd_random_start(config), "eps_warmup_steps": adversarial.eps_warmup})
     if rsr:
         model, gamma = threshold(model, config.rsr)
         set_inference_noise(model, config.rsr.inference_noise)
@@ -171,6 +193,21 @@ def eval_attack(config, model, steps=None, eot=None):
     if eot:
         return attacks.EOTPGD(samples=int(config.rsr.eot_samples), **params)
     return attacks.PGD(**params)
+
+
+def robust_measures(model, x, y, config, batch_size):
+    """What ``train`` records after robust training: :func:`pgd_accuracy`, and after certified
+    training also ``certified_ibp`` / ``certified_crown`` at ``pgd.eps`` (l∞) in one measure
+    with the PGD attack, so certified ≤ PGD-robust ≤ clean is checked per image."""
+    if config.training not in CERTIFIED or config.pgd.eps == 0 or config.pgd.eval_steps == 0:
+        accuracy, attack = pgd_accuracy(model, x, y, config, batch_size)
+        return {"pgd_accuracy": accuracy, "pgd_attack": attack}
+    attack = eval_attack(config, model)
+    return evaluation.measure(
+        model, x, y, [("pgd_accuracy", attack), ("pgd_attack", attack, "repr"),
+                      ("certified_ibp", Certificate("ibp", float(config.pgd.eps))),
+                      ("certified_crown", Certificate("crown", float(config.pgd.eps)))],
+        batch_size=batch_size, seed=config.pgd.seed)
 
 
 def pgd_accuracy(model, x, y, config, batch_size):

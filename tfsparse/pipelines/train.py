@@ -1,8 +1,9 @@
 """``train_and_evaluate(config, workdir)``: one model trained, evaluated and exported (scripts/train.py).
 
 ``config.training`` picks the objective (SPEC §8): ``clean`` (the ``train`` section's SGD
-policy), ``pgd`` (Madry PGD adversarial training) or ``rsr`` (Robust Sparse
-Regularization, then threshold pruning) — the last two through the one recipe in
+policy), ``pgd`` (Madry PGD adversarial training), ``rsr`` (Robust Sparse
+Regularization, then threshold pruning), ``ibp`` or ``crown_ibp`` (certified training,
+Gowal et al. 2018 / Zhang et al. 2020) — all but the first through the one recipe in
 :mod:`tfsparse.pipelines.rsr`. The run directory receives:
 
 * ``config.json`` — the resolved config and metadata (version, git commit);
@@ -10,6 +11,7 @@ Regularization, then threshold pruning) — the last two through the one recipe 
   when complete: clean accuracy, steps, seconds, ``distribute`` and its replica count, the
   precision policy; for pgd/rsr also ε, PGD accuracy on
   ``pgd.eval_examples`` test images (by :func:`tfsparse.evaluation.measure`), sparsity, γ;
+  for ibp/crown_ibp also ``certified_ibp`` / ``certified_crown`` on the same images;
 * ``history.csv`` — one row per completed epoch (loss, accuracy, adv_accuracy,
   weight_sparsity, the epoch-end robustness ``robust_*``);
 * ``tensorboard/`` — the same curves as TensorBoard event files;
@@ -178,8 +180,7 @@ def train_and_evaluate(config, workdir, *, resume=False, log=print):
                                                            batch_size=config.eval.batch_size)
         if config.training != "clean":
             x, y = eval_subset(dataset, config.pgd.eval_examples)
-            summary["pgd_accuracy"], summary["pgd_attack"] = robust.pgd_accuracy(model, x, y, config,
-                                                                                 config.eval.batch_size)
+            summary.update(robust.robust_measures(model, x, y, config, config.eval.batch_size))
             summary["weight_sparsity"] = weight_sparsity(model)["overall"]
         saved = run.file("saved_model")
         if os.path.exists(saved):  # a run killed while exporting left a partial copy
@@ -193,5 +194,7 @@ def train_and_evaluate(config, workdir, *, resume=False, log=print):
                         "precision": policy_name(config[section].mixed_precision)})
         run.update(last_completed="evaluation", **summary)
     extra = f", PGD accuracy {summary['pgd_accuracy']:.4f} at eps {summary['eps']:.4g}" if "pgd_accuracy" in summary else ""
+    if "certified_crown" in summary:
+        extra += f", certified (IBP / CROWN) {summary['certified_ibp']:.4f} / {summary['certified_crown']:.4f}"
     log(f"clean accuracy {summary['clean_accuracy']:.4f}{extra} after {steps_done} steps ({seconds:.1f} s)")
     return run.state

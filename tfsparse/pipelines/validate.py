@@ -25,7 +25,8 @@ from tfsparse.training import LR_SCHEDULES
 from tfsparse.training import OPTIMIZERS
 from tfsparse.training import STRATEGIES
 
-TRAININGS = ("clean", "pgd", "rsr")
+TRAININGS = ("clean", "pgd", "rsr", "ibp", "crown_ibp")
+CERTIFIED_TRAININGS = ("ibp", "crown_ibp")
 # Wang et al.'s one-shot table compares these; "threshold" (RSR's γ) belongs to the RSR recipe.
 TABLE_METHODS = tuple(m for m in METHODS if m != "threshold")
 INITS = ("inherited", "reinit")
@@ -114,6 +115,8 @@ def _training(config):
     _require(p.eval_examples >= 1, f"pgd.eval_examples must be >= 1, got {p.eval_examples}")
     _require(p.eps_warmup_epochs >= 0, f"pgd.eps_warmup_epochs must be >= 0, got {p.eps_warmup_epochs}")
     validate_train(config.adversarial_train, "adversarial_train")
+    if config.training in CERTIFIED_TRAININGS:
+        _certified(config.certified)
     if config.training != "rsr":
         return
     r = config.rsr
@@ -125,6 +128,16 @@ def _training(config):
     _require(0 <= r.target_sparsity < 1, f"rsr.target_sparsity must be in [0, 1), got {r.target_sparsity}")
     _require(r.eot_samples >= 1, f"rsr.eot_samples must be >= 1, got {r.eot_samples}")
     _one_of(r.noise_sigma_rule, SIGMA_RULES, "rsr.noise_sigma_rule")
+
+
+def _certified(c):
+    if c.train_eps:
+        check_linf_eps(c.train_eps, "certified.train_eps")
+    _one_of(c.norm, ("linf", "l2"), "certified.norm")
+    for key in ("warmup_epochs", "ramp_epochs"):
+        _require(c[key] >= 0, f"certified.{key} must be >= 0, got {c[key]}")
+    for key in ("kappa_start", "kappa_end", "beta_start", "beta_end"):
+        _require(0 <= c[key] <= 1, f"certified.{key} must be in [0, 1], got {c[key]}")
 
 
 def _methods(config):
