@@ -9,7 +9,8 @@
 * The declarations, by paper: ``guo`` (the progressive-pruning sweep, also scripts/sweep.py),
   ``guo_tables`` (Table 1 activation L1), ``guo_sweep_tables`` (Table 2 analogue, CLEVER), ``guo_r2_gap``; ``wang``
   (Tables 1–2), ``wang_lottery`` / ``wang_iwi`` (Tables 3–4); ``rsr_tables`` (RSR Tables 1, 2,
-  3, 5). :data:`EXPERIMENTS` maps a config's ``experiment`` key to its declaration.
+  3, 5); ``certified`` (certified accuracy of dense vs pruned models, beyond the papers).
+  :data:`EXPERIMENTS` maps a config's ``experiment`` key to its declaration.
 * Single runs: ``train`` (clean / PGD / RSR), ``prune``, ``tune`` (keras-tuner over RSR's λ, γ),
   ``evaluate`` (a saved model under an attack suite), ``export``, ``report``; ``rsr`` is the
   PGD / RSR training recipe shared by ``train``, ``tune`` and the RSR tables.
@@ -42,6 +43,7 @@ EXPERIMENTS = {
     "rsr_blackbox": ("tfsparse.pipelines.rsr_tables", "BLACKBOX"),
     "wang_lottery": ("tfsparse.pipelines.wang_lottery", "run_lottery_table"),
     "wang_iwi": ("tfsparse.pipelines.wang_iwi", "run_iwi_table"),
+    "certified_pruning": ("tfsparse.pipelines.certified", "EXPERIMENT"),
 }
 
 
