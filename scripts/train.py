@@ -13,9 +13,11 @@ Usage:
 --training picks clean, pgd (Madry PGD adversarial training), rsr (RSR: noise injection,
 ensemble loss with lasso, PGD, threshold pruning), ibp or crown_ibp (certified training on
 interval / CROWN-IBP bounds, Gowal et al. 2018 / Zhang et al. 2020; the run then also reports
-IBP- and CROWN-certified accuracy); --eps sets the training radius in pixel units of [0, 1]
-images. The config variant holds the dataset family's settings: lenet (default, MNIST), cifar,
-mnist_pgd, mnist_rsr, cifar_pgd, cifar_rsr, mnist_ibp, mnist_crown_ibp (configs/train.py).
+IBP- and CROWN-certified accuracy) or gaussian (Gaussian noise augmentation, the base
+classifier of randomized smoothing; the run reports the smoothed classifier's certified l2
+accuracy); --eps sets the training radius in pixel units of [0, 1] images. The config variant
+holds the dataset family's settings: lenet (default, MNIST), cifar, mnist_pgd, mnist_rsr,
+cifar_pgd, cifar_rsr, mnist_ibp, mnist_crown_ibp, mnist_gaussian (configs/train.py).
 
 --config.distribute=mirrored (every GPU here), multi_worker (the TF_CONFIG cluster, e.g. under
 scripts/launch_local.py) or tpu trains under that tf.distribute strategy, batch_size being the
@@ -39,7 +41,7 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (confi
 _NUM_TRAIN = flags.DEFINE_integer("num_train", None, "Use this many training images (config.data.num_train; 0 = all).")
 _EPOCHS = flags.DEFINE_float("epochs", None, "Epochs to train (sets train.epochs and adversarial_train.epochs; "
                                              "their steps become 0).")
-_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "rsr", "ibp", "crown_ibp"],
+_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "rsr", "ibp", "crown_ibp", "gaussian"],
                               "Training objective (config.training).")
 _EPS = cli.define_number("eps", None, "Training radius (PGD, or the certified bound unless certified.train_eps) "
                                        "in pixel units, e.g. 0.3 or 8/255 (config.pgd.eps).")

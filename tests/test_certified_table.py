@@ -1,7 +1,8 @@
 """The certified table (tfsparse.pipelines.certified, configs/certified_mnist.py; issue 34, item 5).
 
-Fast: the quick declaration end to end in-process, shrunk by overrides (CROWN-IBP, dense and
-80 % pruned; the same code path as ``scripts/experiment.py``), then what its files hold; the
+Fast: the quick declaration end to end in-process, shrunk by overrides (CROWN-IBP and Gaussian
+smoothing, dense and 80 % pruned; the same code path as ``scripts/experiment.py``), then what
+its files hold; the
 per-unit objective each training reads; the checks; the seed summary with paired differences.
 """
 
@@ -39,15 +40,16 @@ def test_shipped_variants_validate(variant):
     certified.EXPERIMENT.check(config)
 
 
-def test_crown_ibp_dense_and_pruned_end_to_end(tmp_path):
-    config = _quick(trainings=("crown_ibp",))
+def test_crown_ibp_and_smoothing_dense_and_pruned_end_to_end(tmp_path):
+    config = _quick(trainings=("crown_ibp", "gaussian"))
+    config.smoothing.update({"n": 200, "num_examples": 32})
     run_dir = experiment("certified_pruning")(config, str(tmp_path / "run"), log=lambda line: None)
     state = json.loads((tmp_path / "run" / "results.json").read_text())
     assert state["status"] == "complete" and state["experiment"] == "certified_pruning"
-    dense, pruned = state["records"]
+    (dense, pruned), smoothed = state["records"][:2], state["records"][2:]
     assert (dense["training"], dense["sparsity"], pruned["sparsity"]) == ("crown_ibp", 0.0, 0.8)
     assert dense["weight_sparsity"] == 0.0 and pruned["weight_sparsity"] == pytest.approx(0.8, abs=0.01)
-    for record in state["records"]:
+    for record in state["records"][:2]:
         # One measure on the same 32 images: proved ≤ attacked ≤ clean (enforced per image).
         assert record["num_eval"] == 32 and "PGD(eps=0.1" in record["pgd_attack"]
         assert 0 <= record["certified_ibp"] <= record["pgd_accuracy"] <= record["clean_accuracy"]
@@ -55,7 +57,17 @@ def test_crown_ibp_dense_and_pruned_end_to_end(tmp_path):
         assert record["autoattack_accuracy"] is None  # quick: no AutoAttack column
     row = next(r for r in state["summary"] if r["sparsity"] == 0.8)
     assert row["certified_crown_vs_dense"] == pytest.approx(pruned["certified_crown"] - dense["certified_crown"])
-    assert "| crown_ibp | 0.10 | 0.80 |" in (tmp_path / "run" / "results.md").read_text()
+    markdown = (tmp_path / "run" / "results.md").read_text()
+    assert "| crown_ibp | 0.10 | 0.80 |" in markdown
+    # Smoothing rows: σ in place of ε; certified l2 accuracy never grows with the radius.
+    assert [(r["training"], r["sigma"], r["sparsity"]) for r in smoothed] == [("gaussian", 0.25, 0.0),
+                                                                              ("gaussian", 0.25, 0.8)]
+    for record in smoothed:
+        curve = [record[f"smoothed_at_{r:g}"] for r in config.smoothing.radii]
+        assert curve == sorted(curve, reverse=True) and curve[0] <= 1 - record["smoothed_abstain"]
+        assert record["smoothed_n"] == 200 and record["smoothed_examples"] == 32
+    assert "#### Randomized smoothing" in markdown and "| 0.25 | 0.80 |" in markdown
+    assert (tmp_path / "run" / certified.FIGURE).stat().st_size > 0
     # The pruned model was saved with real zeros, 80 % of its kernels (the fine-tuning held the mask).
     import h5py
 
@@ -86,6 +98,7 @@ def test_each_unit_reads_its_own_objective():
     ({"sparsities": (0.0, 1.0)}, "sparsities"),
     ({"eps_values": (0.0,)}, "eps_values"),
     ({"finetune_epochs": 0.0}, "finetune_epochs must be > 0"),
+    ({"smoothing_sigmas": ()}, "smoothing_sigmas"),
 ])
 def test_bad_table_settings_are_refused_before_any_work(overrides, message):
     config = certified_mnist.get_config("quick")

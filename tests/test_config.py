@@ -16,7 +16,7 @@ CONFIGS = [
     ("guo_linear", "binary"), ("guo_linear", "multiclass"), ("guo_linear", "quick"),
     ("wang_mnist", "quick"), ("wang_mnist", "full"), ("train", "lenet"), ("train", "cifar"),
     ("train", "mnist_pgd"), ("train", "mnist_rsr"), ("train", "cifar_pgd"), ("train", "cifar_rsr"),
-    ("train", "mnist_ibp"), ("train", "mnist_crown_ibp"),
+    ("train", "mnist_ibp"), ("train", "mnist_crown_ibp"), ("train", "mnist_gaussian"),
     ("prune", "default"), ("tune_rsr", "quick"), ("tune_rsr", "paper"), ("evaluate", "mnist"),
 ]
 
@@ -74,6 +74,21 @@ def test_certified_training_values_are_checked(key, value, message):
     section, leaf = key.split(".")
     config[section][leaf] = value
     with pytest.raises(errors.ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        config_lib.validate(config)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("smoothing.sigma", 0.0, "smoothing.sigma (the noise scale, pixel units) must be > 0"),
+    ("smoothing.alpha", 1.0, "smoothing.alpha must be in (0, 1)"),
+    ("smoothing.n", 0, "smoothing.n must be >= 1"),
+    ("smoothing.radii", (-0.5,), "smoothing.radii must be one or more l2 radii >= 0"),
+])
+def test_smoothing_values_are_checked(key, value, message):
+    config = get_config("train", "mnist_gaussian")
+    assert config.training == "gaussian"
+    section, leaf = key.split(".")
+    config[section][leaf] = value
+    with pytest.raises(errors.ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         config_lib.validate(config)
 
 

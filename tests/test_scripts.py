@@ -114,6 +114,23 @@ def test_train_certified_records_its_schedule_and_certified_accuracy(tmp_path):
     assert (workdir / "saved_model" / "saved_model.pb").exists()
 
 
+# Slow tier: the gaussian objective's parts run fast in tests/test_smoothing.py and test_certified_table.py.
+@pytest.mark.slow
+def test_train_gaussian_reports_the_smoothed_certified_accuracy(tmp_path):
+    workdir = tmp_path / "gaussian"
+    result = run_script(
+        "train.py", "--config=configs/train.py:mnist_gaussian", "--num_train=256", "--epochs=1",
+        "--config.pgd.eval_steps=3", "--config.pgd.eval_examples=64", "--config.smoothing.n=200",
+        "--config.smoothing.num_examples=32", f"--workdir={workdir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "results.json").read_text())
+    assert summary["training"] == "gaussian" and summary["sigma"] == 0.25 and summary["smoothed_examples"] == 32
+    curve = list(summary["smoothed_certified"].values())
+    assert list(summary["smoothed_certified"]) == ["0", "0.25", "0.5", "0.75", "1"] and curve == sorted(curve)[::-1]
+    assert "smoothed (σ 0.25) certified l2 accuracy" in result.stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

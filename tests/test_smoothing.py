@@ -67,3 +67,52 @@ def test_bad_arguments_are_refused(kwargs, message):
     args = {"sigma": 0.5, **kwargs}
     with pytest.raises(ConfigError, match=message):
         smoothing.certify(model, np.zeros((1, 1), np.float32), args.pop("sigma"), **args)
+
+
+class _Seen(keras.layers.Layer):
+    """Keeps the last batch it saw in training mode (identity otherwise)."""
+
+    def build(self, shape):
+        self.seen = self.add_weight(name="seen", shape=(64,) + tuple(shape[1:]), initializer="zeros", trainable=False)
+
+    def call(self, x, training=None):
+        if training:
+            self.seen.assign(x)
+        return x
+
+
+def _spied_net():
+    inputs = keras.Input((4,))
+    seen = _Seen()
+    return keras.Model(inputs, keras.layers.Dense(2)(seen(inputs))), seen
+
+
+def test_noise_augmented_training_sees_unclipped_gaussian_noise_of_sigma():
+    # Cohen et al. 2019 §4: the base classifier trains on x + N(0, σ²I), not clipped to [0, 1].
+    from tfsparse.training import NoiseAugmentedModel
+
+    inner, seen = _spied_net()
+    model = NoiseAugmentedModel(inner, sigma=0.4, seed=3)
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.full((64, 4), 0.5, np.float32)
+    model.fit(x, np.zeros(64, np.int32), batch_size=64, epochs=1, verbose=0, shuffle=False)
+    noise = seen.seen.numpy() - 0.5
+    assert abs(noise.mean()) < 0.05 and noise.std() == pytest.approx(0.4, rel=0.1)
+    assert (seen.seen.numpy() < 0).any() and (seen.seen.numpy() > 1).any()
+    logits = inner(x, training=False).numpy()
+    assert model.evaluate(x, np.zeros(64, np.int32), verbose=0) == pytest.approx(
+        float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(np.zeros(64), logits)), rel=1e-5)
+
+
+def test_noise_augmented_model_round_trips_and_refuses_a_bad_sigma(tmp_path):
+    from tfsparse.training import NoiseAugmentedModel
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        NoiseAugmentedModel(inner, sigma=0.0)
+    model = NoiseAugmentedModel(inner, sigma=0.25, seed=5)
+    model.save(tmp_path / "smoothed.keras")
+    loaded = keras.models.load_model(tmp_path / "smoothed.keras")
+    assert (type(loaded).__name__, loaded.sigma, loaded.seed) == ("NoiseAugmentedModel", 0.25, 5)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded.inner(x).numpy(), inner(x).numpy(), rtol=1e-6)

@@ -146,6 +146,35 @@ def plot_accuracy_by_row(summary, path, measures, title=""):
     return _save(fig, path)
 
 
+def plot_certified_radius_curves(curves, path, title=""):
+    """Certified accuracy against the l2 radius (Cohen et al. 2019, Figure 6), one line per setting.
+
+    Args:
+      curves: ``[(label, radii, accuracies, ci95s)]``: a smoothed model's certified accuracy at
+        each radius (mean over seeds) and its 95 % CI half-widths (None: no band).
+      path: output image path (PNG by extension).
+      title: figure title.
+
+    Returns:
+      ``path``.
+    """
+    fig, axis = plt.subplots(figsize=(5.0, 3.6))
+    for label, radii, accuracies, ci95s in curves:
+        line, = axis.plot(radii, accuracies, marker="o", label=label)
+        if ci95s and any(c is not None for c in ci95s):
+            half = [c or 0.0 for c in ci95s]
+            axis.fill_between(radii, [a - h for a, h in zip(accuracies, half)],
+                              [a + h for a, h in zip(accuracies, half)], color=line.get_color(), alpha=0.15)
+    axis.set_xlabel("l2 radius (pixel units)")
+    axis.set_ylabel("certified accuracy")
+    axis.set_ylim(0.0, 1.0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
 _METHOD_COLOURS = {"DENSE": "black", "LUP": "tab:blue", "GUP": "tab:orange", "FP": "tab:green", "NS": "tab:red"}
 
 

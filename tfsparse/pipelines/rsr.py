@@ -13,6 +13,8 @@
 * ``ibp`` / ``crown_ibp`` — certified training (Gowal et al. 2018; Zhang et al. 2020, Eq. 7):
   :class:`~tfsparse.training.CertifiedModel` at ``certified.train_eps`` (0: ``pgd.eps``) with
   the ``certified`` section's ε, κ and β schedules, the ``adversarial_train`` policy.
+* ``gaussian`` — the base classifier of randomized smoothing (Cohen et al. 2019, §4):
+  :class:`~tfsparse.training.NoiseAugmentedModel` on inputs plus N(0, ``smoothing.sigma``²).
 
 PGD accuracy after training (:func:`pgd_accuracy`) is measured by
 :func:`tfsparse.evaluation.evaluate` with :func:`eval_attack`: ``pgd.eval_steps`` steps of
@@ -20,7 +22,8 @@ PGD accuracy after training (:func:`pgd_accuracy`) is measured by
 starts at x; Madry's evaluation starts at a random point), EOT-PGD with ``rsr.eot_samples``
 draws per step when the model is random at inference; after certified training
 :func:`robust_measures` adds the IBP- and CROWN-certified accuracy at ``pgd.eps`` in the same
-measure (certified ≤ PGD-robust ≤ clean checked per image).
+measure (certified ≤ PGD-robust ≤ clean checked per image), and after ``gaussian`` training
+:func:`smoothed_measures` the smoothed classifier's certified l2 accuracy (CERTIFY).
 """
 
 import contextlib
@@ -38,8 +41,10 @@ from tfsparse.pipelines._build import train_section
 from tfsparse.sparsity import gamma_for_sparsity
 from tfsparse.sparsity import threshold_prune
 from tfsparse.certification import Certificate
+from tfsparse.certification import smoothing
 from tfsparse.training import AdversarialModel
 from tfsparse.training import CertifiedModel
+from tfsparse.training import NoiseAugmentedModel
 from tfsparse.training import add_lasso
 from tfsparse.training import float32_logits
 from tfsparse.training import precision_policy
@@ -62,7 +67,8 @@ def pgd_random_start(config):
 
 def adversarial_model(config, model, num_train):
     """The :class:`AdversarialModel` of a pgd/rsr config (the :class:`CertifiedModel` of an
-    ibp/crown_ibp one) around ``model``, and its train section.
+    ibp/crown_ibp one, the :class:`NoiseAugmentedModel` of a gaussian one) around ``model``, and
+    its train section.
 
     Returns:
       ``(adversarial_model, train_cfg)``.
@@ -76,6 +82,8 @@ def adversarial_model(config, model, num_train):
             warmup_steps=int(round(c.warmup_epochs * per_epoch)), ramp_steps=int(round(c.ramp_epochs * per_epoch)),
             kappa=(c.kappa_start, c.kappa_end), beta=(c.beta_start, c.beta_end),
         ), train_cfg
+    if config.training == "gaussian":
+        return NoiseAugmentedModel(model, sigma=config.smoothing.sigma, seed=config.pgd.seed), train_cfg
     adversarial = AdversarialModel(
         model, eps=config.pgd.eps, step_size=config.pgd.step_size, steps=pgd_steps(config),
         random_start=pgd_random_start(config),
@@ -127,7 +135,7 @@ def threshold(model, rsr_cfg):
 
 
 def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_dir=None, strategy=None):
-    """Builds, trains (and for RSR prunes) the model of a pgd/rsr/ibp/crown_ibp config.
+    """Builds, trains (and for RSR prunes) the model of a pgd/rsr/ibp/crown_ibp/gaussian config.
 
     The model, its :class:`AdversarialModel` and the optimizer are built inside
     ``strategy.scope()`` and under the ``adversarial_train.mixed_precision`` policy
@@ -135,7 +143,7 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
     model is then a plain float32 copy (:func:`~tfsparse.pipelines._build.single_device_copy`).
 
     Args:
-      config: a validated config with ``training`` in (pgd, rsr, ibp, crown_ibp).
+      config: a validated config with ``training`` in (pgd, rsr, ibp, crown_ibp, gaussian).
       dataset: the loaded dataset.
       seed: seed of the initial weights and of the data order.
       verbose: Keras verbosity.
@@ -166,6 +174,8 @@ def train_robust(config, dataset, seed, *, verbose=0, callbacks=(), checkpoint_d
         info.update({"train_eps": adversarial.eps, "eps_warmup_steps": adversarial.warmup_steps,
                      "eps_ramp_steps": adversarial.ramp_steps, "kappa": list(adversarial.kappa),
                      "beta": list(adversarial.beta) if config.training == "crown_ibp" else None})
+    elif config.training == "gaussian":
+        info["sigma"] = adversarial.sigma
     else:
         info.update({"step_size": float(config.pgd.step_size), "pgd_steps": pgd_steps(config),
                      "pgd_random_start": pgd_random_start(config), "eps_warmup_steps": adversarial.eps_warmup})
@@ -201,13 +211,31 @@ def robust_measures(model, x, y, config, batch_size):
     with the PGD attack, so certified ≤ PGD-robust ≤ clean is checked per image."""
     if config.training not in CERTIFIED or config.pgd.eps == 0 or config.pgd.eval_steps == 0:
         accuracy, attack = pgd_accuracy(model, x, y, config, batch_size)
-        return {"pgd_accuracy": accuracy, "pgd_attack": attack}
+        found = {"pgd_accuracy": accuracy, "pgd_attack": attack}
+        if config.training == "gaussian":
+            found.update(smoothed_measures(model, x, y, config.smoothing, config.pgd.seed))
+        return found
     attack = eval_attack(config, model)
     return evaluation.measure(
         model, x, y, [("pgd_accuracy", attack), ("pgd_attack", attack, "repr"),
                       ("certified_ibp", Certificate("ibp", float(config.pgd.eps))),
                       ("certified_crown", Certificate("crown", float(config.pgd.eps)))],
         batch_size=batch_size, seed=config.pgd.seed)
+
+
+def smoothed_measures(model, x, y, smoothing_cfg, seed):
+    """Randomized smoothing's CERTIFY (Cohen et al. 2019, §3.2) of ``model`` at ``smoothing.sigma`` on
+    the first ``smoothing.num_examples`` of ``(x, y)``: ``smoothed_certified`` (certified l2 accuracy at
+    each of ``smoothing.radii``, abstentions wrong), ``smoothed_abstain`` (the abstained fraction)."""
+    c = smoothing_cfg
+    x, y = x[:c.num_examples], y[:c.num_examples]
+    found = smoothing.certify(model, x, c.sigma, n0=int(c.n0), n=int(c.n), alpha=float(c.alpha),
+                              batch=int(c.batch), seed=seed)
+    return {"sigma": float(c.sigma), "smoothed_certified": dict(zip((f"{r:g}" for r in c.radii),
+                                                                   found.curve(y, list(c.radii)))),
+            "smoothed_abstain": float((found.prediction == smoothing.ABSTAIN).mean()), "smoothed_n": int(c.n),
+            "smoothed_alpha": float(c.alpha),
+            "smoothed_examples": len(x)}
 
 
 def pgd_accuracy(model, x, y, config, batch_size):

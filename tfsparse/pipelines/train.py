@@ -3,7 +3,8 @@
 ``config.training`` picks the objective (SPEC §8): ``clean`` (the ``train`` section's SGD
 policy), ``pgd`` (Madry PGD adversarial training), ``rsr`` (Robust Sparse
 Regularization, then threshold pruning), ``ibp`` or ``crown_ibp`` (certified training,
-Gowal et al. 2018 / Zhang et al. 2020) — all but the first through the one recipe in
+Gowal et al. 2018 / Zhang et al. 2020) or ``gaussian`` (noise augmentation for randomized
+smoothing, Cohen et al. 2019) — all but the first through the one recipe in
 :mod:`tfsparse.pipelines.rsr`. The run directory receives:
 
 * ``config.json`` — the resolved config and metadata (version, git commit);
@@ -11,7 +12,9 @@ Gowal et al. 2018 / Zhang et al. 2020) — all but the first through the one rec
   when complete: clean accuracy, steps, seconds, ``distribute`` and its replica count, the
   precision policy; for pgd/rsr also ε, PGD accuracy on
   ``pgd.eval_examples`` test images (by :func:`tfsparse.evaluation.measure`), sparsity, γ;
-  for ibp/crown_ibp also ``certified_ibp`` / ``certified_crown`` on the same images;
+  for ibp/crown_ibp also ``certified_ibp`` / ``certified_crown`` on the same images; for
+  gaussian the smoothed classifier's ``smoothed_certified`` accuracy per l2 radius and
+  ``smoothed_abstain`` (:func:`tfsparse.pipelines.rsr.smoothed_measures`);
 * ``history.csv`` — one row per completed epoch (loss, accuracy, adv_accuracy,
   weight_sparsity, the epoch-end robustness ``robust_*``);
 * ``tensorboard/`` — the same curves as TensorBoard event files;
@@ -196,5 +199,8 @@ def train_and_evaluate(config, workdir, *, resume=False, log=print):
     extra = f", PGD accuracy {summary['pgd_accuracy']:.4f} at eps {summary['eps']:.4g}" if "pgd_accuracy" in summary else ""
     if "certified_crown" in summary:
         extra += f", certified (IBP / CROWN) {summary['certified_ibp']:.4f} / {summary['certified_crown']:.4f}"
+    if "smoothed_certified" in summary:
+        extra += f", smoothed (σ {summary['sigma']:g}) certified l2 accuracy " + ", ".join(
+            f"{value:.4f} at {radius}" for radius, value in summary["smoothed_certified"].items())
     log(f"clean accuracy {summary['clean_accuracy']:.4f}{extra} after {steps_done} steps ({seconds:.1f} s)")
     return run.state

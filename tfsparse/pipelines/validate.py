@@ -25,7 +25,7 @@ from tfsparse.training import LR_SCHEDULES
 from tfsparse.training import OPTIMIZERS
 from tfsparse.training import STRATEGIES
 
-TRAININGS = ("clean", "pgd", "rsr", "ibp", "crown_ibp")
+TRAININGS = ("clean", "pgd", "rsr", "ibp", "crown_ibp", "gaussian")
 CERTIFIED_TRAININGS = ("ibp", "crown_ibp")
 # Wang et al.'s one-shot table compares these; "threshold" (RSR's γ) belongs to the RSR recipe.
 TABLE_METHODS = tuple(m for m in METHODS if m != "threshold")
@@ -117,6 +117,8 @@ def _training(config):
     validate_train(config.adversarial_train, "adversarial_train")
     if config.training in CERTIFIED_TRAININGS:
         _certified(config.certified)
+    if config.training == "gaussian":
+        _smoothing(config.smoothing)
     if config.training != "rsr":
         return
     r = config.rsr
@@ -138,6 +140,15 @@ def _certified(c):
         _require(c[key] >= 0, f"certified.{key} must be >= 0, got {c[key]}")
     for key in ("kappa_start", "kappa_end", "beta_start", "beta_end"):
         _require(0 <= c[key] <= 1, f"certified.{key} must be in [0, 1], got {c[key]}")
+
+
+def _smoothing(c):
+    _require(c.sigma > 0, f"smoothing.sigma (the noise scale, pixel units) must be > 0, got {c.sigma}")
+    for key in ("n0", "n", "batch", "num_examples"):
+        _require(c[key] >= 1, f"smoothing.{key} must be >= 1, got {c[key]}")
+    _require(0 < c.alpha < 1, f"smoothing.alpha must be in (0, 1), got {c.alpha}")
+    _require(len(c.radii) >= 1 and all(r >= 0 for r in c.radii),
+             f"smoothing.radii must be one or more l2 radii >= 0, got {list(c.radii)}")
 
 
 def _methods(config):

@@ -1,5 +1,5 @@
 """Keras machinery of training (SPEC §8): fit, AdversarialModel, CertifiedModel (IBP / CROWN-IBP),
-losses, callbacks, schedules, strategies (``distribute``) and mixed precision (``precision``).
+NoiseAugmentedModel (the base classifier of randomized smoothing), losses, callbacks, schedules, strategies (``distribute``) and mixed precision (``precision``).
 
 Runs (config → data → model → fit → evaluation → files) live one floor up, in
 :mod:`tfsparse.pipelines`.
@@ -9,6 +9,7 @@ from tfsparse.sparsity import UpdatePruningStep
 from tfsparse.training.adversarial import AdversarialModel
 from tfsparse.training.adversarial import train_adversarial
 from tfsparse.training.certified import CertifiedModel
+from tfsparse.training.noise_augmented import NoiseAugmentedModel
 from tfsparse.training.callbacks import CheckpointedCallback
 from tfsparse.training.callbacks import EpochCheckpoint
 from tfsparse.training.callbacks import NaNGuard
