@@ -31,6 +31,10 @@ def get_config(arg=None):
     config.pgd.eps_warmup_epochs = 0.0
     config.adversarial_train = train_config.adversarial_policy("mnist", config.train)
     config.adversarial_train.learning_rate = 1e-4
+    # "ibp" / "crown_ibp" fine-tune on the certified loss (Zhang et al. 2020, Eq. 7) at pgd.eps
+    # with κ and β at their final values from the first step (the source is trained already).
+    config.certified = train_config.certified_training("crown_ibp")
+    config.certified.update({"warmup_epochs": 0.0, "ramp_epochs": 0.0})
     config.prune = ml_collections.ConfigDict(
         {"keep_dense": (), "layer_types": ("conv", "dense"), "gamma": -1.0, "ns_max_per_layer": 0.9}
     )

@@ -6,10 +6,13 @@ Usage:
 
 Methods: gup, lup (Wang et al. unstructured), fp (filter pruning), ns (network slimming;
 needs BN layers), threshold (RSR gamma: set --config.prune.gamma, or --sparsity picks gamma).
---retrain_epochs=0 prunes without retraining; --training=pgd fine-tunes adversarially (--eps). --output receives saved_model/ (real zeros,
-wrappers stripped; FP/NS physically smaller), stats.json, weights_histogram.png and
-results.json; the per-layer table is printed. --config.distribute=mirrored retrains on
-replicas (multi_worker: fp/ns only; --training=pgd needs distribute=none; docs/SCALE.md). Exit codes: 0 ok, 1 failure, 2 bad usage,
+--retrain_epochs=0 prunes without retraining; --training=pgd fine-tunes adversarially (--eps),
+--training=ibp|crown_ibp on the certified (bound) loss at --eps (verification-aware
+fine-tuning; the run then reports IBP- and CROWN-certified accuracy). --output receives
+saved_model/ (real zeros, wrappers stripped; FP/NS physically smaller), stats.json,
+weights_histogram.png and results.json; the per-layer table is printed.
+--config.distribute=mirrored retrains on replicas (multi_worker: fp/ns only; --training other
+than clean needs distribute=none; docs/SCALE.md). Exit codes: 0 ok, 1 failure, 2 bad usage,
 130/143 interrupted.
 """
 
@@ -26,9 +29,11 @@ _DATASET = flags.DEFINE_string("dataset", None, "Dataset to retrain on (config.d
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data file or directory (config.data.data_dir).")
 _EPOCHS = flags.DEFINE_float("retrain_epochs", None, "Retraining epochs (config.train.epochs and "
                               "config.adversarial_train.epochs; their steps become 0); 0 = no retraining.")
-_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd"], "Retraining objective (config.training): clean, "
-                                                                  "or pgd for adversarial fine-tuning.")
-_EPS = cli.define_number("eps", None, "PGD fine-tuning radius in pixel units, e.g. 0.3 or 8/255 (config.pgd.eps).")
+_TRAINING = flags.DEFINE_enum("training", None, ["clean", "pgd", "ibp", "crown_ibp"],
+                              "Retraining objective (config.training): clean, pgd for adversarial fine-tuning, "
+                              "ibp / crown_ibp for certified fine-tuning.")
+_EPS = cli.define_number("eps", None, "Fine-tuning radius (PGD or certified) in pixel units, e.g. 0.3 or 8/255 "
+                                      "(config.pgd.eps).")
 _OUTPUT = flags.DEFINE_string("output", None, "Output directory to create (must not already hold files).", required=True)
 
 

@@ -151,6 +151,7 @@ def test_train_bad_usage_exits_2(tmp_path, args, message):
     ("gup", 0.6, "clean"),
     pytest.param("fp", 0.5, "clean", marks=pytest.mark.slow),  # structured: also tests/test_structured.py
     ("threshold", 0.6, "pgd"),
+    ("gup", 0.5, "crown_ibp"),  # issue 34: verification-aware fine-tuning of a pruned model
 ])
 def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path, method, sparsity, training):
     """scripts/prune.py over tfsparse.pipelines.prune: real zeros or a narrower model; the
@@ -160,12 +161,17 @@ def test_prune_exports_a_smaller_model_with_real_zeros(trained_workdir, tmp_path
         "prune.py", f"--model={trained_workdir / 'saved_model'}", f"--method={method}", f"--sparsity={sparsity}",
         "--dataset=mnist", "--retrain_epochs=0.2", f"--output={output}", "--config.data.num_train=600",
         "--config.verbose=0", f"--training={training}", "--config.pgd.steps=2",
+        "--config.pgd.eval_steps=5", "--config.pgd.eval_examples=100",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     stats = json.loads((output / "stats.json").read_text())
     assert stats["training"] == training
     assert (output / "weights_histogram.png").is_file()
     assert "overall" in result.stdout  # the per-layer table
+    if training != "clean":  # robustness after robust fine-tuning, on the same images
+        assert 0 <= stats["pgd_accuracy"] <= 1
+    if training == "crown_ibp":
+        assert 0 <= stats["certified_ibp"] <= stats["pgd_accuracy"] and stats["certified_crown"] <= stats["pgd_accuracy"]
     import tfsparse  # noqa: F401
     from tfsparse import sparsity as sparsity_lib
     from tfsparse.model_io import load_keras_model

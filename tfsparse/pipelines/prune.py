@@ -32,9 +32,12 @@ from tfsparse.pipelines._build import load_data
 from tfsparse.pipelines._build import strategy_scope
 from tfsparse.pipelines._build import train_section
 from tfsparse.pipelines._run import Run
+from tfsparse.pipelines._build import eval_subset
 from tfsparse.pipelines.rsr import adversarial_fit
+from tfsparse.pipelines.rsr import robust_measures
 
 KIND = "prune"
+RETRAININGS = ("clean", "pgd", "ibp", "crown_ibp")
 
 
 def prune_saved_model(config, model_path, output, log=print):
@@ -47,7 +50,11 @@ def prune_saved_model(config, model_path, output, log=print):
     headline numbers). ``train`` with 0 steps and 0 epochs prunes without retraining.
     ``training = "pgd"`` fine-tunes adversarially instead (Wang et al. 2020: pruned models
     are fine-tuned with the PGD training that made the reference robust): the ``pgd`` attack
-    inside the ``adversarial_train`` policy, the masks held as in clean retraining.
+    inside the ``adversarial_train`` policy, the masks held as in clean retraining;
+    ``ibp`` / ``crown_ibp`` fine-tune on the certified loss at ``pgd.eps`` (the ``certified``
+    section). After robust fine-tuning the record adds the PGD accuracy (and, certified, the
+    IBP- and CROWN-certified accuracy) at ``pgd.eps`` on the first ``pgd.eval_examples`` test
+    images (:func:`tfsparse.pipelines.rsr.robust_measures`).
 
     Returns:
       The statistics dict written to ``stats.json`` (None on a multi-worker cluster's other
@@ -56,14 +63,14 @@ def prune_saved_model(config, model_path, output, log=print):
     Raises:
       tfsparse.errors.UsageError: on a taken output folder, an unloadable model, bad data,
         a model/data shape mismatch or outputs that do not fit the classes, a method that does not apply to the model, or
-        ``training = "pgd"`` under a ``distribute`` strategy.
+        a robust ``training`` under a ``distribute`` strategy.
     """
-    if config.training not in ("clean", "pgd"):
-        raise ConfigError(f"training {config.training!r}: pruned models are retrained clean or fine-tuned with pgd")
-    if config.training == "pgd" and config.distribute != "none":
-        raise ConfigError(f"--training=pgd cannot run under distribute={config.distribute}: tfmot's pruning wrappers "
-                          "call a cross-replica merge_call inside the PGD loop, which tf.distribute refuses; "
-                          "use --config.distribute=none (docs/SCALE.md)")
+    if config.training not in RETRAININGS:
+        raise ConfigError(f"training {config.training!r}: pruned models are retrained with one of {RETRAININGS}")
+    if config.training != "clean" and config.distribute != "none":
+        raise ConfigError(f"--training={config.training} cannot run under distribute={config.distribute}: tfmot's "
+                          "pruning wrappers call a cross-replica merge_call inside the robust train step, which "
+                          "tf.distribute refuses; use --config.distribute=none (docs/SCALE.md)")
     strategy, chief = distribution(config, "train", wrappers=config.method in WRAPPED_METHODS)
     run = Run(output, config, KIND, writer=chief).prepare()
     model = load_keras_model(model_path)
@@ -88,7 +95,7 @@ def prune_saved_model(config, model_path, output, log=print):
         if chief:
             before = metrics.clean_accuracy(model, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
         with strategy_scope(strategy):
-            if config.training == "pgd":
+            if config.training != "clean":
                 adversarial_fit(config, pruned, dataset.x_train, dataset.y_train, seed=config.seed,
                                 verbose=config.verbose)
             else:
@@ -102,19 +109,21 @@ def prune_saved_model(config, model_path, output, log=print):
             log("worker done; the chief evaluates and exports")
             return None
         after = metrics.clean_accuracy(final, dataset.x_test, dataset.y_test, batch_size=config.eval.batch_size)
+        robust = {} if config.training == "clean" else robust_measures(
+            final, *eval_subset(dataset, config.pgd.eval_examples), config, config.eval.batch_size)
         export.save_saved_model(final, run.file("saved_model"), check_inputs=dataset.x_test[:64])
         weight_stats = sparsity.weight_sparsity(final)
         stats = {
             "method": config.method, "requested_sparsity": config.sparsity, "source_model": model_path,
             "training": config.training,
-            "clean_accuracy_before": before, "clean_accuracy_after": after,
+            "clean_accuracy_before": before, "clean_accuracy_after": after, **robust,
             "weight_sparsity": weight_stats, "norms": sparsity.weight_norms(final),
             "structure_before": sparsity.structure_summary(model), "structure_after": sparsity.structure_summary(final),
             "metadata": run.metadata,
         }
         results.write_json(run.file("stats.json"), stats)
         plotting.plot_weight_histograms(final, run.file("weights_histogram.png"), log_y=True)
-        run.update(last_completed="export", clean_accuracy_before=before, clean_accuracy_after=after,
+        run.update(last_completed="export", clean_accuracy_before=before, clean_accuracy_after=after, **robust,
                    weight_sparsity=weight_stats["overall"], params_before=stats["structure_before"]["params"],
                    params_after=stats["structure_after"]["params"],
                    nonzero_params_before=stats["structure_before"]["nonzero_params"],
